@@ -1,0 +1,199 @@
+"""Settings: server options (`IMAGEGEN_*`), provider credentials under the names people
+already use (`OPENAI_API_KEY`, `AZURE_OPENAI_*`), and an optional TOML file.
+
+Precedence, highest first: environment variables, the TOML file (`--config`), defaults.
+The environment wins so that a secret kept out of the file, or a one-off override in a
+host's `env` block, always takes effect.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+from mcp_imagegen.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+APP_NAME = "mcp-imagegen"
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+DEFAULT_IMAGE_TIMEOUT_S = 300.0
+"""Image models take from seconds to several minutes; 30 s timeouts cut real calls off."""
+
+
+def default_store_dir() -> Path:
+    """The per-user data folder (never the process's working directory)."""
+    import platformdirs
+
+    return platformdirs.user_data_path(APP_NAME, appauthor=False)
+
+
+class _EnvFirstSettings(BaseSettings):
+    """Settings whose environment variables override values given at construction
+    (which is how the TOML file's values arrive)."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (env_settings, init_settings)
+
+
+class OpenAISettings(_EnvFirstSettings):
+    """The OpenAI Images API, or any server that speaks it (`OPENAI_BASE_URL`)."""
+
+    model_config = SettingsConfigDict(env_prefix="OPENAI_", extra="forbid")
+
+    api_key: SecretStr | None = None
+    base_url: str = "https://api.openai.com/v1"
+    org_id: str | None = None
+    project_id: str | None = None
+    default_model: str = "gpt-image-2"
+    timeout_s: float = Field(DEFAULT_IMAGE_TIMEOUT_S, gt=0)
+
+
+class AzureSettings(_EnvFirstSettings):
+    """Azure OpenAI: the OpenAI adapter with Azure's URL shapes and `api-key` auth.
+
+    With a dated `api_version` (e.g. `2025-04-01-preview`) requests go to the classic
+    deployment path; with none, `v1` or `preview` they go to `/openai/v1/`.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="AZURE_OPENAI_", extra="forbid")
+
+    api_key: SecretStr | None = None
+    ad_token: SecretStr | None = None
+    endpoint: str | None = None
+    api_version: str | None = None
+    deployment: str | None = None
+    timeout_s: float = Field(DEFAULT_IMAGE_TIMEOUT_S, gt=0)
+
+
+class EndpointSettings(BaseModel):
+    """A named OpenAI-compatible images endpoint from the config file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str
+    api_key: SecretStr | None = None
+    api_key_env: str | None = Field(None, description="Name of the environment variable holding the key.")
+    models: list[str] = Field(default_factory=list)
+    default_model: str | None = None
+    response_format: Literal["b64_json"] | None = Field(
+        None, description='Set to "b64_json" for servers that return URLs unless asked for image data.'
+    )
+    timeout_s: float = Field(DEFAULT_IMAGE_TIMEOUT_S, gt=0)
+
+    def resolved_key(self) -> SecretStr | None:
+        """The key given inline, else the one in `api_key_env`."""
+        if self.api_key is not None:
+            return self.api_key
+        if self.api_key_env and os.environ.get(self.api_key_env):
+            return SecretStr(os.environ[self.api_key_env])
+        return None
+
+
+def _split_paths(value: object) -> object:
+    """`IMAGEGEN_ALLOWED_DIRS` is a path list separated by the OS path separator, or JSON."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part for part in text.split(os.pathsep) if part.strip()]
+    return value
+
+
+class Settings(_EnvFirstSettings):
+    """Server options. Every field can be set as `IMAGEGEN_<NAME>` or in the TOML file."""
+
+    model_config = SettingsConfigDict(env_prefix="IMAGEGEN_", extra="forbid")
+
+    store_dir: Path = Field(default_factory=default_store_dir)
+    default_provider: str | None = None
+    inline_max_bytes: int = Field(700_000, ge=10_000)
+    inline_max_side: int = Field(1568, ge=64)
+    allowed_dirs: Annotated[list[Path], NoDecode] = Field(default_factory=list)
+    max_input_bytes: int = Field(50 * 1024 * 1024, ge=1024)
+    max_pixels: int = Field(8192 * 8192, ge=64 * 64)
+    http_max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024 * 1024)
+    log_level: LogLevel = "INFO"
+
+    openai: OpenAISettings = Field(default_factory=OpenAISettings)
+    azure: AzureSettings = Field(default_factory=AzureSettings)
+    endpoints: dict[str, EndpointSettings] = Field(default_factory=dict)
+
+    @field_validator("allowed_dirs", mode="before")
+    @classmethod
+    def _parse_allowed_dirs(cls, value: object) -> object:
+        return _split_paths(value)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("store_dir", mode="after")
+    @classmethod
+    def _expand_store_dir(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @field_validator("allowed_dirs", mode="after")
+    @classmethod
+    def _expand_allowed_dirs(cls, value: list[Path]) -> list[Path]:
+        return [path.expanduser() for path in value]
+
+
+def load_settings(config_file: Path | None = None) -> Settings:
+    """Build the settings from the environment and, if given, a TOML file.
+
+    Raises ConfigError naming the file or variable when a value is invalid.
+    """
+    data: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            data = tomllib.loads(config_file.expanduser().read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {config_file}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {config_file} is not valid TOML: {exc}") from exc
+    providers = data.pop("providers", {})
+    try:
+        if not isinstance(providers, dict):
+            raise ConfigError(f"[providers] in {config_file} must be a table")
+        unknown = set(providers) - {"openai", "azure"}
+        if unknown:
+            raise ConfigError(
+                f"unknown provider section(s) {sorted(unknown)} in {config_file}; "
+                "use [providers.openai], [providers.azure], or [endpoints.NAME] for OpenAI-compatible servers"
+            )
+        return Settings(
+            **data,
+            openai=OpenAISettings(**providers.get("openai", {})),
+            azure=AzureSettings(**providers.get("azure", {})),
+        )
+    except ValidationError as exc:
+        raise ConfigError(_describe_validation_error(exc, config_file)) from None
+
+
+def _describe_validation_error(exc: ValidationError, config_file: Path | None) -> str:
+    """Name each bad setting without echoing its value (it may be a secret)."""
+    problems = []
+    for error in exc.errors(include_input=False, include_url=False):
+        where = ".".join(str(part) for part in error["loc"])
+        problems.append(f"{where}: {error['msg']}")
+    source = f" (environment or {config_file})" if config_file else " (environment)"
+    return f"invalid settings{source}: " + "; ".join(problems)

@@ -1,0 +1,86 @@
+"""The error tree. Every failure a user can act on is one of these.
+
+    ImagegenError                   message is safe to show: no secrets, no stack traces
+    ├── ConfigError                 a provider or setting is missing or wrong ("set OPENAI_API_KEY")
+    ├── InputError                  the caller's arguments or images are unusable
+    │   └── UnsupportedOptionError  the chosen provider cannot honour an option
+    ├── ProviderError               the provider answered with an error (status, code, retry-after)
+    │   └── ContentPolicyError      the provider refused the prompt or the image
+    ├── ProviderUnreachableError    no usable answer: connection, timeout or a malformed reply
+    └── StoreError                  the file store could not keep or find an image
+
+Providers map their wire errors into this tree once; the MCP boundary
+(`server/tools.py`) maps the tree once into `isError` tool results.
+"""
+
+from __future__ import annotations
+
+
+class ImagegenError(Exception):
+    """Base of all anticipated failures; `str(err)` is shown to the user verbatim."""
+
+
+class ConfigError(ImagegenError):
+    """A provider is not configured, or a setting is invalid."""
+
+
+class InputError(ImagegenError):
+    """The caller's arguments or input images cannot be used."""
+
+
+class UnsupportedOptionError(InputError):
+    """An option was given that the chosen provider or model cannot honour."""
+
+
+class ProviderError(ImagegenError):
+    """The provider answered with an error status.
+
+    `message` is the provider's own explanation with secrets removed; `status`
+    is the HTTP status; `code` is the provider's machine-readable code if any.
+    """
+
+    def __init__(
+        self,
+        provider: str,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        self.provider = provider
+        self.message = message
+        self.status = status
+        self.code = code
+        self.retry_after = retry_after
+        self.request_id = request_id
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        status = f" (HTTP {self.status}{', ' + self.code if self.code else ''})" if self.status else ""
+        request = f" [request id {self.request_id}]" if self.request_id else ""
+        return f"{self.provider} returned an error{status}: {self.message}{request}. Nothing was stored."
+
+
+class ContentPolicyError(ProviderError):
+    """The provider's safety system refused the prompt or an input image."""
+
+    def _render(self) -> str:
+        request = f" [request id {self.request_id}]" if self.request_id else ""
+        return (
+            f"{self.provider} refused the request under its content policy: {self.message}{request}. "
+            "Rephrase the prompt or change the input image; nothing was stored."
+        )
+
+
+class ProviderUnreachableError(ImagegenError):
+    """The provider could not be reached or sent something we cannot use."""
+
+
+class StoreError(ImagegenError):
+    """The image store could not write, read or find an image."""
+
+
+class ImageNotFoundError(StoreError):
+    """No image with this id exists in the store."""

@@ -1,0 +1,131 @@
+"""Turn an image reference into bytes: the one place that reads caller-supplied images.
+
+A reference is one string: an `imagegen://images/{id}` URI, a local path (or `file://`
+URI) inside an allowed folder or the store, a `data:` URI, or raw base64. Sizes are
+capped before anything is decoded; paths are resolved (symlinks, `..`) before the check.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+from urllib.request import url2pathname
+
+import anyio.to_thread
+
+from mcp_imagegen.errors import ImageNotFoundError, InputError
+from mcp_imagegen.store.base import URI_PREFIX, Store
+
+BASE64_TEXT = re.compile(r"^[A-Za-z0-9+/_\-\s]+={0,2}\s*$")
+LONG_REFERENCE = 1024
+"""Longer strings are treated as base64, never as paths (JPEG base64 starts with `/9j/`)."""
+
+
+@dataclass(frozen=True)
+class RawInput:
+    """Bytes of a caller's image before decoding, and where they came from."""
+
+    data: bytes
+    filename: str
+    store_id: str | None = None
+
+
+class InputResolver:
+    def __init__(self, store: Store, store_dir: Path, allowed_dirs: list[Path], max_bytes: int) -> None:
+        self._store = store
+        self._roots = [store_dir, *allowed_dirs]
+        self._max_bytes = max_bytes
+
+    async def resolve(self, reference: str, what: str) -> RawInput:
+        """Read the image `reference` names; InputError says what is wrong and how to fix it."""
+        text = reference.strip()
+        if not text:
+            raise InputError(f"{what} is empty; pass an imagegen:// URI, a file path, a data URI or base64")
+        lowered = text[:16].lower()
+        if lowered.startswith(URI_PREFIX[:11]):
+            return await self._from_store(text, what)
+        if lowered.startswith("data:"):
+            return RawInput(self._from_data_uri(text, what), "image")
+        if lowered.startswith(("http://", "https://")):
+            raise InputError(
+                f"{what} is a URL; URL inputs are disabled on this server. Download the image and pass its "
+                "path, a data URI or base64 instead"
+            )
+        if lowered.startswith("file:"):
+            return await self._from_path(_file_uri_path(text, what), what)
+        if len(text) <= LONG_REFERENCE and _looks_like_path(text):
+            return await self._from_path(Path(text), what)
+        if BASE64_TEXT.match(text):
+            return RawInput(self._decode_base64(text, what), "image")
+        raise InputError(
+            f"{what} is not an imagegen:// URI, an absolute file path, a data URI or base64: {text[:60]!r}"
+        )
+
+    async def _from_store(self, uri: str, what: str) -> RawInput:
+        image_id = uri[len(URI_PREFIX) :] if uri.startswith(URI_PREFIX) else ""
+        if not image_id or "/" in image_id:
+            raise InputError(f"{what} {uri!r} is not an image URI; use imagegen://images/<id>")
+        try:
+            stored, data = await self._store.read(image_id)
+        except ImageNotFoundError:
+            raise InputError(f"{what}: no image {image_id!r} in the store (see resources/list)") from None
+        return RawInput(data, stored.path.name, stored.id)
+
+    async def _from_path(self, path: Path, what: str) -> RawInput:
+        path = path.expanduser()
+        if not path.is_absolute():
+            raise InputError(f"{what} path {str(path)!r} is relative; give an absolute path")
+        resolved = await anyio.to_thread.run_sync(self._checked_path, path, what)
+        data = await anyio.to_thread.run_sync(resolved.read_bytes)
+        return RawInput(data, resolved.name)
+
+    def _checked_path(self, path: Path, what: str) -> Path:
+        try:
+            resolved = path.resolve(strict=True)
+        except (OSError, RuntimeError):
+            raise InputError(f"{what}: file {str(path)!r} does not exist") from None
+        roots = [root.expanduser().resolve() for root in self._roots]
+        if not any(resolved.is_relative_to(root) for root in roots):
+            folders = ", ".join(str(root) for root in roots)
+            raise InputError(
+                f"{what}: {str(path)!r} is outside the folders this server may read ({folders}). "
+                "Add its folder to IMAGEGEN_ALLOWED_DIRS, or pass the image as a data URI or base64"
+            )
+        if not resolved.is_file():
+            raise InputError(f"{what}: {str(path)!r} is not a file")
+        size = resolved.stat().st_size
+        if size > self._max_bytes:
+            raise InputError(f"{what} is {size:,} bytes, over the {self._max_bytes:,}-byte input limit")
+        return resolved
+
+    def _from_data_uri(self, uri: str, what: str) -> bytes:
+        header, comma, payload = uri.partition(",")
+        if not comma or not header.lower().endswith(";base64"):
+            raise InputError(f"{what} data URI must be base64-encoded: data:image/png;base64,<data>")
+        return self._decode_base64(payload, what)
+
+    def _decode_base64(self, text: str, what: str) -> bytes:
+        compact = "".join(text.split())
+        if len(compact) * 3 // 4 > self._max_bytes:
+            raise InputError(f"{what} is over the {self._max_bytes:,}-byte input limit")
+        if "-" in compact or "_" in compact:
+            compact = compact.replace("-", "+").replace("_", "/")
+        try:
+            return base64.b64decode(compact + "=" * (-len(compact) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            raise InputError(f"{what} is not valid base64") from None
+
+
+def _looks_like_path(text: str) -> bool:
+    return text.startswith(("/", "~", "\\")) or bool(re.match(r"^[A-Za-z]:[\\/]", text)) or text.startswith("./")
+
+
+def _file_uri_path(uri: str, what: str) -> Path:
+    parsed = urlparse(uri)
+    if parsed.netloc not in ("", "localhost"):
+        raise InputError(f"{what}: file URIs must point at this machine, not {parsed.netloc!r}")
+    return Path(url2pathname(parsed.path))

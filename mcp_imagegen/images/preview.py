@@ -1,0 +1,88 @@
+"""Fit the inline copies of a result's images into the host's budget.
+
+Hosts reject large tool results (Claude Desktop: 1 MB including base64 overhead; the
+Claude API: 8000 px, 2000 px when many images). So every image in a result gets a
+preview whose long side is at most `max_side` and whose bytes, summed over the
+result, are at most `max_bytes`. A stored file is never touched: previews are new bytes.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+from PIL import Image
+
+from mcp_imagegen.images import codec
+
+INLINE_MIME_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"})
+"""Types every image-capable host displays and passes to the model."""
+SHRINK_STEP = 0.75
+MIN_SIDE = 32
+OPAQUE = (255, 255)
+
+
+@dataclass(frozen=True)
+class Preview:
+    data: bytes
+    mime_type: str
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class PreviewSource:
+    data: bytes
+    mime_type: str
+    width: int
+    height: int
+
+
+def fit_previews(sources: list[PreviewSource], *, max_bytes: int, max_side: int) -> list[Preview]:
+    """One preview per source, together within `max_bytes` (raw, before base64)."""
+    if not sources:
+        return []
+    per_image = max_bytes // len(sources)
+    return [fit_one(source, max_bytes=per_image, max_side=max_side) for source in sources]
+
+
+def fit_one(source: PreviewSource, *, max_bytes: int, max_side: int) -> Preview:
+    """The original when it already fits; otherwise downscaled and re-encoded until it does.
+
+    Opaque images become JPEG (quality 85, then 70); images that use transparency try PNG
+    and then WebP, which keeps it. Each round that still does not fit shrinks by a quarter.
+    """
+    long_side = max(source.width, source.height)
+    if source.mime_type in INLINE_MIME_TYPES and long_side <= max_side and len(source.data) <= max_bytes:
+        return Preview(source.data, source.mime_type, source.width, source.height)
+    target = _scaled(source.width, source.height, min(1.0, max_side / long_side))
+    with Image.open(io.BytesIO(source.data)) as opened:
+        if opened.format == "JPEG":
+            opened.draft("RGB", target)
+        image = _resized(opened.convert("RGBA"), target)
+    transparent = image.getchannel("A").getextrema() != OPAQUE
+    if not transparent:
+        image = image.convert("RGB")
+    while True:
+        for fmt, quality in _encodings(transparent):
+            data = codec.encode(image, fmt, quality)
+            if len(data) <= max_bytes or max(target) <= MIN_SIDE:
+                return Preview(data, codec.MIME_BY_OUTPUT_FORMAT[fmt], target[0], target[1])
+        target = _scaled(target[0], target[1], SHRINK_STEP)
+        image = _resized(image, target)
+
+
+def _resized(image: Image.Image, target: tuple[int, int]) -> Image.Image:
+    if image.size == target:
+        return image
+    return image.resize(target, Image.Resampling.LANCZOS, reducing_gap=2.0)
+
+
+def _encodings(transparent: bool) -> tuple[tuple[str, int | None], ...]:
+    if transparent:
+        return (("png", None), ("webp", 80))
+    return (("jpeg", 85), ("jpeg", 70))
+
+
+def _scaled(width: int, height: int, scale: float) -> tuple[int, int]:
+    return max(1, round(width * scale)), max(1, round(height * scale))

@@ -1,0 +1,130 @@
+"""What crosses the provider seam: requests, results, capabilities, one Protocol per capability.
+
+Providers translate these into their wire formats and nothing else; validation that
+depends only on the provider's declared capabilities happens in the tools layer, and
+model-specific rules (sizes, quality values) inside the provider before any request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+from pydantic import JsonValue
+
+Operation = Literal["generate", "edit"]
+
+GENERIC_OPTIONS = (
+    "size",
+    "aspect_ratio",
+    "quality",
+    "background",
+    "output_format",
+    "output_compression",
+    "negative_prompt",
+    "seed",
+    "moderation",
+    "input_fidelity",
+)
+"""Optional tool parameters a provider may or may not honour; `Capabilities.options` lists
+the subset a provider supports, and anything else given by the caller is refused."""
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a provider can do, as data: tools route by it and `list_providers` reports it."""
+
+    operations: frozenset[Operation]
+    models: tuple[str, ...]
+    default_model: str
+    options: frozenset[str]
+    output_formats: tuple[str, ...] = ("png",)
+    max_images: int = 1
+    """Largest `n` one call may ask for."""
+    max_input_images: int = 1
+    """Most input images an edit accepts (the first is the one a mask applies to)."""
+    input_mime_types: tuple[str, ...] = ("image/png", "image/jpeg", "image/webp")
+    """Input image types sent as they are; others are converted to PNG first."""
+    notes: str = ""
+
+
+@dataclass(frozen=True)
+class InputImage:
+    """An input image after resolution and validation: bytes ready for a provider."""
+
+    data: bytes
+    mime_type: str
+    width: int
+    height: int
+    filename: str
+    store_id: str | None = None
+    """Id of the stored copy, recorded as the parent of whatever the edit produces."""
+
+
+@dataclass(frozen=True)
+class GenerateRequest:
+    """A text-to-image request. `None` means "not given": providers omit it from the wire."""
+
+    prompt: str
+    model: str
+    n: int = 1
+    size: str | None = None
+    aspect_ratio: str | None = None
+    quality: str | None = None
+    background: str | None = None
+    output_format: str | None = None
+    output_compression: int | None = None
+    negative_prompt: str | None = None
+    seed: int | None = None
+    moderation: str | None = None
+
+
+@dataclass(frozen=True)
+class EditRequest(GenerateRequest):
+    """An instruction edit of one or more input images, with an optional mask.
+
+    `mask` is already in the provider-neutral form: a PNG of the first image's size whose
+    fully transparent pixels mark the area to change.
+    """
+
+    images: tuple[InputImage, ...] = ()
+    mask: InputImage | None = None
+    input_fidelity: str | None = None
+
+
+@dataclass(frozen=True)
+class GeneratedImage:
+    """One image as the provider returned it (bytes not yet validated or stored)."""
+
+    data: bytes
+    revised_prompt: str | None = None
+
+
+@dataclass(frozen=True)
+class ProviderResult:
+    """The images of one call plus whatever the provider reported about them."""
+
+    images: tuple[GeneratedImage, ...]
+    model: str
+    metadata: dict[str, JsonValue] = field(default_factory=dict)
+    """Provider-reported facts worth keeping: usage, effective size/quality, request id."""
+
+
+class Provider(Protocol):
+    """Every provider has a name and declares its capabilities."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def capabilities(self) -> Capabilities: ...
+
+
+@runtime_checkable
+class ImageGenerator(Provider, Protocol):
+    async def generate(self, request: GenerateRequest) -> ProviderResult: ...
+
+
+@runtime_checkable
+class ImageEditor(Provider, Protocol):
+    async def edit(self, request: EditRequest) -> ProviderResult: ...

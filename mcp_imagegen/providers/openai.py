@@ -1,0 +1,338 @@
+"""OpenAI Images API (`/images/generations`, `/images/edits`) for OpenAI, Azure OpenAI and
+any OpenAI-compatible server.
+
+The three differ only in where requests go and how they authenticate (`ImagesEndpoint`);
+the translation to and from the wire format (`providers.md` section 1) is shared and
+matches what the official `openai` SDK sends: JSON keys in the SDK's order with unset
+options omitted, and multipart edits with `image[]` parts and a `mask` part.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import httpx2
+from pydantic import JsonValue
+
+from mcp_imagegen.config import AzureSettings, EndpointSettings, OpenAISettings
+from mcp_imagegen.errors import ConfigError, ContentPolicyError, ProviderError, ProviderUnreachableError
+from mcp_imagegen.providers import openai_models
+from mcp_imagegen.providers._http import (
+    json_error_body,
+    read_json_object,
+    redact,
+    retry_after_seconds,
+    send,
+)
+from mcp_imagegen.providers.base import (
+    Capabilities,
+    EditRequest,
+    GeneratedImage,
+    GenerateRequest,
+    ProviderResult,
+)
+
+ImagesOperation = Literal["generations", "edits"]
+
+OPENAI_MODELS = ("gpt-image-2", "gpt-image-1.5", "gpt-image-1-mini")
+CONTENT_POLICY_CODES = frozenset({"moderation_blocked", "content_policy_violation", "contentFilter", "content_filter"})
+RESPONSE_FACTS = ("created", "background", "output_format", "quality", "size", "usage")
+"""Top-level reply fields kept in the image metadata."""
+
+_OPENAI_OPTIONS = frozenset(
+    {
+        "size",
+        "aspect_ratio",
+        "quality",
+        "background",
+        "output_format",
+        "output_compression",
+        "moderation",
+        "input_fidelity",
+    }
+)
+
+
+@dataclass(frozen=True)
+class ImagesEndpoint:
+    """Where one OpenAI-shaped images API lives and how to authenticate to it."""
+
+    provider: str
+    base_url: str
+    """Up to and including the version segment, e.g. `https://api.openai.com/v1`."""
+    headers: Mapping[str, str]
+    key_hint: str
+    """What to tell the user to check on a 401, e.g. "OPENAI_API_KEY"."""
+    params: Mapping[str, str] = field(default_factory=dict)
+    deployment_path: bool = False
+    """Azure classic: the model (deployment) goes in the path, `/deployments/{model}/images/...`."""
+    secrets: tuple[str, ...] = ()
+    response_format: str | None = None
+    """Sent only to compatible servers that need `b64_json` asked for explicitly."""
+
+    def url(self, operation: ImagesOperation, model: str) -> str:
+        base = self.base_url.rstrip("/")
+        if self.deployment_path:
+            return f"{base}/deployments/{model}/images/{operation}"
+        return f"{base}/images/{operation}"
+
+
+def openai_endpoint(settings: OpenAISettings) -> ImagesEndpoint:
+    if settings.api_key is None:
+        raise ConfigError("the openai provider needs an API key: set OPENAI_API_KEY")
+    key = settings.api_key.get_secret_value()
+    headers = {"Authorization": f"Bearer {key}"}
+    if settings.org_id:
+        headers["OpenAI-Organization"] = settings.org_id
+    if settings.project_id:
+        headers["OpenAI-Project"] = settings.project_id
+    return ImagesEndpoint("openai", settings.base_url, headers, "OPENAI_API_KEY", secrets=(key,))
+
+
+def azure_endpoint(settings: AzureSettings) -> ImagesEndpoint:
+    """Classic deployment URLs for a dated `api_version`, the `/openai/v1/` path otherwise.
+
+    An Entra ID token (`AZURE_OPENAI_AD_TOKEN`) is sent as a bearer token and wins over a key.
+    """
+    if settings.ad_token is not None:
+        secret = settings.ad_token.get_secret_value()
+        headers = {"Authorization": f"Bearer {secret}"}
+    elif settings.api_key is not None:
+        secret = settings.api_key.get_secret_value()
+        headers = {"api-key": secret}
+    else:
+        raise ConfigError("the azure provider needs AZURE_OPENAI_API_KEY (or AZURE_OPENAI_AD_TOKEN)")
+    if not settings.endpoint:
+        raise ConfigError(
+            "the azure provider needs AZURE_OPENAI_ENDPOINT, e.g. https://my-resource.openai.azure.com"
+        )
+    resource = settings.endpoint.rstrip("/").removesuffix("/openai/v1").removesuffix("/openai")
+    version = settings.api_version
+    hint = "AZURE_OPENAI_API_KEY / AZURE_OPENAI_AD_TOKEN and AZURE_OPENAI_ENDPOINT"
+    if version and version not in ("v1", "preview"):
+        return ImagesEndpoint(
+            "azure",
+            f"{resource}/openai",
+            headers,
+            hint,
+            params={"api-version": version},
+            deployment_path=True,
+            secrets=(secret,),
+        )
+    params = {"api-version": version} if version == "preview" else {}
+    return ImagesEndpoint("azure", f"{resource}/openai/v1", headers, hint, params=params, secrets=(secret,))
+
+
+def compatible_endpoint(name: str, settings: EndpointSettings) -> ImagesEndpoint:
+    key = settings.resolved_key()
+    headers = {"Authorization": f"Bearer {key.get_secret_value()}"} if key else {}
+    hint = settings.api_key_env or f"the api_key of [endpoints.{name}]"
+    secrets = (key.get_secret_value(),) if key else ()
+    return ImagesEndpoint(
+        name, settings.base_url, headers, hint, secrets=secrets, response_format=settings.response_format
+    )
+
+
+def openai_capabilities(models: tuple[str, ...], default_model: str, formats: tuple[str, ...]) -> Capabilities:
+    return Capabilities(
+        operations=frozenset({"generate", "edit"}),
+        models=models,
+        default_model=default_model,
+        options=_OPENAI_OPTIONS,
+        output_formats=formats,
+        max_images=10,
+        max_input_images=16,
+        notes=(
+            "aspect_ratio maps to size: any ratio 1:3..3:1 at about 1 MP for gpt-image-2, "
+            "1:1/3:2/2:3 for other models. moderation applies to generate only."
+        ),
+    )
+
+
+class OpenAIImages:
+    """The OpenAI Images adapter; one instance per configured endpoint."""
+
+    def __init__(
+        self,
+        endpoint: ImagesEndpoint,
+        client: httpx2.AsyncClient,
+        capabilities: Capabilities,
+        timeout_s: float,
+    ) -> None:
+        self._endpoint = endpoint
+        self._client = client
+        self._capabilities = capabilities
+        self._timeout_s = timeout_s
+
+    @property
+    def name(self) -> str:
+        return self._endpoint.provider
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self._capabilities
+
+    async def generate(self, request: GenerateRequest) -> ProviderResult:
+        options = self._checked_options(request)
+        if request.moderation is not None:
+            options["moderation"] = request.moderation
+        body: dict[str, Any] = {"model": request.model, "prompt": request.prompt}
+        body.update(_sdk_order(options, n=request.n))
+        response = await self._post("generations", request.model, json_body=body)
+        return self._result(response, request.model)
+
+    async def edit(self, request: EditRequest) -> ProviderResult:
+        options = self._checked_options(request)
+        if request.input_fidelity is not None:
+            openai_models.check_input_fidelity(request.model, request.input_fidelity)
+            options["input_fidelity"] = request.input_fidelity
+        options["model"] = request.model
+        form = {"prompt": request.prompt, **_form_values(_sdk_order(options, n=request.n))}
+        files = [("image[]", (image.filename, image.data, image.mime_type)) for image in request.images]
+        if request.mask is not None:
+            files.append(("mask", (request.mask.filename, request.mask.data, request.mask.mime_type)))
+        response = await self._post("edits", request.model, form=form, files=files)
+        return self._result(response, request.model)
+
+    def _checked_options(self, request: GenerateRequest) -> dict[str, Any]:
+        """The options shared by generations and edits, validated for the model."""
+        options: dict[str, Any] = {}
+        size = request.size
+        if request.aspect_ratio is not None:
+            width, _, height = request.aspect_ratio.partition(":")
+            size = openai_models.size_for_aspect_ratio(request.model, (int(width), int(height)))
+        if size is not None:
+            options["size"] = openai_models.check_size(request.model, size)
+        if request.quality is not None:
+            openai_models.check_quality(request.model, request.quality)
+            options["quality"] = request.quality
+        if request.background is not None:
+            options["background"] = request.background
+        if request.output_format is not None:
+            options["output_format"] = request.output_format
+        if request.output_compression is not None:
+            options["output_compression"] = request.output_compression
+        if self._endpoint.response_format is not None:
+            options["response_format"] = self._endpoint.response_format
+        return options
+
+    async def _post(
+        self,
+        operation: ImagesOperation,
+        model: str,
+        *,
+        json_body: Mapping[str, Any] | None = None,
+        form: Mapping[str, str] | None = None,
+        files: list[tuple[str, tuple[str, bytes, str]]] | None = None,
+    ) -> httpx2.Response:
+        headers = {"Accept": "application/json", **self._endpoint.headers}
+        return await send(
+            self._client,
+            provider=self.name,
+            url=self._endpoint.url(operation, model),
+            headers=headers,
+            params=self._endpoint.params,
+            json_body=json_body,
+            form=form,
+            files=files,
+            timeout_s=self._timeout_s,
+            map_error=self._map_error,
+        )
+
+    def _result(self, response: httpx2.Response, model: str) -> ProviderResult:
+        body = read_json_object(response, self.name)
+        if isinstance(body.get("error"), dict):
+            # Azure reports some content-filter failures inside a 200 body.
+            raise self._error_from_body(body, response)
+        data = body.get("data")
+        if not isinstance(data, list) or not data:
+            raise ProviderUnreachableError(f"{self.name} answered without any image (no 'data'). Nothing was stored.")
+        images = tuple(self._decode_item(item, index) for index, item in enumerate(data))
+        metadata: dict[str, JsonValue] = {key: body[key] for key in RESPONSE_FACTS if key in body}
+        request_id = response.headers.get("x-request-id") or response.headers.get("apim-request-id")
+        if request_id:
+            metadata["request_id"] = request_id
+        return ProviderResult(images=images, model=model, metadata=metadata)
+
+    def _decode_item(self, item: object, index: int) -> GeneratedImage:
+        if not isinstance(item, dict):
+            raise ProviderUnreachableError(f"{self.name} sent a malformed data[{index}]. Nothing was stored.")
+        encoded = item.get("b64_json")
+        if not isinstance(encoded, str):
+            hint = (
+                " (it sent a URL; set response_format = \"b64_json\" for this endpoint)" if item.get("url") else ""
+            )
+            raise ProviderUnreachableError(f"{self.name} sent data[{index}] without image bytes{hint}.")
+        try:
+            raw = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            raise ProviderUnreachableError(f"{self.name} sent data[{index}] with invalid base64.") from None
+        revised = item.get("revised_prompt")
+        return GeneratedImage(data=raw, revised_prompt=revised if isinstance(revised, str) else None)
+
+    def _map_error(self, response: httpx2.Response) -> ProviderError:
+        return self._error_from_body(json_error_body(response) or {}, response)
+
+    def _error_from_body(self, body: Mapping[str, Any], response: httpx2.Response) -> ProviderError:
+        """OpenAI `{"error": {message, type, code}}`, Azure's variants, or a bare status."""
+        error = body.get("error")
+        message = code = None
+        inner_code = None
+        if isinstance(error, dict):
+            message = error.get("message")
+            code = error.get("code")
+            inner = error.get("inner_error") or error.get("innererror")
+            if isinstance(inner, dict):
+                inner_code = inner.get("code")
+        elif isinstance(error, str):
+            message = error
+        status = response.status_code
+        text = redact(str(message) if message else f"{response.reason_phrase or 'error'}", self._endpoint.secrets)
+        code_text = str(code) if code is not None else None
+        request_id = response.headers.get("x-request-id") or response.headers.get("apim-request-id")
+        if code_text in CONTENT_POLICY_CODES or inner_code == "ResponsibleAIPolicyViolation":
+            return ContentPolicyError(self.name, text, status=status, code=code_text, request_id=request_id)
+        if status in (401, 403):
+            text = f"{text} (check {self._endpoint.key_hint})"
+        elif status == 404 and self._endpoint.deployment_path:
+            text = f"{text} (check the deployment name and AZURE_OPENAI_API_VERSION)"
+        return ProviderError(
+            self.name,
+            text,
+            status=status if status >= 400 else None,
+            code=code_text,
+            retry_after=retry_after_seconds(response),
+            request_id=request_id,
+        )
+
+
+_SDK_OPTION_ORDER = (
+    "background",
+    "input_fidelity",
+    "model",
+    "moderation",
+    "n",
+    "output_compression",
+    "output_format",
+    "quality",
+    "response_format",
+    "size",
+)
+"""The order in which the openai SDK writes these keys after `model`/`prompt` (alphabetical)."""
+
+
+def _sdk_order(options: Mapping[str, Any], *, n: int) -> dict[str, Any]:
+    """Options in the SDK's key order, with `n` included only when it is not the default."""
+    merged = dict(options)
+    if n != 1:
+        merged["n"] = n
+    return {key: merged[key] for key in _SDK_OPTION_ORDER if key in merged}
+
+
+def _form_values(options: Mapping[str, Any]) -> dict[str, str]:
+    """Multipart scalars as the SDK writes them: decimal ints, lowercase booleans."""
+    return {key: str(value).lower() if isinstance(value, bool) else str(value) for key, value in options.items()}

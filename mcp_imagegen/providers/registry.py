@@ -1,0 +1,196 @@
+"""Provider names -> lazy factories, and routing by capability.
+
+A provider module is imported only when that provider is first used or described, so
+an unused provider costs nothing at start-up. A real provider is never swapped for the
+placeholder: the placeholder is used only when named or set as the default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import httpx2
+
+from mcp_imagegen.config import EndpointSettings, Settings
+from mcp_imagegen.errors import ConfigError, InputError, UnsupportedOptionError
+from mcp_imagegen.providers.base import Capabilities, ImageEditor, ImageGenerator, Operation, Provider
+
+P = TypeVar("P", bound=Provider)
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    """How to tell whether a provider is configured and how to build it."""
+
+    name: str
+    title: str
+    env_vars: tuple[str, ...]
+    """The variables that enable it, for `list_providers` and error messages."""
+    is_configured: Callable[[Settings], bool]
+    build: Callable[[Settings, httpx2.AsyncClient], Provider]
+    capabilities: Callable[[Settings], Capabilities]
+
+
+def _build_openai(settings: Settings, client: httpx2.AsyncClient) -> Provider:
+    from mcp_imagegen.providers import openai
+
+    endpoint = openai.openai_endpoint(settings.openai)
+    return openai.OpenAIImages(endpoint, client, _openai_capabilities(settings), settings.openai.timeout_s)
+
+
+def _openai_capabilities(settings: Settings) -> Capabilities:
+    from mcp_imagegen.providers import openai
+
+    default = settings.openai.default_model
+    models = openai.OPENAI_MODELS if default in openai.OPENAI_MODELS else (default, *openai.OPENAI_MODELS)
+    return openai.openai_capabilities(models, default, ("png", "jpeg", "webp"))
+
+
+def _build_azure(settings: Settings, client: httpx2.AsyncClient) -> Provider:
+    from mcp_imagegen.providers import openai
+
+    endpoint = openai.azure_endpoint(settings.azure)
+    return openai.OpenAIImages(endpoint, client, _azure_capabilities(settings), settings.azure.timeout_s)
+
+
+def _azure_capabilities(settings: Settings) -> Capabilities:
+    """Models on Azure are deployment names; Azure makes PNG and JPEG only."""
+    from mcp_imagegen.providers import openai
+
+    deployment = settings.azure.deployment or ""
+    return openai.openai_capabilities((deployment,) if deployment else (), deployment, ("png", "jpeg"))
+
+
+def _build_placeholder(settings: Settings, client: httpx2.AsyncClient) -> Provider:
+    from mcp_imagegen.providers.placeholder import PlaceholderProvider
+
+    return PlaceholderProvider()
+
+
+def _placeholder_capabilities(settings: Settings) -> Capabilities:
+    from mcp_imagegen.providers.placeholder import CAPABILITIES
+
+    return CAPABILITIES
+
+
+def _endpoint_spec(name: str, endpoint: EndpointSettings) -> ProviderSpec:
+    """A named OpenAI-compatible endpoint from the config file's `[endpoints.NAME]`."""
+
+    def build(settings: Settings, client: httpx2.AsyncClient) -> Provider:
+        from mcp_imagegen.providers import openai
+
+        images_endpoint = openai.compatible_endpoint(name, endpoint)
+        return openai.OpenAIImages(images_endpoint, client, capabilities(settings), endpoint.timeout_s)
+
+    def capabilities(settings: Settings) -> Capabilities:
+        from mcp_imagegen.providers import openai
+
+        default = endpoint.default_model or (endpoint.models[0] if endpoint.models else "gpt-image-2")
+        models = tuple(endpoint.models) or (default,)
+        return openai.openai_capabilities(models, default, ("png", "jpeg", "webp"))
+
+    return ProviderSpec(
+        name=name,
+        title=f"OpenAI-compatible endpoint {endpoint.base_url} ([endpoints.{name}] in the config file)",
+        env_vars=(endpoint.api_key_env,) if endpoint.api_key_env else (),
+        is_configured=lambda settings: True,
+        build=build,
+        capabilities=capabilities,
+    )
+
+
+BUILTIN_SPECS = (
+    ProviderSpec(
+        name="openai",
+        title="OpenAI Images API (or any server speaking it via OPENAI_BASE_URL)",
+        env_vars=("OPENAI_API_KEY",),
+        is_configured=lambda settings: settings.openai.api_key is not None,
+        build=_build_openai,
+        capabilities=_openai_capabilities,
+    ),
+    ProviderSpec(
+        name="azure",
+        title="Azure OpenAI image deployments",
+        env_vars=("AZURE_OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_DEPLOYMENT"),
+        is_configured=lambda settings: (
+            settings.azure.api_key is not None or settings.azure.ad_token is not None
+        ),
+        build=_build_azure,
+        capabilities=_azure_capabilities,
+    ),
+    ProviderSpec(
+        name="placeholder",
+        title="Placeholder: labelled images, no AI, no network",
+        env_vars=(),
+        is_configured=lambda settings: True,
+        build=_build_placeholder,
+        capabilities=_placeholder_capabilities,
+    ),
+)
+
+
+class ProviderRegistry:
+    """Builds providers on first use and picks one for each call."""
+
+    def __init__(self, settings: Settings, client: httpx2.AsyncClient) -> None:
+        self._settings = settings
+        self._client = client
+        builtin = {spec.name: spec for spec in BUILTIN_SPECS}
+        clashes = sorted(set(settings.endpoints) & set(builtin))
+        if clashes:
+            raise ConfigError(f"[endpoints] names {clashes} clash with built-in providers; rename them")
+        self._specs = {**builtin, **{name: _endpoint_spec(name, ep) for name, ep in settings.endpoints.items()}}
+        self._built: dict[str, Provider] = {}
+
+    @property
+    def specs(self) -> list[ProviderSpec]:
+        return list(self._specs.values())
+
+    def is_configured(self, name: str) -> bool:
+        return self._specs[name].is_configured(self._settings)
+
+    def capabilities(self, name: str) -> Capabilities:
+        return self._specs[name].capabilities(self._settings)
+
+    def default_name(self, operation: Operation) -> str:
+        """`IMAGEGEN_DEFAULT_PROVIDER` if set, else the first configured real provider."""
+        if self._settings.default_provider:
+            return self._settings.default_provider
+        for spec in self._specs.values():
+            if spec.name != "placeholder" and spec.is_configured(self._settings):
+                if operation in spec.capabilities(self._settings).operations:
+                    return spec.name
+        raise ConfigError(
+            "no image provider is configured. Set OPENAI_API_KEY for OpenAI, or AZURE_OPENAI_API_KEY and "
+            "AZURE_OPENAI_ENDPOINT for Azure, or add an [endpoints.NAME] section to the config file. "
+            "For labelled test images with no AI, pass provider='placeholder' or set "
+            "IMAGEGEN_DEFAULT_PROVIDER=placeholder."
+        )
+
+    def generator(self, name: str | None) -> ImageGenerator:
+        return self._checked(name, "generate", ImageGenerator)
+
+    def editor(self, name: str | None) -> ImageEditor:
+        return self._checked(name, "edit", ImageEditor)
+
+    def _checked(self, name: str | None, operation: Operation, protocol: type[P]) -> P:
+        chosen = name or self.default_name(operation)
+        provider = self._get(chosen)
+        if operation not in provider.capabilities.operations or not isinstance(provider, protocol):
+            able = [n for n in self._specs if operation in self.capabilities(n).operations]
+            raise UnsupportedOptionError(f"{chosen} cannot {operation} images; providers that can: {', '.join(able)}")
+        return provider
+
+    def _get(self, name: str) -> Provider:
+        if name in self._built:
+            return self._built[name]
+        spec = self._specs.get(name)
+        if spec is None:
+            raise InputError(f"unknown provider {name!r}; known providers: {', '.join(self._specs)}")
+        if not spec.is_configured(self._settings):
+            raise ConfigError(f"the {name} provider is not configured: set {' and '.join(spec.env_vars)}")
+        provider = spec.build(self._settings, self._client)
+        self._built[name] = provider
+        return provider

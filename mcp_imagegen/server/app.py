@@ -1,0 +1,105 @@
+"""`build_server(settings)`: the MCP server, its lifespan and its store-backed resources."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx2
+from mcp.server import MCPServer
+from mcp.server.context import ServerRequestContext
+from mcp.server.lowlevel.helper_types import ReadResourceContents
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ResourceError
+from mcp.shared.exceptions import MCPError
+from mcp.types import (
+    INVALID_PARAMS,
+    InputRequiredResult,
+    ListResourcesResult,
+    PaginatedRequestParams,
+    ResourceTemplate,
+)
+from pydantic import AnyUrl
+
+from mcp_imagegen import __version__
+from mcp_imagegen.config import Settings
+from mcp_imagegen.errors import InputError
+from mcp_imagegen.images.inputs import InputResolver
+from mcp_imagegen.providers.registry import ProviderRegistry
+from mcp_imagegen.server import resources
+from mcp_imagegen.server.state import AppState
+from mcp_imagegen.server.tools import register_tools
+from mcp_imagegen.store.local import LocalStore
+
+INSTRUCTIONS = """\
+Image tools over several providers. generate_image makes images from a prompt; edit_image \
+changes an image (optionally inside a mask, optionally with more input images); \
+list_providers shows which providers are configured and what each can do. Every image is \
+kept in a store: results give an inline preview, an imagegen://images/{id} link to the \
+full-size file and its path on disk. Pass an imagegen:// URI from an earlier result as the \
+image of edit_image to keep working on it."""
+
+
+class ImagegenServer(MCPServer[AppState]):
+    """MCPServer whose resources come from the image store.
+
+    The SDK's resource manager serves one fixed mime type per template and lists everything
+    in one page; stored images need their own mime types and a paginated listing, so the
+    three resource handlers are served from the store instead.
+    """
+
+    async def _handle_list_resources(
+        self, ctx: ServerRequestContext[AppState, Any], params: PaginatedRequestParams | None
+    ) -> ListResourcesResult:
+        cursor = params.cursor if params is not None else None
+        try:
+            items, next_cursor = await resources.list_page(ctx.lifespan_context.store, cursor)
+        except InputError as exc:
+            raise MCPError(code=INVALID_PARAMS, message=str(exc)) from None
+        return ListResourcesResult(resources=items, next_cursor=next_cursor)
+
+    async def list_resource_templates(self) -> list[ResourceTemplate]:
+        return list(resources.TEMPLATES)
+
+    async def read_resource(
+        self, uri: AnyUrl | str, context: Context[AppState, Any] | None = None
+    ) -> Iterable[ReadResourceContents] | InputRequiredResult:
+        text = str(uri)
+        if not resources.is_image_uri(text):
+            return await super().read_resource(uri, context)
+        if context is None:
+            raise ResourceError("reading a stored image needs a request context")
+        return await resources.read(context.request_context.lifespan_context.store, text)
+
+
+def build_server(settings: Settings) -> ImagegenServer:
+    """A server for these settings. Nothing is opened until the lifespan starts."""
+
+    @asynccontextmanager
+    async def lifespan(server: MCPServer[AppState]) -> AsyncIterator[AppState]:
+        store = LocalStore(settings.store_dir)
+        try:
+            async with httpx2.AsyncClient(follow_redirects=False) as client:
+                yield AppState(
+                    settings=settings,
+                    store=store,
+                    providers=ProviderRegistry(settings, client),
+                    inputs=InputResolver(
+                        store, settings.store_dir, settings.allowed_dirs, settings.max_input_bytes
+                    ),
+                )
+        finally:
+            store.close()
+
+    server = ImagegenServer(
+        "mcp-imagegen",
+        title="Image generation",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        lifespan=lifespan,
+        log_level=settings.log_level,
+    )
+    register_tools(server)
+    return server
+

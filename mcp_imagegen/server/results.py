@@ -1,0 +1,106 @@
+"""The result every image-producing tool returns.
+
+Per image: an `ImageContent` preview (the one content type every host shows and passes to
+the model), then a `ResourceLink` to the full file. Last, the structured content as JSON
+text, for hosts that ignore `structured_content`. Previews of one result share the inline
+budget; the stored files are never altered.
+"""
+
+from __future__ import annotations
+
+import base64
+
+import anyio.to_thread
+from mcp.types import CallToolResult, ContentBlock, ImageContent, ResourceLink, TextContent
+from pydantic import BaseModel, Field, JsonValue
+
+from mcp_imagegen.images.preview import Preview, PreviewSource, fit_previews
+from mcp_imagegen.store.base import StoredImage
+
+
+class PreviewInfo(BaseModel):
+    mime_type: str
+    width: int
+    height: int
+    bytes: int
+
+
+class ImageRef(BaseModel):
+    """One stored image: where it is and what it is."""
+
+    id: str
+    uri: str = Field(description="imagegen://images/{id}; read it for the full-size file.")
+    path: str = Field(description="The full-size file on the server's disk.")
+    mime_type: str
+    width: int
+    height: int
+    bytes: int
+    revised_prompt: str | None = Field(None, description="The prompt as the provider rewrote it, if it did.")
+    preview: PreviewInfo = Field(description="The inline copy in this result, which may be downscaled.")
+
+
+class ImageResult(BaseModel):
+    """Structured content of generate_image and edit_image."""
+
+    images: list[ImageRef]
+    provider: str
+    model: str
+    parent_ids: list[str] = Field(default_factory=list, description="Stored ids of the input images of an edit.")
+    usage: dict[str, JsonValue] | None = Field(None, description="Token usage as the provider reported it.")
+
+
+async def image_result(
+    stored: list[tuple[StoredImage, bytes]],
+    *,
+    provider: str,
+    model: str,
+    max_bytes: int,
+    max_side: int,
+    parent_ids: tuple[str, ...] = (),
+    usage: dict[str, JsonValue] | None = None,
+) -> CallToolResult:
+    """Build the tool result; preview encoding runs in a worker thread."""
+    sources = [
+PreviewSource(data, image.mime_type, image.width, image.height) for image, data in stored]
+    previews = await anyio.to_thread.run_sync(
+        lambda: fit_previews(sources, max_bytes=max_bytes, max_side=max_side)
+    )
+    refs = [_ref(image, preview) for (image, _), preview in zip(stored, previews, strict=True)]
+    output = ImageResult(images=refs, provider=provider, model=model, parent_ids=list(parent_ids), usage=usage)
+    content: list[ContentBlock] = []
+    for (image, _), preview in zip(stored, previews, strict=True):
+        content.append(ImageContent(data=base64.b64encode(preview.data).decode(), mime_type=preview.mime_type))
+        content.append(
+            ResourceLink(
+                name=image.path.name,
+                title=_title(image),
+                uri=image.uri,
+                mime_type=image.mime_type,
+                size=image.bytes,
+                description=f"Full-size {image.width}x{image.height} image, also at {image.path}",
+            )
+        )
+    content.append(TextContent(text=output.model_dump_json(exclude_none=True)))
+    return CallToolResult(content=content, structured_content=output.model_dump(mode="json", exclude_none=True))
+
+
+def _ref(image: StoredImage, preview: Preview) -> ImageRef:
+    revised = image.metadata.get("revised_prompt")
+    return ImageRef(
+        id=image.id,
+        uri=image.uri,
+        path=str(image.path),
+        mime_type=image.mime_type,
+        width=image.width,
+        height=image.height,
+        bytes=image.bytes,
+        revised_prompt=revised if isinstance(revised, str) else None,
+        preview=PreviewInfo(
+            mime_type=preview.mime_type, width=preview.width, height=preview.height, bytes=len(preview.data)
+        ),
+    )
+
+
+def _title(image: StoredImage) -> str:
+    prompt = (image.prompt or "").strip()
+    return prompt if len(prompt) <= 80 else prompt[:77] + "..."

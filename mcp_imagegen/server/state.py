@@ -1,0 +1,18 @@
+"""What the server's lifespan owns and every tool and resource handler shares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mcp_imagegen.config import Settings
+from mcp_imagegen.images.inputs import InputResolver
+from mcp_imagegen.providers.registry import ProviderRegistry
+from mcp_imagegen.store.base import Store
+
+
+@dataclass(frozen=True)
+class AppState:
+    settings: Settings
+    store: Store
+    providers: ProviderRegistry
+    inputs: InputResolver

@@ -1,0 +1,415 @@
+"""The MCP tools: thin functions that validate, resolve inputs, route, call, store and answer.
+
+Names and parameters here are the public interface. Every anticipated failure is an
+`ImagegenError`, turned into an `isError` result the model can read by `user_errors()`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any, Literal
+
+import anyio.to_thread
+from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult, ToolAnnotations
+from pydantic import BaseModel, Field, JsonValue
+
+from mcp_imagegen.errors import ConfigError, ImagegenError, InputError, ProviderUnreachableError, UnsupportedOptionError
+from mcp_imagegen.images import codec
+from mcp_imagegen.images.inputs import RawInput
+from mcp_imagegen.providers.base import Capabilities, EditRequest, GenerateRequest, InputImage, ProviderResult
+from mcp_imagegen.server.results import ImageResult, image_result
+from mcp_imagegen.server.state import AppState
+from mcp_imagegen.store.base import ImageKind, NewImage, StoredImage
+
+ASPECT_RATIO = re.compile(r"^\s*(\d{1,3})\s*:\s*(\d{1,3})\s*$")
+
+Quality = Literal["auto", "low", "medium", "high", "xhigh", "max"]
+Background = Literal["auto", "transparent", "opaque"]
+OutputFormat = Literal["png", "jpeg", "webp"]
+
+PromptArg = Annotated[str, Field(description="What to draw (or, for edits, what to change).", min_length=1,
+                                 max_length=32000)]
+ProviderArg = Annotated[
+    str | None,
+    Field(description="Provider name, e.g. 'openai', 'azure', 'placeholder'. Default: the server's default. "
+                      "See list_providers."),
+]
+ModelArg = Annotated[str | None, Field(description="Model (on Azure: deployment) name. Default: the provider's.")]
+NArg = Annotated[int, Field(description="How many images to make.", ge=1, le=10)]
+SizeArg = Annotated[
+    str | None,
+    Field(description="'auto' or WIDTHxHEIGHT. gpt-image-1.x: 1024x1024, 1536x1024, 1024x1536. gpt-image-2: "
+                      "any size with edges divisible by 16, long edge <= 3840, ratio up to 3:1."),
+]
+AspectArg = Annotated[
+    str | None,
+    Field(description="Instead of size: a ratio such as '16:9'; the provider maps it to a size it supports."),
+]
+QualityArg = Annotated[Quality | None, Field(description="Rendering quality; higher is slower and costs more.")]
+BackgroundArg = Annotated[
+    Background | None, Field(description="'transparent' needs output_format png or webp.")
+]
+FormatArg = Annotated[OutputFormat | None, Field(description="File type of the result. Default png.")]
+CompressionArg = Annotated[
+    int | None, Field(description="0-100 compression for jpeg/webp output.", ge=0, le=100)
+]
+NegativeArg = Annotated[str | None, Field(description="What to keep out of the image (providers that support it).")]
+SeedArg = Annotated[int | None, Field(description="Seed for repeatable results (providers that support it).")]
+
+GENERATE_ANNOTATIONS = ToolAnnotations(
+    title="Generate image", read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
+)
+EDIT_ANNOTATIONS = ToolAnnotations(
+    title="Edit image", read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
+)
+LIST_ANNOTATIONS = ToolAnnotations(
+    title="List image providers", read_only_hint=True, destructive_hint=False, idempotent_hint=True,
+    open_world_hint=False,
+)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Map the error tree to the tool result the model reads (`isError` with our message)."""
+    try:
+        yield
+    except ImagegenError as exc:
+        raise ToolError(str(exc)) from None
+
+
+def _app(ctx: Context[AppState, Any]) -> AppState:
+    return ctx.request_context.lifespan_context
+
+
+async def generate_image(
+    prompt: PromptArg,
+    ctx: Context[AppState, Any],
+    provider: ProviderArg = None,
+    model: ModelArg = None,
+    n: NArg = 1,
+    size: SizeArg = None,
+    aspect_ratio: AspectArg = None,
+    quality: QualityArg = None,
+    background: BackgroundArg = None,
+    output_format: FormatArg = None,
+    output_compression: CompressionArg = None,
+    negative_prompt: NegativeArg = None,
+    seed: SeedArg = None,
+    moderation: Annotated[
+        Literal["auto", "low"] | None, Field(description="OpenAI content moderation strictness.")
+    ] = None,
+) -> Annotated[CallToolResult, ImageResult]:
+    """Generate images from a text prompt and keep them in the image store.
+
+    Returns each image as an inline preview (downscaled to fit the host's limits), a link
+    to the full-size file (imagegen://images/{id}) and JSON with its id, path and size.
+    Options a provider cannot honour are refused with an error, never silently dropped.
+    """
+    with user_errors():
+        app = _app(ctx)
+        generator = app.providers.generator(provider)
+        options = _given(
+            size=size, aspect_ratio=aspect_ratio, quality=quality, background=background,
+            output_format=output_format, output_compression=output_compression,
+            negative_prompt=negative_prompt, seed=seed, moderation=moderation,
+        )
+        _check_options(generator.name, generator.capabilities, n, options)
+        request = GenerateRequest(
+            prompt=prompt, model=_model(generator.capabilities, model, generator.name), n=n, **options
+        )
+        await ctx.report_progress(0, 3, f"asking {generator.name} ({request.model}) for {n} image(s)")
+        result = await generator.generate(request)
+        await ctx.report_progress(1, 3, "storing the images")
+        stored = await _store_outputs(app, result, generator.name, request, options, "generated", (), {})
+        await ctx.report_progress(2, 3, "preparing previews")
+        return await _answer(app, stored, generator.name, result)
+
+
+async def edit_image(
+    image: Annotated[
+        str,
+        Field(description="The image to edit: an imagegen://images/{id} URI, an absolute file path in an "
+                          "allowed folder, a data URI, or base64."),
+    ],
+    prompt: PromptArg,
+    ctx: Context[AppState, Any],
+    mask: Annotated[
+        str | None,
+        Field(description="Where to edit, same size as image: a PNG whose transparent pixels mark the area to "
+                          "change, or a black-and-white image whose white pixels do. Same input forms as image."),
+    ] = None,
+    images: Annotated[
+        list[str] | None,
+        Field(description="More input images (references, products, styles) after the first; same forms."),
+    ] = None,
+    provider: ProviderArg = None,
+    model: ModelArg = None,
+    n: NArg = 1,
+    size: SizeArg = None,
+    aspect_ratio: AspectArg = None,
+    quality: QualityArg = None,
+    background: BackgroundArg = None,
+    output_format: FormatArg = None,
+    output_compression: CompressionArg = None,
+    negative_prompt: NegativeArg = None,
+    seed: SeedArg = None,
+    input_fidelity: Annotated[
+        Literal["low", "high"] | None,
+        Field(description="How closely to keep the input's details, faces especially (OpenAI gpt-image-1.x)."),
+    ] = None,
+) -> Annotated[CallToolResult, ImageResult]:
+    """Edit an image by instruction, optionally only inside a mask, optionally using more input images.
+
+    The input images are kept in the store too, and each result records them as its
+    parents. Returns previews, links and JSON exactly like generate_image.
+    """
+    with user_errors():
+        app = _app(ctx)
+        editor = app.providers.editor(provider)
+        caps = editor.capabilities
+        options = _given(
+            size=size, aspect_ratio=aspect_ratio, quality=quality, background=background,
+            output_format=output_format, output_compression=output_compression,
+            negative_prompt=negative_prompt, seed=seed, input_fidelity=input_fidelity,
+        )
+        references = [image, *(images or [])]
+        if len(references) > caps.max_input_images:
+            raise InputError(
+                f"{editor.name} takes at most {caps.max_input_images} input image(s), got {len(references)}"
+            )
+        _check_options(editor.name, caps, n, options)
+        chosen_model = _model(caps, model, editor.name)
+        await ctx.report_progress(0, 4, "reading the input images")
+        inputs = [await _input_image(app, ref, caps, f"image {i + 1}" if i else "image")
+                  for i, ref in enumerate(references)]
+        mask_image = await _mask_image(app, mask, inputs[0]) if mask is not None else None
+        request = EditRequest(
+            prompt=prompt, model=chosen_model, n=n, images=tuple(inputs), mask=mask_image, **options
+        )
+        await ctx.report_progress(1, 4, f"asking {editor.name} ({request.model}) to edit")
+        result = await editor.edit(request)
+        await ctx.report_progress(2, 4, "storing the images")
+        parents = tuple([await _keep_input(app, item, "input") for item in inputs])
+        extra: dict[str, JsonValue] = {}
+        if mask_image is not None:
+            extra["mask_id"] = await _keep_input(app, mask_image, "mask")
+        stored = await _store_outputs(app, result, editor.name, request, options, "edited", parents, extra)
+        await ctx.report_progress(3, 4, "preparing previews")
+        return await _answer(app, stored, editor.name, result, parents)
+
+
+class ProviderInfo(BaseModel):
+    name: str
+    title: str
+    configured: bool
+    is_default: bool
+    operations: list[str]
+    models: list[str]
+    default_model: str
+    options: list[str] = Field(description="Optional tool parameters this provider honours.")
+    output_formats: list[str]
+    max_images: int
+    max_input_images: int
+    enable_with: list[str] = Field(description="Environment variables that configure it.")
+    notes: str
+
+
+class ProvidersList(BaseModel):
+    providers: list[ProviderInfo]
+    default_provider: str | None = Field(description="Used when a tool call names no provider.")
+
+
+async def list_providers(ctx: Context[AppState, Any]) -> ProvidersList:
+    """List every image provider: whether it is configured, what it can do, its models and options,
+    and which environment variables enable the ones that are not configured."""
+    registry = _app(ctx).providers
+    try:
+        default: str | None = registry.default_name("generate")
+    except ConfigError:
+        default = None
+    infos = []
+    for spec in registry.specs:
+        caps = registry.capabilities(spec.name)
+        infos.append(
+            ProviderInfo(
+                name=spec.name,
+                title=spec.title,
+                configured=registry.is_configured(spec.name),
+                is_default=spec.name == default,
+                operations=sorted(caps.operations),
+                models=list(caps.models),
+                default_model=caps.default_model,
+                options=sorted(caps.options),
+                output_formats=list(caps.output_formats),
+                max_images=caps.max_images,
+                max_input_images=caps.max_input_images,
+                enable_with=list(spec.env_vars),
+                notes=caps.notes,
+            )
+        )
+    return ProvidersList(providers=infos, default_provider=default)
+
+
+def register_tools(server: MCPServer[AppState]) -> None:
+    server.add_tool(generate_image, annotations=GENERATE_ANNOTATIONS, title=GENERATE_ANNOTATIONS.title)
+    server.add_tool(edit_image, annotations=EDIT_ANNOTATIONS, title=EDIT_ANNOTATIONS.title)
+    server.add_tool(list_providers, annotations=LIST_ANNOTATIONS, title=LIST_ANNOTATIONS.title)
+
+
+def _given(**options: Any) -> dict[str, Any]:
+    return {name: value for name, value in options.items() if value is not None}
+
+
+def _model(caps: Capabilities, model: str | None, provider: str) -> str:
+    chosen = model or caps.default_model
+    if not chosen:
+        raise ConfigError(
+            f"{provider} has no default model: pass model, or set AZURE_OPENAI_DEPLOYMENT for Azure"
+        )
+    return chosen
+
+
+def _check_options(provider: str, caps: Capabilities, n: int, options: dict[str, Any]) -> None:
+    """Refuse what the provider cannot do, before any network call or input decoding.
+
+    Normalises `aspect_ratio` in place (" 16 : 9 " becomes "16:9").
+    """
+    unsupported = sorted(set(options) - caps.options)
+    if unsupported:
+        raise UnsupportedOptionError(
+            f"{provider} does not support {', '.join(unsupported)}; leave {'them' if len(unsupported) > 1 else 'it'} "
+            f"out or pick a provider that does (list_providers). {provider} supports: {', '.join(sorted(caps.options))}"
+        )
+    if n > caps.max_images:
+        raise InputError(f"{provider} makes at most {caps.max_images} image(s) per call, not {n}")
+    if "size" in options and "aspect_ratio" in options:
+        raise InputError("give size or aspect_ratio, not both")
+    ratio = options.get("aspect_ratio")
+    if ratio is not None:
+        match = ASPECT_RATIO.match(ratio)
+        if not match or int(match[1]) == 0 or int(match[2]) == 0:
+            raise InputError(f"aspect_ratio must look like 16:9, not {ratio!r}")
+        options["aspect_ratio"] = f"{int(match[1])}:{int(match[2])}"
+    output_format = options.get("output_format")
+    if output_format is not None and output_format not in caps.output_formats:
+        raise UnsupportedOptionError(
+            f"{provider} makes {', '.join(caps.output_formats)}, not {output_format}"
+        )
+    if options.get("background") == "transparent" and output_format not in (None, "png", "webp"):
+        raise InputError("background 'transparent' needs output_format png or webp")
+    if "output_compression" in options and output_format not in ("jpeg", "webp"):
+        raise InputError("output_compression applies to jpeg or webp output; set output_format too")
+
+
+async def _input_image(app: AppState, reference: str, caps: Capabilities, what: str) -> InputImage:
+    raw = await app.inputs.resolve(reference, what)
+    normalized = await anyio.to_thread.run_sync(
+        lambda: codec.normalize_input(
+            raw.data, max_pixels=app.settings.max_pixels, accepted=caps.input_mime_types, what=what
+        )
+    )
+    return InputImage(
+        data=normalized.data,
+        mime_type=normalized.mime_type,
+        width=normalized.width,
+        height=normalized.height,
+        filename=_filename(raw, normalized.mime_type, what),
+        store_id=raw.store_id if normalized.data is raw.data else None,
+    )
+
+
+async def _mask_image(app: AppState, reference: str, first: InputImage) -> InputImage:
+    raw = await app.inputs.resolve(reference, "mask")
+    size = (first.width, first.height)
+    data = await anyio.to_thread.run_sync(
+        lambda: codec.edit_mask(raw.data, size=size, max_pixels=app.settings.max_pixels)
+    )
+    return InputImage(data, "image/png", first.width, first.height, "mask.png")
+
+
+def _filename(raw: RawInput, mime_type: str, what: str) -> str:
+    """The multipart filename: the source's name with the right extension."""
+    stem = raw.filename.rsplit(".", 1)[0] if "." in raw.filename else raw.filename
+    if stem == "image":
+        stem = what.replace(" ", "-")
+    return f"{stem}.{codec.EXTENSION_BY_MIME.get(mime_type, 'png')}"
+
+
+async def _keep_input(app: AppState, item: InputImage, kind: ImageKind) -> str:
+    """Store an input image once (by content hash) and return its id."""
+    if item.store_id is not None:
+        return item.store_id
+    existing = await app.store.find_by_sha256(hashlib.sha256(item.data).hexdigest())
+    if existing is not None:
+        return existing.id
+    stored = await app.store.put(NewImage(item.data, item.mime_type, item.width, item.height, kind))
+    return stored.id
+
+
+async def _store_outputs(
+    app: AppState,
+    result: ProviderResult,
+    provider: str,
+    request: GenerateRequest,
+    options: dict[str, Any],
+    kind: ImageKind,
+    parents: tuple[str, ...],
+    extra: dict[str, JsonValue],
+) -> list[tuple[StoredImage, bytes]]:
+    stored = []
+    for index, generated in enumerate(result.images):
+        try:
+            image_facts = await anyio.to_thread.run_sync(
+                lambda data=generated.data: codec.facts(data, max_pixels=app.settings.max_pixels)
+            )
+        except InputError:
+            raise ProviderUnreachableError(
+                f"{provider} sent image {index + 1} in a form that cannot be decoded. Nothing more was stored."
+            ) from None
+        metadata: dict[str, JsonValue] = {
+            "parameters": {"n": request.n, **options},
+            "provider_response": result.metadata,
+            "index": index,
+            **extra,
+        }
+        if generated.revised_prompt:
+            metadata["revised_prompt"] = generated.revised_prompt
+        new = NewImage(
+            data=generated.data,
+            mime_type=image_facts.mime_type,
+            width=image_facts.width,
+            height=image_facts.height,
+            kind=kind,
+            provider=provider,
+            model=result.model,
+            prompt=request.prompt,
+            parent_ids=parents,
+            metadata=metadata,
+        )
+        stored.append((await app.store.put(new), generated.data))
+    return stored
+
+
+async def _answer(
+    app: AppState,
+    stored: list[tuple[StoredImage, bytes]],
+    provider: str,
+    result: ProviderResult,
+    parents: tuple[str, ...] = (),
+) -> CallToolResult:
+    usage = result.metadata.get("usage")
+    return await image_result(
+        stored,
+        provider=provider,
+        model=result.model,
+        max_bytes=app.settings.inline_max_bytes,
+        max_side=app.settings.inline_max_side,
+        parent_ids=parents,
+        usage=usage if isinstance(usage, dict) else None,
+    )

@@ -1,0 +1,91 @@
+"""The store contract: every image made or received is kept here and addressed by id."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol
+
+from pydantic import JsonValue
+
+ImageKind = Literal["generated", "edited", "input", "mask"]
+URI_PREFIX = "imagegen://images/"
+
+
+def image_uri(image_id: str) -> str:
+    return f"{URI_PREFIX}{image_id}"
+
+
+def metadata_uri(image_id: str) -> str:
+    return f"{URI_PREFIX}{image_id}/metadata"
+
+
+@dataclass(frozen=True)
+class NewImage:
+    """What the caller knows about an image before it is stored."""
+
+    data: bytes
+    mime_type: str
+    width: int
+    height: int
+    kind: ImageKind
+    provider: str | None = None
+    model: str | None = None
+    prompt: str | None = None
+    parent_ids: tuple[str, ...] = ()
+    metadata: dict[str, JsonValue] = field(default_factory=dict)
+    """Parameters, usage, revised prompt: anything worth showing in the metadata resource."""
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    """An image in the store; `path` is the full-size file on disk."""
+
+    id: str
+    path: Path
+    mime_type: str
+    width: int
+    height: int
+    bytes: int
+    sha256: str
+    created_at: float
+    kind: ImageKind
+    provider: str | None
+    model: str | None
+    prompt: str | None
+    parent_ids: tuple[str, ...]
+    metadata: dict[str, JsonValue]
+
+    @property
+    def uri(self) -> str:
+        return image_uri(self.id)
+
+
+@dataclass(frozen=True)
+class Page:
+    images: list[StoredImage]
+    next_cursor: str | None
+
+
+class Store(Protocol):
+    """Async facade; implementations do their blocking work off the event loop."""
+
+    async def put(self, image: NewImage) -> StoredImage: ...
+
+    async def get(self, image_id: str) -> StoredImage:
+        """Raises ImageNotFoundError."""
+        ...
+
+    async def read(self, image_id: str) -> tuple[StoredImage, bytes]:
+        """The record and the file's bytes; raises ImageNotFoundError."""
+        ...
+
+    async def find_by_sha256(self, sha256: str) -> StoredImage | None: ...
+
+    async def page(self, cursor: str | None, limit: int) -> Page:
+        """Newest first; `cursor` is opaque and comes from a previous page. Raises InputError."""
+        ...
+
+    async def count(self) -> int: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,239 @@
+"""Files on disk under the store folder, indexed in SQLite (stdlib `sqlite3`).
+
+Layout: `images/YYYY-MM-DD/<id>.<ext>` for the files, `index.sqlite3` for the index,
+`tmp/` for writes in progress. A write goes to `tmp/`, is flushed to disk and renamed into
+place, and only then gets its index row: a crash can leave a stray file but never a row
+without a file. Several server processes may share one store (SQLite WAL + busy timeout).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import errno
+import hashlib
+import json
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, cast
+
+import anyio.to_thread
+
+from mcp_imagegen.errors import ImageNotFoundError, InputError, StoreError
+from mcp_imagegen.images.codec import EXTENSION_BY_MIME
+from mcp_imagegen.store.base import ImageKind, NewImage, Page, StoredImage
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS images (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    rel_path TEXT NOT NULL,
+    mime_type TEXT NOT NULL,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    kind TEXT NOT NULL,
+    provider TEXT,
+    model TEXT,
+    prompt TEXT,
+    parent_ids TEXT NOT NULL,
+    metadata TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS images_by_sha256 ON images (sha256);
+"""
+COLUMNS = (
+    "seq, id, rel_path, mime_type, width, height, bytes, sha256, created_at, kind, provider, model, prompt,"
+    " parent_ids, metadata"
+)
+ID_BYTES = 8
+CURSOR_PREFIX = "v1:"
+
+
+class LocalStore:
+    """The default store. Public methods are async and run blocking work in a worker thread."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._lock = threading.Lock()
+        try:
+            (root / "images").mkdir(parents=True, exist_ok=True)
+            (root / "tmp").mkdir(exist_ok=True)
+            self._db = sqlite3.connect(
+                root / "index.sqlite3", timeout=30.0, isolation_level=None, check_same_thread=False
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the image store at {root}: {exc} (set IMAGEGEN_STORE_DIR)") from None
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    async def put(self, image: NewImage) -> StoredImage:
+        return await anyio.to_thread.run_sync(self._put, image)
+
+    async def get(self, image_id: str) -> StoredImage:
+        return await anyio.to_thread.run_sync(self._get, image_id)
+
+    async def read(self, image_id: str) -> tuple[StoredImage, bytes]:
+        return await anyio.to_thread.run_sync(self._read, image_id)
+
+    async def find_by_sha256(self, sha256: str) -> StoredImage | None:
+        return await anyio.to_thread.run_sync(self._find_by_sha256, sha256)
+
+    async def page(self, cursor: str | None, limit: int) -> Page:
+        return await anyio.to_thread.run_sync(self._page, cursor, limit)
+
+    async def count(self) -> int:
+        return await anyio.to_thread.run_sync(self._count)
+
+    def _put(self, image: NewImage) -> StoredImage:
+        image_id = secrets.token_hex(ID_BYTES)
+        created_at = time.time()
+        extension = EXTENSION_BY_MIME.get(image.mime_type, "bin")
+        day = time.strftime("%Y-%m-%d", time.localtime(created_at))
+        rel_path = f"images/{day}/{image_id}.{extension}"
+        final_path = self.root / rel_path
+        self._write_file(final_path, image.data, image_id)
+        digest = hashlib.sha256(image.data).hexdigest()
+        row = (
+            image_id,
+            rel_path,
+            image.mime_type,
+            image.width,
+            image.height,
+            len(image.data),
+            digest,
+            created_at,
+            image.kind,
+            image.provider,
+            image.model,
+            image.prompt,
+            json.dumps(list(image.parent_ids)),
+            json.dumps(image.metadata),
+        )
+        try:
+            with self._lock:
+                self._db.execute(
+                    "INSERT INTO images (id, rel_path, mime_type, width, height, bytes, sha256, created_at, kind,"
+                    " provider, model, prompt, parent_ids, metadata) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    row,
+                )
+        except sqlite3.Error as exc:
+            final_path.unlink(missing_ok=True)
+            raise StoreError(f"could not index the image in {self.root}: {exc}. Nothing was stored.") from None
+        return self._from_row((0, *row))
+
+    def _write_file(self, final_path: Path, data: bytes, image_id: str) -> None:
+        """Write to tmp/, flush to disk, then rename: readers never see a partial file."""
+        temp_path = self.root / "tmp" / f"{image_id}.part"
+        try:
+            final_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(temp_path, "xb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp_path, final_path)
+        except OSError as exc:
+            temp_path.unlink(missing_ok=True)
+            reason = "the disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+            raise StoreError(f"could not write an image to {self.root}: {reason}. Nothing was stored.") from None
+
+    def _get(self, image_id: str) -> StoredImage:
+        with self._lock:
+            row = self._db.execute(f"SELECT {COLUMNS} FROM images WHERE id = ?", (image_id,)).fetchone()
+        if row is None:
+            raise ImageNotFoundError(f"no image {image_id!r} in the store")
+        return self._from_row(row)
+
+    def _read(self, image_id: str) -> tuple[StoredImage, bytes]:
+        stored = self._get(image_id)
+        try:
+            return stored, stored.path.read_bytes()
+        except FileNotFoundError:
+            raise StoreError(f"image {image_id} is indexed but its file {stored.path} is missing") from None
+        except OSError as exc:
+            raise StoreError(f"cannot read image {image_id} from {stored.path}: {exc.strerror}") from None
+
+    def _find_by_sha256(self, sha256: str) -> StoredImage | None:
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT {COLUMNS} FROM images WHERE sha256 = ? ORDER BY seq LIMIT 1", (sha256,)
+            ).fetchone()
+        return None if row is None else self._from_row(row)
+
+    def _page(self, cursor: str | None, limit: int) -> Page:
+        """Keyset pagination on `seq`: the cost is one index range scan of `limit + 1` rows."""
+        before = _decode_cursor(cursor) if cursor else None
+        query = f"SELECT {COLUMNS} FROM images"
+        params: tuple[Any, ...] = (limit + 1,)
+        if before is not None:
+            query += " WHERE seq < ?"
+            params = (before, limit + 1)
+        with self._lock:
+            rows = self._db.execute(query + " ORDER BY seq DESC LIMIT ?", params).fetchall()
+        images = [self._from_row(row) for row in rows[:limit]]
+        next_cursor = _encode_cursor(rows[limit - 1][0]) if len(rows) > limit else None
+        return Page(images, next_cursor)
+
+    def _count(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM images").fetchone()[0])
+
+    def _from_row(self, row: Sequence[Any]) -> StoredImage:
+        (
+            _seq,
+            image_id,
+            rel_path,
+            mime_type,
+            width,
+            height,
+            size,
+            digest,
+            created_at,
+            kind,
+            provider,
+            model,
+            prompt,
+            parent_ids,
+            metadata,
+        ) = row
+        return StoredImage(
+            id=image_id,
+            path=self.root / rel_path,
+            mime_type=mime_type,
+            width=width,
+            height=height,
+            bytes=size,
+            sha256=digest,
+            created_at=created_at,
+            kind=cast(ImageKind, kind),
+            provider=provider,
+            model=model,
+            prompt=prompt,
+            parent_ids=tuple(json.loads(parent_ids)),
+            metadata=json.loads(metadata),
+        )
+
+
+def _encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"{CURSOR_PREFIX}{seq}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        if text.startswith(CURSOR_PREFIX):
+            return int(text.removeprefix(CURSOR_PREFIX))
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        pass
+    raise InputError("invalid cursor: pass the nextCursor of a previous resources/list page")
