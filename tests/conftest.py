@@ -1,0 +1,50 @@
+"""Shared fixtures: the anyio backend, an isolated environment, the loopback OpenAI fake."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.fakes.loopback import LoopbackServer
+from tests.fakes.openai_images import FakeOpenAIImages
+
+PROVIDER_ENV_PREFIXES = ("OPENAI_", "AZURE_OPENAI_", "IMAGEGEN_")
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No real keys or settings leak into a test; the store lives in the test's tmp dir."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith(PROVIDER_ENV_PREFIXES):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("IMAGEGEN_STORE_DIR", str(tmp_path / "store"))
+
+
+@pytest.fixture
+def fake_openai() -> Iterator[FakeOpenAIImages]:
+    fake = FakeOpenAIImages()
+    with LoopbackServer(fake.app) as server:
+        fake.url = server.url
+        yield fake
+
+
+def png_bytes(size: tuple[int, int] = (64, 48), colour: tuple[int, ...] = (200, 30, 30), mode: str = "RGB") -> bytes:
+    buffer = io.BytesIO()
+    Image.new(mode, size, colour).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def image_size(data: bytes) -> tuple[int, int]:
+    with Image.open(io.BytesIO(data)) as image:
+        return image.size

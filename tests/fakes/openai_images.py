@@ -1,0 +1,281 @@
+"""A loopback fake of the OpenAI Images API and its Azure URL shapes (providers.md sections 1, 2, 6).
+
+It records every request byte for byte, validates requests the way the real service does
+(unknown fields, missing prompt or image, bad auth, bad mask), and answers with an
+`ImagesResponse` holding real encoded images. Tests steer it through plain attributes:
+`output_size` to force the size of returned images, `fail_next` to inject error replies.
+The official `openai` SDK is run against it in `tests/test_fake_openai_sdk.py`.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import itertools
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image, ImageDraw
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+GENERATION_FIELDS = frozenset(
+    {
+        "model", "prompt", "background", "complexity", "frame_count", "frame_duration_ms", "moderation", "n",
+        "output_compression", "output_format", "partial_images", "quality", "response_format",
+        "safety_identifier", "size", "stream", "style", "svg", "user",
+    }
+)
+EDIT_FIELDS = frozenset(
+    {
+        "prompt", "background", "complexity", "frame_count", "frame_duration_ms", "input_fidelity", "model", "n",
+        "output_compression", "output_format", "partial_images", "quality", "response_format",
+        "safety_identifier", "size", "stream", "user",
+    }
+)
+EDIT_FILES = frozenset({"image", "image[]", "mask", "markup"})
+PIL_FORMAT = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
+
+
+@dataclass(frozen=True)
+class Part:
+    """One multipart part exactly as received."""
+
+    name: str
+    filename: str | None
+    content_type: str | None
+    data: bytes
+    raw_headers: bytes
+
+
+@dataclass(frozen=True)
+class Recorded:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+    json: dict[str, Any] | None = None
+    parts: list[Part] | None = None
+
+    def fields(self) -> dict[str, str]:
+        """Non-file multipart fields, in order."""
+        return {part.name: part.data.decode() for part in self.parts or [] if part.filename is None}
+
+    def files(self) -> list[Part]:
+        return [part for part in self.parts or [] if part.filename is not None]
+
+
+@dataclass
+class FakeOpenAIImages:
+    """State and behaviour of the fake; `app` is the ASGI app to serve on loopback."""
+
+    api_key: str = "sk-test-key"
+    url: str = ""
+    """Set by the fixture that serves the fake: `http://127.0.0.1:PORT`."""
+    azure_key: str = "azure-test-key"
+    requests: list[Recorded] = field(default_factory=list)
+    output_size: tuple[int, int] | None = None
+    fail_next: list[tuple[int, Any]] = field(default_factory=list)
+    """Replies to send instead of a success: (status, JSON body or raw bytes)."""
+    _counter: itertools.count[int] = field(default_factory=itertools.count)
+
+    def __post_init__(self) -> None:
+        self.app = Starlette(
+            routes=[
+                Route("/v1/images/{operation}", self._openai, methods=["POST"]),
+                Route("/openai/deployments/{deployment}/images/{operation}", self._azure_classic, methods=["POST"]),
+                Route("/openai/v1/images/{operation}", self._azure_v1, methods=["POST"]),
+            ]
+        )
+
+    @property
+    def last(self) -> Recorded:
+        return self.requests[-1]
+
+    async def _openai(self, request: Request) -> Response:
+        recorded = await self._record(request)
+        if request.headers.get("authorization") != f"Bearer {self.api_key}":
+            return _error(401, "Incorrect API key provided: sk-te***key.", "invalid_request_error", "invalid_api_key")
+        return await self._handle(recorded, request.path_params["operation"])
+
+    async def _azure_classic(self, request: Request) -> Response:
+        recorded = await self._record(request)
+        if "api-version" not in request.query_params:
+            return _error(404, "Resource not found", "invalid_request_error", "404")
+        if not self._azure_authorized(request):
+            return _error(401, "Access denied due to invalid subscription key.", "invalid_request_error", "401")
+        return await self._handle(recorded, request.path_params["operation"])
+
+    async def _azure_v1(self, request: Request) -> Response:
+        recorded = await self._record(request)
+        if not self._azure_authorized(request):
+            return _error(401, "Access denied due to invalid subscription key.", "invalid_request_error", "401")
+        return await self._handle(recorded, request.path_params["operation"])
+
+    def _azure_authorized(self, request: Request) -> bool:
+        return request.headers.get("api-key") == self.azure_key or (
+            request.headers.get("authorization") == f"Bearer {self.azure_key}"
+        )
+
+    async def _record(self, request: Request) -> Recorded:
+        body = await request.body()
+        content_type = request.headers.get("content-type", "")
+        parsed_json = json.loads(body) if content_type.startswith("application/json") and body else None
+        parts = parse_multipart(body, content_type) if content_type.startswith("multipart/form-data") else None
+        recorded = Recorded(
+            method=request.method,
+            path=request.url.path,
+            query=dict(request.query_params),
+            headers={key.lower(): value for key, value in request.headers.items()},
+            body=body,
+            json=parsed_json,
+            parts=parts,
+        )
+        self.requests.append(recorded)
+        return recorded
+
+    async def _handle(self, recorded: Recorded, operation: str) -> Response:
+        if self.fail_next:
+            status, reply = self.fail_next.pop(0)
+            if isinstance(reply, bytes):
+                return Response(reply, status_code=status, media_type="application/json")
+            return JSONResponse(reply, status_code=status, headers={"x-request-id": "req_fake_error"})
+        if operation == "generations":
+            return self._generations(recorded)
+        if operation == "edits":
+            return self._edits(recorded)
+        return _error(404, f"Invalid URL (POST /v1/images/{operation})", "invalid_request_error", None)
+
+    def _generations(self, recorded: Recorded) -> Response:
+        body = recorded.json
+        if body is None:
+            return _error(400, "Expected a JSON body.", "invalid_request_error", None)
+        unknown = sorted(set(body) - GENERATION_FIELDS)
+        if unknown:
+            return _error(400, f"Unrecognized request argument supplied: {unknown[0]}", "invalid_request_error", None)
+        if not isinstance(body.get("prompt"), str) or not body["prompt"]:
+            return _error(400, "Missing required parameter: 'prompt'.", "invalid_request_error", None)
+        return self._images_response(body, None)
+
+    def _edits(self, recorded: Recorded) -> Response:
+        if recorded.parts is None:
+            return _error(400, "Expected multipart/form-data.", "invalid_request_error", None)
+        fields = recorded.fields()
+        names = {part.name for part in recorded.parts}
+        unknown = sorted(names - EDIT_FIELDS - EDIT_FILES)
+        if unknown:
+            return _error(400, f"Unrecognized request argument supplied: {unknown[0]}", "invalid_request_error", None)
+        if not fields.get("prompt"):
+            return _error(400, "Missing required parameter: 'prompt'.", "invalid_request_error", None)
+        images = [part for part in recorded.files() if part.name in ("image", "image[]")]
+        if not images:
+            return _error(400, "Missing required parameter: 'image'.", "invalid_request_error", None)
+        first = _open(images[0].data)
+        if first is None:
+            return _error(400, "Invalid input image - format must be in ['png', 'jpeg', 'webp'].",
+                          "invalid_request_error", None)
+        masks = [part for part in recorded.files() if part.name == "mask"]
+        if masks:
+            mask = _open(masks[0].data)
+            if mask is None or mask.format != "PNG" or "A" not in mask.getbands():
+                return _error(400, "Invalid mask image: must be a PNG with an alpha channel.",
+                              "invalid_request_error", "invalid_mask")
+            if mask.size != first.size:
+                return _error(400, "Invalid mask image: the mask and the image must have the same dimensions.",
+                              "invalid_request_error", "invalid_mask")
+        return self._images_response(dict(fields), first.size)
+
+    def _images_response(self, params: dict[str, Any], input_size: tuple[int, int] | None) -> Response:
+        count = int(params.get("n", 1))
+        output_format = str(params.get("output_format", "png"))
+        size_text = str(params.get("size", "auto"))
+        if self.output_size is not None:
+            size = self.output_size
+        elif size_text != "auto":
+            width, _, height = size_text.partition("x")
+            size = (int(width), int(height))
+        else:
+            size = input_size or (1024, 1024)
+        transparent = params.get("background") == "transparent"
+        data = [{"b64_json": base64.b64encode(self._image(size, output_format, transparent)).decode()}
+                for _ in range(count)]
+        reply = {
+            "created": int(time.time()),
+            "data": data,
+            "background": "transparent" if transparent else "opaque",
+            "output_format": output_format,
+            "quality": str(params.get("quality", "high")),
+            "size": f"{size[0]}x{size[1]}",
+            "usage": {
+                "total_tokens": 100 * count + 50,
+                "input_tokens": 50,
+                "output_tokens": 100 * count,
+                "input_tokens_details": {"text_tokens": 10, "image_tokens": 40},
+                "output_tokens_details": {"text_tokens": 0, "image_tokens": 100 * count},
+            },
+        }
+        return JSONResponse(reply, headers={"x-request-id": f"req_fake_{next(self._counter)}"})
+
+    def _image(self, size: tuple[int, int], output_format: str, transparent: bool) -> bytes:
+        """A distinct image per call; large sizes get texture so they do not compress to nothing."""
+        index = next(self._counter)
+        colour = (40 + index * 37 % 200, 80 + index * 53 % 150, 120 + index * 71 % 120)
+        mode = "RGBA" if transparent and output_format != "jpeg" else "RGB"
+        image = Image.new(mode, size, (*colour, 0) if mode == "RGBA" else colour)
+        draw = ImageDraw.Draw(image)
+        draw.ellipse((size[0] // 4, size[1] // 4, size[0] * 3 // 4, size[1] * 3 // 4), fill=(250, 250, 250, 255))
+        if max(size) > 2048:
+            noise = Image.effect_noise((size[0] // 2, size[1] // 2), 40).convert(mode)
+            image.paste(noise, (0, 0))
+        buffer = io.BytesIO()
+        image.save(buffer, format=PIL_FORMAT.get(output_format, "PNG"))
+        return buffer.getvalue()
+
+
+def _error(status: int, message: str, error_type: str, code: str | None) -> JSONResponse:
+    body = {"error": {"message": message, "type": error_type, "param": None, "code": code}}
+    return JSONResponse(body, status_code=status, headers={"x-request-id": "req_fake_error"})
+
+
+def _open(data: bytes) -> Image.Image | None:
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.load()
+    except Exception:
+        return None
+    return image
+
+
+def parse_multipart(body: bytes, content_type: str) -> list[Part]:
+    """A strict multipart/form-data parser that keeps part order and raw headers."""
+    boundary = content_type.split("boundary=", 1)[1].strip().strip('"').encode()
+    delimiter = b"--" + boundary
+    chunks = body.split(delimiter)
+    if chunks[0] not in (b"", b"\r\n") or not chunks[-1].startswith(b"--"):
+        raise ValueError("malformed multipart body")
+    parts = []
+    for chunk in chunks[1:-1]:
+        if not chunk.startswith(b"\r\n") or not chunk.endswith(b"\r\n"):
+            raise ValueError("malformed multipart part")
+        raw_headers, _, data = chunk[2:-2].partition(b"\r\n\r\n")
+        headers = {}
+        for line in raw_headers.split(b"\r\n"):
+            key, _, value = line.decode().partition(":")
+            headers[key.strip().lower()] = value.strip()
+        disposition = headers.get("content-disposition", "")
+        params = dict(_disposition_params(disposition))
+        parts.append(Part(params["name"], params.get("filename"), headers.get("content-type"), data, raw_headers))
+    return parts
+
+
+def _disposition_params(disposition: str) -> list[tuple[str, str]]:
+    items = []
+    for item in disposition.split(";")[1:]:
+        key, _, value = item.strip().partition("=")
+        items.append((key, value.strip('"')))
+    return items
