@@ -230,7 +230,7 @@ class FakeOpenAIImages:
         draw = ImageDraw.Draw(image)
         draw.ellipse((size[0] // 4, size[1] // 4, size[0] * 3 // 4, size[1] * 3 // 4), fill=(250, 250, 250, 255))
         if max(size) > 2048:
-            noise = Image.effect_noise((size[0] // 2, size[1] // 2), 40).convert(mode)
+            noise = Image.effect_noise((size[0] // 4, size[1] // 4), 40).convert(mode)
             image.paste(noise, (0, 0))
         buffer = io.BytesIO()
         image.save(buffer, format=PIL_FORMAT.get(output_format, "PNG"))

@@ -1,0 +1,89 @@
+"""Connect an MCP client to mcp-imagegen in memory, over stdio, over Streamable HTTP or over SSE.
+
+The subprocess transports run the real `python -m mcp_imagegen` with an explicit
+environment, exactly as a host would spawn it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
+from typing import Literal
+
+import httpx2
+from mcp import Client, StdioServerParameters
+from mcp.client.sse import sse_client
+
+from mcp_imagegen.config import load_settings
+from mcp_imagegen.server.app import build_server
+from tests.fakes.loopback import free_port
+
+Transport = Literal["memory", "stdio", "http", "sse"]
+BASE_ENV_NAMES = ("PATH", "HOME", "SYSTEMROOT", "TMPDIR", "LANG")
+
+
+def child_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The minimal environment a host gives a server, plus the test's settings."""
+    base = {name: os.environ[name] for name in BASE_ENV_NAMES if name in os.environ}
+    return {**base, "PYTHONUNBUFFERED": "1", **env}
+
+
+@asynccontextmanager
+async def connect(transport: Transport, env: Mapping[str, str]) -> AsyncIterator[Client]:
+    """A connected client; for `memory`, `env` must already be in os.environ (monkeypatch)."""
+    if transport == "memory":
+        async with Client(build_server(load_settings())) as client:
+            yield client
+        return
+    if transport == "stdio":
+        params = StdioServerParameters(command=sys.executable, args=["-m", "mcp_imagegen"], env=child_env(env))
+        async with Client(params) as client:
+            yield client
+        return
+    with http_server(transport, env) as url:
+        target = url + "/mcp" if transport == "http" else sse_client(url + "/sse")
+        async with Client(target) as client:
+            yield client
+
+
+@contextmanager
+def http_server(transport: Literal["http", "sse"], env: Mapping[str, str]) -> Iterator[str]:
+    """Run `mcp-imagegen --transport http|sse` on a free loopback port until the block ends."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mcp_imagegen", "--transport", transport, "--port", str(port)],
+        env=child_env(env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, process)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        if process.stderr is not None:
+            process.stderr.close()
+
+
+def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            errors = process.stderr.read().decode() if process.stderr else ""
+            raise RuntimeError(f"server exited with {process.returncode}: {errors[-2000:]}")
+        try:
+            if httpx2.get(url + "/health", timeout=1).status_code == 200:
+                return
+        except httpx2.TransportError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError("server did not become healthy")
