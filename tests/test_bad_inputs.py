@@ -106,7 +106,7 @@ async def test_bad_edit_inputs_leave_the_store_unchanged(
             str(allowed / "escape.png"): "outside the folders this server may read",
             str(allowed / ".." / "outside" / "secret.png"): "outside the folders this server may read",
             str(allowed / "notes.txt"): "not a readable image",
-            str(allowed / "truncated.png"): "the image is damaged or truncated",
+            str(allowed / "truncated.png"): "image is damaged or truncated: image file is truncated",
             str(allowed / "missing.png"): "does not exist",
             "relative/path.png": "not an imagegen:// URI",
             "./relative.png": "is relative; give an absolute path",
