@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import errno
 import hashlib
 import json
@@ -129,7 +130,7 @@ class LocalStore:
                     row,
                 )
         except sqlite3.Error as exc:
-            final_path.unlink(missing_ok=True)
+            _remove_quietly(final_path)
             raise StoreError(f"could not index the image in {self.root}: {exc}. Nothing was stored.") from None
         return self._from_row((0, *row))
 
@@ -144,7 +145,7 @@ class LocalStore:
                 os.fsync(handle.fileno())
             os.replace(temp_path, final_path)
         except OSError as exc:
-            temp_path.unlink(missing_ok=True)
+            _remove_quietly(temp_path)
             reason = "the disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
             raise StoreError(f"could not write an image to {self.root}: {reason}. Nothing was stored.") from None
 
@@ -223,6 +224,12 @@ class LocalStore:
             parent_ids=tuple(json.loads(parent_ids)),
             metadata=json.loads(metadata),
         )
+
+
+def _remove_quietly(path: Path) -> None:
+    """Best-effort cleanup inside an error path: the original error is the one to report."""
+    with contextlib.suppress(OSError):
+        path.unlink(missing_ok=True)
 
 
 def _encode_cursor(seq: int) -> str:

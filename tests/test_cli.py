@@ -1,0 +1,100 @@
+"""The command line, stdout hygiene on stdio, the SSE transport, and the placeholder provider."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mcp.types import BlobResourceContents
+from PIL import Image
+
+from mcp_imagegen import __version__
+from tests.connect import child_env, connect
+
+pytestmark = pytest.mark.anyio
+
+
+def run_cli(*args: str, env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mcp_imagegen", *args], input=stdin, env=child_env(env),
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+
+
+def test_version_and_help(tmp_path: Path) -> None:
+    env = {"IMAGEGEN_STORE_DIR": str(tmp_path)}
+    assert run_cli("--version", env=env).stdout.strip() == f"mcp-imagegen {__version__}"
+    assert "--transport {stdio,http,sse}" in run_cli("--help", env=env).stdout
+
+
+def test_bad_config_exits_with_a_message(tmp_path: Path) -> None:
+    result = run_cli("--config", str(tmp_path / "missing.toml"), env={"IMAGEGEN_STORE_DIR": str(tmp_path)})
+    assert result.returncode == 2
+    assert "mcp-imagegen: cannot read config file" in result.stderr
+
+
+def test_stdio_stdout_carries_only_protocol_messages(tmp_path: Path) -> None:
+    messages = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+            "name": "generate_image", "arguments": {"prompt": "hello", "size": "64x64"}}},
+    ]
+    env = {"IMAGEGEN_STORE_DIR": str(tmp_path), "IMAGEGEN_DEFAULT_PROVIDER": "placeholder"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mcp_imagegen"], env=child_env(env), text=True,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    assert process.stdin is not None and process.stdout is not None
+    process.stdin.write("".join(json.dumps(m) + "\n" for m in messages))
+    process.stdin.flush()
+    lines = []
+    while not any(line.get("id") == 2 for line in lines):
+        raw = process.stdout.readline()
+        assert raw, "server closed stdout before answering"
+        lines.append(json.loads(raw))  # every stdout line must be a JSON-RPC message
+    process.stdin.close()
+    process.wait(timeout=30)
+    assert process.stderr is not None
+    stderr = process.stderr.read()
+    assert process.stdout.read() == ""
+    assert all(line["jsonrpc"] == "2.0" for line in lines)
+    call = next(line for line in lines if line.get("id") == 2)
+    assert call["result"]["structuredContent"]["images"][0]["width"] == 64
+    assert "mcp-imagegen" in stderr and "on stdio" in stderr
+
+
+async def test_sse_transport(tmp_path: Path) -> None:
+    env = {"IMAGEGEN_STORE_DIR": str(tmp_path), "IMAGEGEN_DEFAULT_PROVIDER": "placeholder"}
+    async with connect("sse", env) as client:
+        made = await client.call_tool("generate_image", {"prompt": "over sse", "size": "96x64", "seed": 1})
+        assert not made.is_error and made.structured_content is not None
+        contents = (await client.read_resource(made.structured_content["images"][0]["uri"])).contents
+        assert isinstance(contents[0], BlobResourceContents)
+        with Image.open(io.BytesIO(base64.b64decode(contents[0].blob))) as image:
+            assert image.size == (96, 64)
+
+
+async def test_placeholder_is_labelled_and_varies_unless_seeded(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("IMAGEGEN_DEFAULT_PROVIDER", "placeholder")
+    async with connect("memory", {}) as client:
+        async def pixels(arguments: dict[str, object]) -> bytes:
+            result = await client.call_tool("generate_image", {"prompt": "a cat", "size": "64x64", **arguments})
+            assert result.structured_content is not None
+            return Path(result.structured_content["images"][0]["path"]).read_bytes()
+
+        assert await pixels({"seed": 7}) == await pixels({"seed": 7})
+        assert await pixels({}) != await pixels({})
+        transparent = await pixels({"background": "transparent", "output_format": "webp"})
+        with Image.open(io.BytesIO(transparent)) as image:
+            assert image.format == "WEBP" and image.mode == "RGBA" and image.getpixel((0, 0))[3] == 0
+        providers = (await client.call_tool("list_providers", {})).structured_content
+        assert providers is not None and providers["default_provider"] == "placeholder"

@@ -1,0 +1,101 @@
+"""Decoding rules for inputs and masks, and preview fitting."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image
+
+from mcp_imagegen.errors import InputError
+from mcp_imagegen.images import codec
+from mcp_imagegen.images.preview import PreviewSource, fit_previews
+from tests.conftest import png_bytes
+
+
+def encoded(image: Image.Image, fmt: str, **params: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **params)
+    return buffer.getvalue()
+
+
+def test_png_passes_through_untouched() -> None:
+    data = png_bytes((30, 20))
+    result = codec.normalize_input(data, max_pixels=10**6, accepted=("image/png",))
+    assert result.data is data and (result.width, result.height) == (30, 20)
+
+
+def test_exif_rotation_is_applied() -> None:
+    exif = Image.Exif()
+    exif[codec.EXIF_ORIENTATION] = 6  # rotate 90 degrees clockwise to display
+    data = encoded(Image.new("RGB", (40, 10), "red"), "JPEG", exif=exif)
+    result = codec.normalize_input(data, max_pixels=10**6, accepted=("image/jpeg", "image/png"))
+    assert result.mime_type == "image/png" and (result.width, result.height) == (10, 40)
+
+
+def test_unaccepted_types_and_animations_become_png() -> None:
+    frames = [Image.new("RGB", (8, 8), colour) for colour in ("red", "blue")]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:])
+    result = codec.normalize_input(buffer.getvalue(), max_pixels=10**6, accepted=("image/png", "image/gif"))
+    assert result.mime_type == "image/png"
+    with Image.open(io.BytesIO(result.data)) as image:
+        assert image.convert("RGB").getpixel((0, 0)) == (255, 0, 0)
+    bmp = encoded(Image.new("RGB", (8, 8)), "BMP")
+    assert codec.normalize_input(bmp, max_pixels=10**6, accepted=("image/png",)).mime_type == "image/png"
+
+
+def test_pixel_limit_is_checked_from_the_header() -> None:
+    with pytest.raises(InputError, match=r"over the limit of 1,000 \(IMAGEGEN_MAX_PIXELS\)"):
+        codec.facts(png_bytes((100, 100)), max_pixels=1000)
+
+
+def test_disallowed_format_is_refused() -> None:
+    data = encoded(Image.new("RGB", (8, 8)), "ICO")
+    with pytest.raises(InputError, match="ICO"):
+        codec.facts(data, max_pixels=10**6)
+
+
+def test_black_and_white_mask_becomes_alpha() -> None:
+    mask = Image.new("L", (20, 10), 0)
+    mask.paste(255, (10, 0, 20, 10))
+    out = codec.edit_mask(encoded(mask, "PNG"), size=(20, 10), max_pixels=10**6)
+    with Image.open(io.BytesIO(out)) as image:
+        assert image.mode == "RGBA"
+        assert image.getpixel((2, 2))[3] == 255 and image.getpixel((15, 2))[3] == 0
+
+
+def test_alpha_mask_is_kept_and_proportional_masks_are_resized() -> None:
+    mask = Image.new("RGBA", (10, 5), (0, 0, 0, 255))
+    mask.paste((0, 0, 0, 0), (5, 0, 10, 5))
+    out = codec.edit_mask(encoded(mask, "PNG"), size=(40, 20), max_pixels=10**6)
+    with Image.open(io.BytesIO(out)) as image:
+        assert image.size == (40, 20) and image.getpixel((35, 10))[3] == 0 and image.getpixel((5, 10))[3] == 255
+    with pytest.raises(InputError, match="must have the same size"):
+        codec.edit_mask(encoded(mask, "PNG"), size=(40, 40), max_pixels=10**6)
+
+
+def test_previews_share_the_byte_budget_and_keep_transparency() -> None:
+    noisy = Image.effect_noise((2000, 1500), 60).convert("RGB")
+    opaque = encoded(noisy, "PNG")
+    clear = Image.new("RGBA", (3000, 1000), (0, 0, 0, 0))
+    clear.paste(noisy.convert("RGBA").resize((1500, 500)), (0, 0))
+    transparent = encoded(clear, "PNG")
+    sources = [
+        PreviewSource(opaque, "image/png", 2000, 1500),
+        PreviewSource(transparent, "image/png", 3000, 1000),
+        PreviewSource(opaque, "image/png", 2000, 1500),
+    ]
+    previews = fit_previews(sources, max_bytes=300_000, max_side=1000)
+    assert sum(len(p.data) for p in previews) <= 300_000
+    assert all(max(p.width, p.height) <= 1000 for p in previews)
+    assert previews[0].mime_type == "image/jpeg"
+    assert previews[1].mime_type in ("image/png", "image/webp")
+    with Image.open(io.BytesIO(previews[1].data)) as image:
+        assert image.convert("RGBA").getpixel((image.width - 1, image.height - 1))[3] == 0
+
+
+def test_small_images_are_inlined_as_they_are() -> None:
+    data = png_bytes((300, 200))
+    [preview] = fit_previews([PreviewSource(data, "image/png", 300, 200)], max_bytes=700_000, max_side=1568)
+    assert preview.data is data

@@ -1,0 +1,88 @@
+"""Settings from the environment and the TOML file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from mcp_imagegen.config import load_settings
+from mcp_imagegen.errors import ConfigError
+
+
+def test_defaults_use_the_per_user_data_dir(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("IMAGEGEN_STORE_DIR")
+    settings = load_settings()
+    assert "mcp-imagegen" in str(settings.store_dir) and settings.store_dir.is_absolute()
+    assert (settings.inline_max_bytes, settings.inline_max_side) == (700_000, 1568)
+    assert settings.openai.api_key is None and settings.default_provider is None
+
+
+def test_environment_names_people_already_use(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-abc")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("OPENAI_ORG_ID", "org-1")
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "az")
+    monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", "https://r.openai.azure.com")
+    monkeypatch.setenv("AZURE_OPENAI_API_VERSION", "2025-04-01-preview")
+    monkeypatch.setenv("AZURE_OPENAI_DEPLOYMENT", "img")
+    monkeypatch.setenv("IMAGEGEN_ALLOWED_DIRS", os.pathsep.join([str(tmp_path / "a"), "~/b"]))
+    monkeypatch.setenv("IMAGEGEN_INLINE_MAX_BYTES", "500000")
+    settings = load_settings()
+    assert settings.openai.api_key is not None and settings.openai.api_key.get_secret_value() == "sk-abc"
+    assert (settings.openai.base_url, settings.openai.org_id) == ("http://127.0.0.1:9/v1", "org-1")
+    assert (settings.azure.deployment, settings.azure.api_version) == ("img", "2025-04-01-preview")
+    assert settings.allowed_dirs == [tmp_path / "a", Path("~/b").expanduser()]
+    assert settings.inline_max_bytes == 500_000
+
+
+def test_toml_file_with_environment_overriding_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    config = tmp_path / "imagegen.toml"
+    config.write_text(
+        'default_provider = "local-sd"\n'
+        'inline_max_side = 1000\n'
+        'allowed_dirs = ["/srv/pictures"]\n'
+        "[providers.openai]\n"
+        'base_url = "http://from-file/v1"\n'
+        "[endpoints.local-sd]\n"
+        'base_url = "http://127.0.0.1:7860/v1"\n'
+        'models = ["sdxl"]\n'
+    )
+    monkeypatch.setenv("IMAGEGEN_INLINE_MAX_SIDE", "1200")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://from-env/v1")
+    settings = load_settings(config)
+    assert settings.default_provider == "local-sd"
+    assert settings.inline_max_side == 1200
+    assert settings.openai.base_url == "http://from-env/v1"
+    assert settings.allowed_dirs == [Path("/srv/pictures")]
+    assert settings.endpoints["local-sd"].models == ["sdxl"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("stor_dir = 1\n", "stor_dir: Extra inputs are not permitted"),
+        ("inline_max_bytes = 5\n", "inline_max_bytes: Input should be greater than or equal to 10000"),
+        ("[providers.gemini]\n", "unknown provider section(s) ['gemini']"),
+        ("not toml", "is not valid TOML"),
+    ],
+)
+def test_bad_config_files_say_what_is_wrong(tmp_path: Path, text: str, expected: str) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    assert expected in str(caught.value)
+
+
+def test_invalid_values_never_echo_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_TIMEOUT_S", "sk-looks-like-a-secret")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert "timeout_s" in str(caught.value) and "sk-looks-like-a-secret" not in str(caught.value)
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_settings(tmp_path / "nope.toml")
