@@ -32,7 +32,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1", help="bind address for http/sse (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port for http/sse (default 8000)")
     parser.add_argument("--config", type=Path, help="TOML config file (environment variables override it)")
-    parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (default: IMAGEGEN_LOG_LEVEL or INFO)")
+    parser.add_argument(
+        "--log-level", help="DEBUG, INFO, WARNING or ERROR (default: IMAGEGEN_LOG_LEVEL or INFO)"
+    )
     parser.add_argument("--version", action="version", version=f"mcp-imagegen {__version__}")
     return parser.parse_args(argv)
 

@@ -39,7 +39,9 @@ def fake_openai() -> Iterator[FakeOpenAIImages]:
         yield fake
 
 
-def png_bytes(size: tuple[int, int] = (64, 48), colour: tuple[int, ...] = (200, 30, 30), mode: str = "RGB") -> bytes:
+def png_bytes(
+    size: tuple[int, int] = (64, 48), colour: tuple[int, ...] = (200, 30, 30), mode: str = "RGB"
+) -> bytes:
     buffer = io.BytesIO()
     Image.new(mode, size, colour).save(buffer, format="PNG")
     return buffer.getvalue()
@@ -47,4 +49,5 @@ def png_bytes(size: tuple[int, int] = (64, 48), colour: tuple[int, ...] = (200, 
 
 def image_size(data: bytes) -> tuple[int, int]:
     with Image.open(io.BytesIO(data)) as image:
-        return image.size
+        width, height = image.size
+        return width, height

@@ -40,7 +40,9 @@ async def connect(transport: Transport, env: Mapping[str, str]) -> AsyncIterator
             yield client
         return
     if transport == "stdio":
-        params = StdioServerParameters(command=sys.executable, args=["-m", "mcp_imagegen"], env=child_env(env))
+        params = StdioServerParameters(
+            command=sys.executable, args=["-m", "mcp_imagegen"], env=child_env(env)
+        )
         async with Client(params) as client:
             yield client
         return

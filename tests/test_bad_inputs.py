@@ -67,7 +67,10 @@ async def test_missing_key_names_the_variable(store_dir: Path) -> None:
         ({"size": "1024x1024", "aspect_ratio": "1:1"}, "give size or aspect_ratio, not both"),
         ({"negative_prompt": "no dogs"}, "openai does not support negative_prompt"),
         ({"seed": 4}, "openai does not support seed"),
-        ({"background": "transparent", "output_format": "jpeg"}, "transparent' needs output_format png or webp"),
+        (
+            {"background": "transparent", "output_format": "jpeg"},
+            "transparent' needs output_format png or webp",
+        ),
         ({"output_compression": 50}, "output_compression applies to jpeg or webp"),
         ({"quality": "max"}, "gpt-image-1.5 accepts quality low, medium, high, auto"),
         ({"provider": "nope"}, "unknown provider 'nope'"),
@@ -78,7 +81,9 @@ async def test_bad_generate_options_are_refused_before_any_request(
     openai_env: FakeOpenAIImages, store_dir: Path, arguments: dict[str, object], expected: str
 ) -> None:
     async with Client(build_server(load_settings())) as client:
-        result = await client.call_tool("generate_image", {"prompt": "x", "model": "gpt-image-1.5", **arguments})
+        result = await client.call_tool(
+            "generate_image", {"prompt": "x", "model": "gpt-image-1.5", **arguments}
+        )
         assert expected in error_text(result)
     assert openai_env.requests == []
     assert store_files(store_dir) == []
@@ -119,10 +124,18 @@ async def test_bad_edit_inputs_leave_the_store_unchanged(
             text = error_text(await client.call_tool("edit_image", {"image": reference, "prompt": "x"}))
             assert expected in text, (reference, text)
             assert str(allowed) in text or expected != "outside the folders this server may read"
-        uri = made.structured_content["images"][0]["uri"]  # type: ignore[index]
-        text = error_text(await client.call_tool(
-            "edit_image", {"image": uri, "prompt": "x", "mask": "data:image/png;base64," + base64.b64encode(
-                png_bytes((10, 30))).decode()}))
+        assert made.structured_content is not None
+        uri = made.structured_content["images"][0]["uri"]
+        text = error_text(
+            await client.call_tool(
+                "edit_image",
+                {
+                    "image": uri,
+                    "prompt": "x",
+                    "mask": "data:image/png;base64," + base64.b64encode(png_bytes((10, 30))).decode(),
+                },
+            )
+        )
         assert "the mask is 10x30 but the image is 1024x1024" in text
         # Still serving, and the store is exactly as before.
         assert not (await client.call_tool("generate_image", {"prompt": "after"})).is_error
@@ -134,8 +147,18 @@ async def test_bad_edit_inputs_leave_the_store_unchanged(
 async def test_provider_failure_stores_nothing_and_server_keeps_serving(
     openai_env: FakeOpenAIImages, store_dir: Path
 ) -> None:
-    openai_env.fail_next.append((400, {"error": {"message": "Your request was rejected by the safety system.",
-                                                 "type": "image_generation_user_error", "code": "moderation_blocked"}}))
+    openai_env.fail_next.append(
+        (
+            400,
+            {
+                "error": {
+                    "message": "Your request was rejected by the safety system.",
+                    "type": "image_generation_user_error",
+                    "code": "moderation_blocked",
+                }
+            },
+        )
+    )
     openai_env.fail_next.append((500, b"<html>upstream exploded</html>"))
     async with Client(build_server(load_settings())) as client:
         text = error_text(await client.call_tool("generate_image", {"prompt": "x"}))

@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mcp.types import BlobResourceContents
@@ -21,8 +22,13 @@ pytestmark = pytest.mark.anyio
 
 def run_cli(*args: str, env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "mcp_imagegen", *args], input=stdin, env=child_env(env),
-        capture_output=True, text=True, timeout=60, check=False,
+        [sys.executable, "-m", "mcp_imagegen", *args],
+        input=stdin,
+        env=child_env(env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
@@ -40,21 +46,37 @@ def test_bad_config_exits_with_a_message(tmp_path: Path) -> None:
 
 def test_stdio_stdout_carries_only_protocol_messages(tmp_path: Path) -> None:
     messages = [
-        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}},
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": "t", "version": "1"},
+            },
+        },
         {"jsonrpc": "2.0", "method": "notifications/initialized"},
-        {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
-            "name": "generate_image", "arguments": {"prompt": "hello", "size": "64x64"}}},
+        {
+            "jsonrpc": "2.0",
+            "id": 2,
+            "method": "tools/call",
+            "params": {"name": "generate_image", "arguments": {"prompt": "hello", "size": "64x64"}},
+        },
     ]
     env = {"IMAGEGEN_STORE_DIR": str(tmp_path), "IMAGEGEN_DEFAULT_PROVIDER": "placeholder"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "mcp_imagegen"], env=child_env(env), text=True,
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [sys.executable, "-m", "mcp_imagegen"],
+        env=child_env(env),
+        text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     assert process.stdin is not None and process.stdout is not None
     process.stdin.write("".join(json.dumps(m) + "\n" for m in messages))
     process.stdin.flush()
-    lines = []
+    lines: list[dict[str, Any]] = []
     while not any(line.get("id") == 2 for line in lines):
         raw = process.stdout.readline()
         assert raw, "server closed stdout before answering"
@@ -86,8 +108,11 @@ async def test_placeholder_is_labelled_and_varies_unless_seeded(
 ) -> None:
     monkeypatch.setenv("IMAGEGEN_DEFAULT_PROVIDER", "placeholder")
     async with connect("memory", {}) as client:
+
         async def pixels(arguments: dict[str, object]) -> bytes:
-            result = await client.call_tool("generate_image", {"prompt": "a cat", "size": "64x64", **arguments})
+            result = await client.call_tool(
+                "generate_image", {"prompt": "a cat", "size": "64x64", **arguments}
+            )
             assert result.structured_content is not None
             return Path(result.structured_content["images"][0]["path"]).read_bytes()
 

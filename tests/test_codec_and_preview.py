@@ -70,7 +70,9 @@ def test_alpha_mask_is_kept_and_proportional_masks_are_resized() -> None:
     mask.paste((0, 0, 0, 0), (5, 0, 10, 5))
     out = codec.edit_mask(encoded(mask, "PNG"), size=(40, 20), max_pixels=10**6)
     with Image.open(io.BytesIO(out)) as image:
-        assert image.size == (40, 20) and image.getpixel((35, 10))[3] == 0 and image.getpixel((5, 10))[3] == 255
+        assert (
+            image.size == (40, 20) and image.getpixel((35, 10))[3] == 0 and image.getpixel((5, 10))[3] == 255
+        )
     with pytest.raises(InputError, match="must have the same size"):
         codec.edit_mask(encoded(mask, "PNG"), size=(40, 40), max_pixels=10**6)
 

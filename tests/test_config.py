@@ -41,7 +41,7 @@ def test_toml_file_with_environment_overriding_it(monkeypatch: pytest.MonkeyPatc
     config = tmp_path / "imagegen.toml"
     config.write_text(
         'default_provider = "local-sd"\n'
-        'inline_max_side = 1000\n'
+        "inline_max_side = 1000\n"
         'allowed_dirs = ["/srv/pictures"]\n'
         "[providers.openai]\n"
         'base_url = "http://from-file/v1"\n'

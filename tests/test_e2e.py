@@ -16,7 +16,14 @@ from typing import Any
 
 import pytest
 from mcp import Client
-from mcp.types import BlobResourceContents, CallToolResult, ImageContent, ResourceLink, TextContent, TextResourceContents
+from mcp.types import (
+    BlobResourceContents,
+    CallToolResult,
+    ImageContent,
+    ResourceLink,
+    TextContent,
+    TextResourceContents,
+)
 from PIL import Image
 
 from tests.connect import Transport, connect
@@ -29,7 +36,9 @@ BUDGET_SIDE = 1568
 
 
 @pytest.fixture
-def server_env(fake_openai: FakeOpenAIImages, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+def server_env(
+    fake_openai: FakeOpenAIImages, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
     env = {
         "OPENAI_API_KEY": fake_openai.api_key,
         "OPENAI_BASE_URL": f"{fake_openai.url}/v1",
@@ -70,8 +79,20 @@ async def test_generate_edit_and_resources(
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
         assert set(tools) == {"generate_image", "edit_image", "list_providers"}
         generate_schema = tools["generate_image"].input_schema["properties"]
-        assert {"prompt", "provider", "model", "n", "size", "aspect_ratio", "quality", "background",
-                "output_format", "output_compression", "negative_prompt", "seed"} <= set(generate_schema)
+        assert {
+            "prompt",
+            "provider",
+            "model",
+            "n",
+            "size",
+            "aspect_ratio",
+            "quality",
+            "background",
+            "output_format",
+            "output_compression",
+            "negative_prompt",
+            "seed",
+        } <= set(generate_schema)
         assert tools["generate_image"].output_schema is not None
         annotations = tools["generate_image"].annotations
         assert annotations is not None and annotations.open_world_hint and not annotations.read_only_hint
@@ -79,12 +100,16 @@ async def test_generate_edit_and_resources(
         assert listing is not None and listing.read_only_hint
 
         made = await client.call_tool(
-            "generate_image", {"prompt": "a lighthouse at dusk", "model": "gpt-image-1.5", "size": "1536x1024"}
+            "generate_image",
+            {"prompt": "a lighthouse at dusk", "model": "gpt-image-1.5", "size": "1536x1024"},
         )
         assert not made.is_error, made.content
         assert [type(block) for block in made.content] == [ImageContent, ResourceLink, TextContent]
-        assert fake_openai.last.json == {"model": "gpt-image-1.5", "prompt": "a lighthouse at dusk",
-                                         "size": "1536x1024"}
+        assert fake_openai.last.json == {
+            "model": "gpt-image-1.5",
+            "prompt": "a lighthouse at dusk",
+            "size": "1536x1024",
+        }
         structured = made.structured_content
         assert structured is not None
         assert (structured["provider"], structured["model"]) == ("openai", "gpt-image-1.5")
@@ -92,7 +117,9 @@ async def test_generate_edit_and_resources(
         assert (first["width"], first["height"], first["mime_type"]) == (1536, 1024, "image/png")
         assert json.loads(made.content[-1].text) == structured  # type: ignore[union-attr]
         link = made.content[1]
-        assert isinstance(link, ResourceLink) and link.uri == first["uri"] == f"imagegen://images/{first['id']}"
+        assert (
+            isinstance(link, ResourceLink) and link.uri == first["uri"] == f"imagegen://images/{first['id']}"
+        )
         stored_path = Path(first["path"])
         assert stored_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert stored_path.stat().st_size == first["bytes"]
@@ -153,7 +180,10 @@ async def test_resources_list_pages_newest_first(
         assert pages == 2
         assert seen == list(reversed(made))
         templates = (await client.list_resource_templates()).resource_templates
-        assert {t.uri_template for t in templates} == {"imagegen://images/{id}", "imagegen://images/{id}/metadata"}
+        assert {t.uri_template for t in templates} == {
+            "imagegen://images/{id}",
+            "imagegen://images/{id}/metadata",
+        }
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)

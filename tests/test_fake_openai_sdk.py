@@ -40,7 +40,15 @@ def test_sdk_generate_full_request_parses_reply(fake_openai: FakeOpenAIImages) -
     assert sent.headers["accept"] == "application/json"
     # The order captured from openai 3.54 in providers.md 1.2.
     assert list(sent.json or {}) == [
-        "model", "prompt", "background", "moderation", "n", "output_compression", "output_format", "quality", "size",
+        "model",
+        "prompt",
+        "background",
+        "moderation",
+        "n",
+        "output_compression",
+        "output_format",
+        "quality",
+        "size",
     ]
     assert result.data is not None and len(result.data) == 2
     first = base64.b64decode(result.data[0].b64_json or "")
@@ -71,10 +79,21 @@ def test_sdk_edit_with_image_list_and_mask(fake_openai: FakeOpenAIImages) -> Non
     assert sent.headers["content-type"].startswith("multipart/form-data; boundary=")
     # Field order and part names as captured in providers.md 1.4.1.
     assert [part.name for part in sent.parts or []] == [
-        "prompt", "input_fidelity", "model", "n", "output_format", "quality", "size", "image[]", "image[]", "mask",
+        "prompt",
+        "input_fidelity",
+        "model",
+        "n",
+        "output_format",
+        "quality",
+        "size",
+        "image[]",
+        "image[]",
+        "mask",
     ]
     assert [(p.filename, p.content_type) for p in sent.files()] == [
-        ("a.png", "image/png"), ("b.png", "image/png"), ("m.png", "image/png"),
+        ("a.png", "image/png"),
+        ("b.png", "image/png"),
+        ("m.png", "image/png"),
     ]
     assert sent.files()[0].data == picture
     assert result.data is not None and len(result.data) == 2
@@ -82,14 +101,25 @@ def test_sdk_edit_with_image_list_and_mask(fake_openai: FakeOpenAIImages) -> Non
 
 
 def test_sdk_single_file_uses_bare_image_field(fake_openai: FakeOpenAIImages) -> None:
-    sdk(fake_openai).images.edit(model="gpt-image-1.5", prompt="edit", image=("a.png", png_bytes(), "image/png"))
+    sdk(fake_openai).images.edit(
+        model="gpt-image-1.5", prompt="edit", image=("a.png", png_bytes(), "image/png")
+    )
     assert [part.name for part in fake_openai.last.parts or []] == ["prompt", "model", "image"]
 
 
 def test_sdk_sees_moderation_error_as_bad_request(fake_openai: FakeOpenAIImages) -> None:
     fake_openai.fail_next.append(
-        (400, {"error": {"message": "Your request was rejected by the safety system.", "type":
-                         "image_generation_user_error", "param": None, "code": "moderation_blocked"}})
+        (
+            400,
+            {
+                "error": {
+                    "message": "Your request was rejected by the safety system.",
+                    "type": "image_generation_user_error",
+                    "param": None,
+                    "code": "moderation_blocked",
+                }
+            },
+        )
     )
     with pytest.raises(openai.BadRequestError) as caught:
         sdk(fake_openai).images.generate(model="gpt-image-2", prompt="x")
@@ -106,7 +136,9 @@ def test_fake_rejects_unknown_fields_and_bad_keys_like_the_service(fake_openai: 
 
 def test_sdk_azure_deployment_path(fake_openai: FakeOpenAIImages) -> None:
     client = openai.AzureOpenAI(
-        azure_endpoint=fake_openai.url, api_version="2025-04-01-preview", api_key=fake_openai.azure_key,
+        azure_endpoint=fake_openai.url,
+        api_version="2025-04-01-preview",
+        api_key=fake_openai.azure_key,
         max_retries=0,
     )
     result = client.images.generate(model="image-deployment", prompt="a cat", size="1024x1024")
@@ -119,7 +151,9 @@ def test_sdk_azure_deployment_path(fake_openai: FakeOpenAIImages) -> None:
 
 
 def test_sdk_azure_v1_path(fake_openai: FakeOpenAIImages) -> None:
-    client = openai.OpenAI(api_key=fake_openai.azure_key, base_url=f"{fake_openai.url}/openai/v1", max_retries=0)
+    client = openai.OpenAI(
+        api_key=fake_openai.azure_key, base_url=f"{fake_openai.url}/openai/v1", max_retries=0
+    )
     client.images.edit(model="image-deployment", prompt="x", image=[("a.png", png_bytes(), "image/png")])
     sent = fake_openai.last
     assert sent.path == "/openai/v1/images/edits"

@@ -68,7 +68,9 @@ async def test_size_cap_applies_before_decoding(allowed: Path, resolver: InputRe
         await resolver.resolve(str(allowed / "big.png"), "image")
 
 
-async def test_error_names_the_allowed_folders(tmp_path: Path, allowed: Path, resolver: InputResolver) -> None:
+async def test_error_names_the_allowed_folders(
+    tmp_path: Path, allowed: Path, resolver: InputResolver
+) -> None:
     (tmp_path / "x.png").write_bytes(png_bytes())
     with pytest.raises(InputError) as caught:
         await resolver.resolve(str(tmp_path / "x.png"), "mask")

@@ -64,27 +64,48 @@ def input_image(data: bytes, filename: str) -> InputImage:
         return InputImage(data, "image/png", image.width, image.height, filename)
 
 
-async def test_generate_matches_sdk_byte_for_byte(fake_openai: FakeOpenAIImages, http: httpx2.AsyncClient) -> None:
+async def test_generate_matches_sdk_byte_for_byte(
+    fake_openai: FakeOpenAIImages, http: httpx2.AsyncClient
+) -> None:
     headers = {"org_id": "org-x", "project_id": "proj-y"}
     sdk = openai.OpenAI(
-        api_key=fake_openai.api_key, base_url=f"{fake_openai.url}/v1", organization="org-x", project="proj-y",
+        api_key=fake_openai.api_key,
+        base_url=f"{fake_openai.url}/v1",
+        organization="org-x",
+        project="proj-y",
         max_retries=0,
     )
     sdk.images.generate(
-        model="gpt-image-2", prompt="a lighthouse", background="opaque", moderation="low", n=3,
-        output_compression=70, output_format="jpeg", quality="high", size="1920x1088",
+        model="gpt-image-2",
+        prompt="a lighthouse",
+        background="opaque",
+        moderation="low",
+        n=3,
+        output_compression=70,
+        output_format="jpeg",
+        quality="high",
+        size="1920x1088",
     )
     sdk_sent = fake_openai.last
     result = await ours(fake_openai, http, **headers).generate(
         GenerateRequest(
-            prompt="a lighthouse", model="gpt-image-2", n=3, size="1920x1088", quality="high",
-            background="opaque", output_format="jpeg", output_compression=70, moderation="low",
+            prompt="a lighthouse",
+            model="gpt-image-2",
+            n=3,
+            size="1920x1088",
+            quality="high",
+            background="opaque",
+            output_format="jpeg",
+            output_compression=70,
+            moderation="low",
         )
     )
     assert_same_wire(fake_openai.last, sdk_sent)
     assert len(result.images) == 3
     assert result.metadata["usage"] == {
-        "total_tokens": 350, "input_tokens": 50, "output_tokens": 300,
+        "total_tokens": 350,
+        "input_tokens": 50,
+        "output_tokens": 300,
         "input_tokens_details": {"text_tokens": 10, "image_tokens": 40},
         "output_tokens_details": {"text_tokens": 0, "image_tokens": 300},
     }
@@ -106,16 +127,26 @@ async def test_edit_with_mask_and_several_images_matches_sdk(
     mask = png_bytes((64, 96), (0, 0, 0, 0), mode="RGBA")
     sdk = openai.OpenAI(api_key=fake_openai.api_key, base_url=f"{fake_openai.url}/v1", max_retries=0)
     sdk.images.edit(
-        model="gpt-image-1.5", prompt="put them together", input_fidelity="high", n=2, output_format="png",
-        quality="medium", size="1024x1536",
+        model="gpt-image-1.5",
+        prompt="put them together",
+        input_fidelity="high",
+        n=2,
+        output_format="png",
+        quality="medium",
+        size="1024x1536",
         image=[("image.png", first, "image/png"), ("image-2.png", second, "image/png")],
         mask=("mask.png", mask, "image/png"),
     )
     sdk_sent = fake_openai.last
     result = await ours(fake_openai, http).edit(
         EditRequest(
-            prompt="put them together", model="gpt-image-1.5", n=2, size="1024x1536", quality="medium",
-            output_format="png", input_fidelity="high",
+            prompt="put them together",
+            model="gpt-image-1.5",
+            n=2,
+            size="1024x1536",
+            quality="medium",
+            output_format="png",
+            input_fidelity="high",
             images=(input_image(first, "image.png"), input_image(second, "image-2.png")),
             mask=input_image(mask, "mask.png"),
         )
@@ -124,15 +155,21 @@ async def test_edit_with_mask_and_several_images_matches_sdk(
     assert len(result.images) == 2
 
 
-async def test_azure_deployment_path_matches_sdk(fake_openai: FakeOpenAIImages, http: httpx2.AsyncClient) -> None:
+async def test_azure_deployment_path_matches_sdk(
+    fake_openai: FakeOpenAIImages, http: httpx2.AsyncClient
+) -> None:
     sdk = openai.AzureOpenAI(
-        azure_endpoint=fake_openai.url, api_version="2025-04-01-preview", api_key=fake_openai.azure_key,
+        azure_endpoint=fake_openai.url,
+        api_version="2025-04-01-preview",
+        api_key=fake_openai.azure_key,
         max_retries=0,
     )
     sdk.images.generate(model="my-image-deployment", prompt="a cat", quality="high", size="1024x1024")
     sdk_sent = fake_openai.last
     settings = AzureSettings(
-        api_key=fake_openai.azure_key, endpoint=fake_openai.url, api_version="2025-04-01-preview",
+        api_key=fake_openai.azure_key,
+        endpoint=fake_openai.url,
+        api_version="2025-04-01-preview",
     )
     provider = OpenAIImages(azure_endpoint(settings), http, CAPS, timeout_s=30)
     await provider.generate(
@@ -148,23 +185,31 @@ async def test_azure_deployment_path_edit_matches_sdk(
 ) -> None:
     picture = png_bytes((32, 32))
     sdk = openai.AzureOpenAI(
-        azure_endpoint=fake_openai.url, api_version="2025-04-01-preview", api_key=fake_openai.azure_key,
+        azure_endpoint=fake_openai.url,
+        api_version="2025-04-01-preview",
+        api_key=fake_openai.azure_key,
         max_retries=0,
     )
     sdk.images.edit(model="dep", prompt="x", image=[("image.png", picture, "image/png")])
     sdk_sent = fake_openai.last
-    settings = AzureSettings(api_key=fake_openai.azure_key, endpoint=fake_openai.url, api_version="2025-04-01-preview")
+    settings = AzureSettings(
+        api_key=fake_openai.azure_key, endpoint=fake_openai.url, api_version="2025-04-01-preview"
+    )
     await OpenAIImages(azure_endpoint(settings), http, CAPS, 30).edit(
         EditRequest(prompt="x", model="dep", images=(input_image(picture, "image.png"),))
     )
     assert_same_wire(fake_openai.last, sdk_sent)
 
 
-@pytest.mark.parametrize(("version", "query"), [(None, {}), ("v1", {}), ("preview", {"api-version": "preview"})])
+@pytest.mark.parametrize(
+    ("version", "query"), [(None, {}), ("v1", {}), ("preview", {"api-version": "preview"})]
+)
 async def test_azure_v1_path(
     fake_openai: FakeOpenAIImages, http: httpx2.AsyncClient, version: str | None, query: dict[str, str]
 ) -> None:
-    settings = AzureSettings(api_key=fake_openai.azure_key, endpoint=f"{fake_openai.url}/", api_version=version)
+    settings = AzureSettings(
+        api_key=fake_openai.azure_key, endpoint=f"{fake_openai.url}/", api_version=version
+    )
     await OpenAIImages(azure_endpoint(settings), http, CAPS, 30).generate(
         GenerateRequest(prompt="x", model="gpt-image-2-deployment")
     )
@@ -177,7 +222,9 @@ async def test_azure_v1_path(
 
 async def test_azure_entra_token_is_a_bearer(fake_openai: FakeOpenAIImages, http: httpx2.AsyncClient) -> None:
     settings = AzureSettings(ad_token=fake_openai.azure_key, api_key="ignored", endpoint=fake_openai.url)
-    await OpenAIImages(azure_endpoint(settings), http, CAPS, 30).generate(GenerateRequest(prompt="x", model="d"))
+    await OpenAIImages(azure_endpoint(settings), http, CAPS, 30).generate(
+        GenerateRequest(prompt="x", model="d")
+    )
     assert fake_openai.last.headers["authorization"] == f"Bearer {fake_openai.azure_key}"
     assert "api-key" not in fake_openai.last.headers
 
@@ -186,19 +233,35 @@ async def test_named_compatible_endpoint(
     fake_openai: FakeOpenAIImages, http: httpx2.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("LOCAL_IMAGES_KEY", fake_openai.api_key)
-    settings = EndpointSettings(base_url=f"{fake_openai.url}/v1", api_key_env="LOCAL_IMAGES_KEY",
-                                response_format="b64_json")
+    settings = EndpointSettings(
+        base_url=f"{fake_openai.url}/v1", api_key_env="LOCAL_IMAGES_KEY", response_format="b64_json"
+    )
     provider = OpenAIImages(compatible_endpoint("local", settings), http, CAPS, 30)
     await provider.generate(GenerateRequest(prompt="x", model="sdxl", size="512x512"))
-    assert fake_openai.last.json == {"model": "sdxl", "prompt": "x", "response_format": "b64_json", "size": "512x512"}
+    assert fake_openai.last.json == {
+        "model": "sdxl",
+        "prompt": "x",
+        "response_format": "b64_json",
+        "size": "512x512",
+    }
 
 
 async def test_content_policy_refusal_gives_providers_reason(
     fake_openai: FakeOpenAIImages, http: httpx2.AsyncClient
 ) -> None:
-    fake_openai.fail_next.append((400, {"error": {
-        "message": "Your request was rejected by the safety system. safety_violations=[sexual].",
-        "type": "image_generation_user_error", "param": None, "code": "moderation_blocked"}}))
+    fake_openai.fail_next.append(
+        (
+            400,
+            {
+                "error": {
+                    "message": "Your request was rejected by the safety system. safety_violations=[sexual].",
+                    "type": "image_generation_user_error",
+                    "param": None,
+                    "code": "moderation_blocked",
+                }
+            },
+        )
+    )
     with pytest.raises(ContentPolicyError) as caught:
         await ours(fake_openai, http).generate(GenerateRequest(prompt="x", model="gpt-image-2"))
     message = str(caught.value)
@@ -207,20 +270,44 @@ async def test_content_policy_refusal_gives_providers_reason(
     assert "req_fake_error" in message
 
 
-async def test_azure_content_filter_in_a_200_body(fake_openai: FakeOpenAIImages, http: httpx2.AsyncClient) -> None:
-    fake_openai.fail_next.append((200, {"created": 1, "error": {
-        "code": "contentFilter", "message": "Generated image was filtered as a result of our safety system."}}))
+async def test_azure_content_filter_in_a_200_body(
+    fake_openai: FakeOpenAIImages, http: httpx2.AsyncClient
+) -> None:
+    fake_openai.fail_next.append(
+        (
+            200,
+            {
+                "created": 1,
+                "error": {
+                    "code": "contentFilter",
+                    "message": "Generated image was filtered as a result of our safety system.",
+                },
+            },
+        )
+    )
     settings = AzureSettings(api_key=fake_openai.azure_key, endpoint=fake_openai.url)
     with pytest.raises(ContentPolicyError, match="Generated image was filtered"):
-        await OpenAIImages(azure_endpoint(settings), http, CAPS, 30).generate(GenerateRequest(prompt="x", model="d"))
+        await OpenAIImages(azure_endpoint(settings), http, CAPS, 30).generate(
+            GenerateRequest(prompt="x", model="d")
+        )
 
 
 async def test_bad_key_names_the_variable_and_never_echoes_the_key(
     fake_openai: FakeOpenAIImages, http: httpx2.AsyncClient
 ) -> None:
     secret = "sk-this-is-secret-123"
-    fake_openai.fail_next.append((401, {"error": {"message": f"Incorrect API key provided: {secret}.",
-                                                  "type": "invalid_request_error", "code": "invalid_api_key"}}))
+    fake_openai.fail_next.append(
+        (
+            401,
+            {
+                "error": {
+                    "message": f"Incorrect API key provided: {secret}.",
+                    "type": "invalid_request_error",
+                    "code": "invalid_api_key",
+                }
+            },
+        )
+    )
     provider = OpenAIImages(
         openai_endpoint(OpenAISettings(api_key=secret, base_url=f"{fake_openai.url}/v1")), http, CAPS, 30
     )
@@ -231,10 +318,14 @@ async def test_bad_key_names_the_variable_and_never_echoes_the_key(
     assert "check OPENAI_API_KEY" in str(caught.value)
 
 
-async def test_server_error_and_malformed_replies(fake_openai: FakeOpenAIImages, http: httpx2.AsyncClient) -> None:
+async def test_server_error_and_malformed_replies(
+    fake_openai: FakeOpenAIImages, http: httpx2.AsyncClient
+) -> None:
     provider = ours(fake_openai, http)
     request = GenerateRequest(prompt="x", model="gpt-image-2")
-    fake_openai.fail_next.append((503, {"error": {"message": "The server is overloaded.", "type": "server_error"}}))
+    fake_openai.fail_next.append(
+        (503, {"error": {"message": "The server is overloaded.", "type": "server_error"}})
+    )
     with pytest.raises(ProviderError, match=r"HTTP 503.*The server is overloaded"):
         await provider.generate(request)
     fake_openai.fail_next.append((200, b'{"created": 1, "data": [{"b64_json": "iVBOR'))
@@ -251,5 +342,7 @@ async def test_server_error_and_malformed_replies(fake_openai: FakeOpenAIImages,
 async def test_unreachable_provider_says_what_failed(http: httpx2.AsyncClient) -> None:
     config = OpenAISettings(api_key="sk-x", base_url=f"http://127.0.0.1:{free_port()}/v1")
     provider = OpenAIImages(openai_endpoint(config), http, CAPS, 30)
-    with pytest.raises(ProviderUnreachableError, match=r"could not reach openai at 127\.0\.0\.1.*Nothing was stored"):
+    with pytest.raises(
+        ProviderUnreachableError, match=r"could not reach openai at 127\.0\.0\.1.*Nothing was stored"
+    ):
         await provider.generate(GenerateRequest(prompt="x", model="gpt-image-2"))

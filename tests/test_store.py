@@ -23,8 +23,15 @@ def new(data: bytes, **kwargs: object) -> NewImage:
 async def test_put_writes_file_and_index(tmp_path: Path) -> None:
     store = LocalStore(tmp_path)
     data = png_bytes()
-    stored = await store.put(new(data, prompt="p", provider="placeholder", parent_ids=("abc",),
-                                 metadata={"usage": {"total_tokens": 3}}))
+    stored = await store.put(
+        new(
+            data,
+            prompt="p",
+            provider="placeholder",
+            parent_ids=("abc",),
+            metadata={"usage": {"total_tokens": 3}},
+        )
+    )
     assert stored.path.read_bytes() == data
     assert stored.path.is_relative_to(tmp_path / "images")
     assert stored.sha256 == hashlib.sha256(data).hexdigest()
@@ -62,7 +69,9 @@ async def test_failed_index_write_removes_the_file(tmp_path: Path) -> None:
     store = LocalStore(tmp_path)
     await store.put(new(png_bytes()))
     blocker = sqlite3.connect(tmp_path / "index.sqlite3", timeout=0.1)
-    blocker.execute("CREATE TRIGGER refuse BEFORE INSERT ON images BEGIN SELECT RAISE(ABORT, 'disk says no'); END")
+    blocker.execute(
+        "CREATE TRIGGER refuse BEFORE INSERT ON images BEGIN SELECT RAISE(ABORT, 'disk says no'); END"
+    )
     blocker.commit()
     blocker.close()
     with pytest.raises(StoreError, match="Nothing was stored"):

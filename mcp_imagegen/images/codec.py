@@ -72,7 +72,9 @@ def facts(data: bytes, *, max_pixels: int, what: str = "the image") -> ImageFact
 def _facts_of(image: Image.Image, max_pixels: int, what: str) -> ImageFacts:
     mime = MIME_BY_FORMAT.get(image.format or "")
     if mime is None:
-        raise InputError(f"{what} is {image.format or 'an unknown format'}; use PNG, JPEG, WebP, GIF, BMP or TIFF")
+        raise InputError(
+            f"{what} is {image.format or 'an unknown format'}; use PNG, JPEG, WebP, GIF, BMP or TIFF"
+        )
     width, height = image.size
     if width * height > max_pixels:
         raise InputError(

@@ -76,14 +76,15 @@ class InputResolver:
         return RawInput(data, stored.path.name, stored.id)
 
     async def _from_path(self, path: Path, what: str) -> RawInput:
-        path = path.expanduser()
-        if not path.is_absolute():
-            raise InputError(f"{what} path {str(path)!r} is relative; give an absolute path")
-        resolved = await anyio.to_thread.run_sync(self._checked_path, path, what)
-        data = await anyio.to_thread.run_sync(resolved.read_bytes)
-        return RawInput(data, resolved.name)
+        return await anyio.to_thread.run_sync(self._read_path, path, what)
+
+    def _read_path(self, path: Path, what: str) -> RawInput:
+        resolved = self._checked_path(path.expanduser(), what)
+        return RawInput(resolved.read_bytes(), resolved.name)
 
     def _checked_path(self, path: Path, what: str) -> Path:
+        if not path.is_absolute():
+            raise InputError(f"{what} path {str(path)!r} is relative; give an absolute path")
         try:
             resolved = path.resolve(strict=True)
         except (OSError, RuntimeError):
@@ -121,7 +122,9 @@ class InputResolver:
 
 
 def _looks_like_path(text: str) -> bool:
-    return text.startswith(("/", "~", "\\")) or bool(re.match(r"^[A-Za-z]:[\\/]", text)) or text.startswith("./")
+    return (
+        text.startswith(("/", "~", "\\")) or bool(re.match(r"^[A-Za-z]:[\\/]", text)) or text.startswith("./")
+    )
 
 
 def _file_uri_path(uri: str, what: str) -> Path:

@@ -39,7 +39,9 @@ from mcp_imagegen.providers.base import (
 ImagesOperation = Literal["generations", "edits"]
 
 OPENAI_MODELS = ("gpt-image-2", "gpt-image-1.5", "gpt-image-1-mini")
-CONTENT_POLICY_CODES = frozenset({"moderation_blocked", "content_policy_violation", "contentFilter", "content_filter"})
+CONTENT_POLICY_CODES = frozenset(
+    {"moderation_blocked", "content_policy_violation", "contentFilter", "content_filter"}
+)
 RESPONSE_FACTS = ("created", "background", "output_format", "quality", "size", "usage")
 """Top-level reply fields kept in the image metadata."""
 
@@ -137,7 +139,9 @@ def compatible_endpoint(name: str, settings: EndpointSettings) -> ImagesEndpoint
     )
 
 
-def openai_capabilities(models: tuple[str, ...], default_model: str, formats: tuple[str, ...]) -> Capabilities:
+def openai_capabilities(
+    models: tuple[str, ...], default_model: str, formats: tuple[str, ...]
+) -> Capabilities:
     return Capabilities(
         operations=frozenset({"generate", "edit"}),
         models=models,
@@ -250,7 +254,9 @@ class OpenAIImages:
             raise self._error_from_body(body, response)
         data = body.get("data")
         if not isinstance(data, list) or not data:
-            raise ProviderUnreachableError(f"{self.name} answered without any image (no 'data'). Nothing was stored.")
+            raise ProviderUnreachableError(
+                f"{self.name} answered without any image (no 'data'). Nothing was stored."
+            )
         images = tuple(self._decode_item(item, index) for index, item in enumerate(data))
         metadata: dict[str, JsonValue] = {key: body[key] for key in RESPONSE_FACTS if key in body}
         request_id = response.headers.get("x-request-id") or response.headers.get("apim-request-id")
@@ -264,7 +270,9 @@ class OpenAIImages:
         encoded = item.get("b64_json")
         if not isinstance(encoded, str):
             hint = (
-                " (it sent a URL; set response_format = \"b64_json\" for this endpoint)" if item.get("url") else ""
+                ' (it sent a URL; set response_format = "b64_json" for this endpoint)'
+                if item.get("url")
+                else ""
             )
             raise ProviderUnreachableError(f"{self.name} sent data[{index}] without image bytes{hint}.")
         try:
@@ -291,7 +299,9 @@ class OpenAIImages:
         elif isinstance(error, str):
             message = error
         status = response.status_code
-        text = redact(str(message) if message else f"{response.reason_phrase or 'error'}", self._endpoint.secrets)
+        text = redact(
+            str(message) if message else f"{response.reason_phrase or 'error'}", self._endpoint.secrets
+        )
         code_text = str(code) if code is not None else None
         request_id = response.headers.get("x-request-id") or response.headers.get("apim-request-id")
         if code_text in CONTENT_POLICY_CODES or inner_code == "ResponsibleAIPolicyViolation":
@@ -335,4 +345,6 @@ def _sdk_order(options: Mapping[str, Any], *, n: int) -> dict[str, Any]:
 
 def _form_values(options: Mapping[str, Any]) -> dict[str, str]:
     """Multipart scalars as the SDK writes them: decimal ints, lowercase booleans."""
-    return {key: str(value).lower() if isinstance(value, bool) else str(value) for key, value in options.items()}
+    return {
+        key: str(value).lower() if isinstance(value, bool) else str(value) for key, value in options.items()
+    }

@@ -42,7 +42,7 @@ CAPABILITIES = Capabilities(
     max_images=10,
     max_input_images=16,
     input_mime_types=("image/png", "image/jpeg", "image/webp", "image/gif", "image/bmp", "image/tiff"),
-    notes="No AI and no network: draws a labelled image showing the prompt and options. For dry runs and tests.",
+    notes="No AI and no network: draws a labelled image showing the prompt and options. For dry runs, tests.",
 )
 
 
@@ -70,7 +70,9 @@ def _size(request: GenerateRequest) -> tuple[int, int]:
         width_text, _, height_text = request.size.partition("x")
         width, height = int(width_text), int(height_text)
         if not (MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE):
-            raise InputError(f"placeholder sizes go from {MIN_SIDE} to {MAX_SIDE} pixels a side, not {request.size}")
+            raise InputError(
+                f"placeholder sizes go from {MIN_SIDE} to {MAX_SIDE} pixels a side, not {request.size}"
+            )
         return width, height
     if request.aspect_ratio:
         ratio_w, _, ratio_h = request.aspect_ratio.partition(":")
@@ -102,7 +104,9 @@ def _render(request: GenerateRequest, size: tuple[int, int], index: int) -> Imag
     width, height = size
     margin = max(2, min(width, height) // 16)
     if transparent:
-        draw.rounded_rectangle((margin, margin, width - margin, height - margin), radius=margin, fill=(*colour, 255))
+        draw.rounded_rectangle(
+            (margin, margin, width - margin, height - margin), radius=margin, fill=(*colour, 255)
+        )
     lines = [
         "PLACEHOLDER - not AI-generated",
         *textwrap.wrap(request.prompt, width=max(12, width // 24))[:8],
@@ -151,7 +155,9 @@ def _edit_all(request: EditRequest) -> tuple[GeneratedImage, ...]:
     if request.mask is not None:
         with Image.open(io.BytesIO(request.mask.data)) as opened_mask:
             mask = opened_mask.convert("RGBA").getchannel("A")
-    target = _size(request) if (request.size and request.size != "auto") or request.aspect_ratio else base.size
+    target = (
+        _size(request) if (request.size and request.size != "auto") or request.aspect_ratio else base.size
+    )
     results = []
     for index in range(request.n):
         image = base.copy()

@@ -9,15 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
 
 import httpx2
 
 from mcp_imagegen.config import EndpointSettings, Settings
 from mcp_imagegen.errors import ConfigError, InputError, UnsupportedOptionError
 from mcp_imagegen.providers.base import Capabilities, ImageEditor, ImageGenerator, Operation, Provider
-
-P = TypeVar("P", bound=Provider)
 
 
 @dataclass(frozen=True)
@@ -141,7 +138,10 @@ class ProviderRegistry:
         clashes = sorted(set(settings.endpoints) & set(builtin))
         if clashes:
             raise ConfigError(f"[endpoints] names {clashes} clash with built-in providers; rename them")
-        self._specs = {**builtin, **{name: _endpoint_spec(name, ep) for name, ep in settings.endpoints.items()}}
+        self._specs = {
+            **builtin,
+            **{name: _endpoint_spec(name, ep) for name, ep in settings.endpoints.items()},
+        }
         self._built: dict[str, Provider] = {}
 
     @property
@@ -159,9 +159,9 @@ class ProviderRegistry:
         if self._settings.default_provider:
             return self._settings.default_provider
         for spec in self._specs.values():
-            if spec.name != "placeholder" and spec.is_configured(self._settings):
-                if operation in spec.capabilities(self._settings).operations:
-                    return spec.name
+            real = spec.name != "placeholder" and spec.is_configured(self._settings)
+            if real and operation in spec.capabilities(self._settings).operations:
+                return spec.name
         raise ConfigError(
             "no image provider is configured. Set OPENAI_API_KEY for OpenAI, or AZURE_OPENAI_API_KEY and "
             "AZURE_OPENAI_ENDPOINT for Azure, or add an [endpoints.NAME] section to the config file. "
@@ -170,18 +170,28 @@ class ProviderRegistry:
         )
 
     def generator(self, name: str | None) -> ImageGenerator:
-        return self._checked(name, "generate", ImageGenerator)
+        provider = self._for(name, "generate")
+        if not isinstance(provider, ImageGenerator):
+            raise self._cannot(provider.name, "generate")
+        return provider
 
     def editor(self, name: str | None) -> ImageEditor:
-        return self._checked(name, "edit", ImageEditor)
-
-    def _checked(self, name: str | None, operation: Operation, protocol: type[P]) -> P:
-        chosen = name or self.default_name(operation)
-        provider = self._get(chosen)
-        if operation not in provider.capabilities.operations or not isinstance(provider, protocol):
-            able = [n for n in self._specs if operation in self.capabilities(n).operations]
-            raise UnsupportedOptionError(f"{chosen} cannot {operation} images; providers that can: {', '.join(able)}")
+        provider = self._for(name, "edit")
+        if not isinstance(provider, ImageEditor):
+            raise self._cannot(provider.name, "edit")
         return provider
+
+    def _for(self, name: str | None, operation: Operation) -> Provider:
+        provider = self._get(name or self.default_name(operation))
+        if operation not in provider.capabilities.operations:
+            raise self._cannot(provider.name, operation)
+        return provider
+
+    def _cannot(self, name: str, operation: Operation) -> UnsupportedOptionError:
+        able = [other for other in self._specs if operation in self.capabilities(other).operations]
+        return UnsupportedOptionError(
+            f"{name} cannot {operation} images; providers that can: {', '.join(able)}"
+        )
 
     def _get(self, name: str) -> Provider:
         if name in self._built:

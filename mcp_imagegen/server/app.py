@@ -102,4 +102,3 @@ def build_server(settings: Settings) -> ImagegenServer:
     )
     register_tools(server)
     return server
-

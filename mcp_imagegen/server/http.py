@@ -22,10 +22,10 @@ MCP_PATH = "/mcp"
 
 
 def http_app(server: ImagegenServer, settings: Settings, transport: HttpTransport, host: str) -> Starlette:
-    @server.custom_route("/health", methods=["GET"])
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "server": "mcp-imagegen", "version": __version__})
 
+    server.custom_route("/health", methods=["GET"])(health)
     if transport == "sse":
         return server.sse_app(max_request_body_size=settings.http_max_body_bytes, host=host)
     return server.streamable_http_app(

@@ -52,7 +52,8 @@ def _resource(image: StoredImage) -> Resource:
         uri=image.uri,
         name=image.path.name,
         title=prompt[:80] or f"{image.kind} image",
-        description=f"{image.kind} {image.width}x{image.height}{source}" + (f": {prompt[:200]}" if prompt else ""),
+        description=f"{image.kind} {image.width}x{image.height}{source}"
+        + (f": {prompt[:200]}" if prompt else ""),
         mime_type=image.mime_type,
         size=image.bytes,
     )

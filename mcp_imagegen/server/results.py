@@ -45,7 +45,9 @@ class ImageResult(BaseModel):
     images: list[ImageRef]
     provider: str
     model: str
-    parent_ids: list[str] = Field(default_factory=list, description="Stored ids of the input images of an edit.")
+    parent_ids: list[str] = Field(
+        default_factory=list, description="Stored ids of the input images of an edit."
+    )
     usage: dict[str, JsonValue] | None = Field(None, description="Token usage as the provider reported it.")
 
 
@@ -60,16 +62,19 @@ async def image_result(
     usage: dict[str, JsonValue] | None = None,
 ) -> CallToolResult:
     """Build the tool result; preview encoding runs in a worker thread."""
-    sources = [
-PreviewSource(data, image.mime_type, image.width, image.height) for image, data in stored]
+    sources = [PreviewSource(data, image.mime_type, image.width, image.height) for image, data in stored]
     previews = await anyio.to_thread.run_sync(
         lambda: fit_previews(sources, max_bytes=max_bytes, max_side=max_side)
     )
     refs = [_ref(image, preview) for (image, _), preview in zip(stored, previews, strict=True)]
-    output = ImageResult(images=refs, provider=provider, model=model, parent_ids=list(parent_ids), usage=usage)
+    output = ImageResult(
+        images=refs, provider=provider, model=model, parent_ids=list(parent_ids), usage=usage
+    )
     content: list[ContentBlock] = []
     for (image, _), preview in zip(stored, previews, strict=True):
-        content.append(ImageContent(data=base64.b64encode(preview.data).decode(), mime_type=preview.mime_type))
+        content.append(
+            ImageContent(data=base64.b64encode(preview.data).decode(), mime_type=preview.mime_type)
+        )
         content.append(
             ResourceLink(
                 name=image.path.name,
@@ -81,7 +86,9 @@ PreviewSource(data, image.mime_type, image.width, image.height) for image, data 
             )
         )
     content.append(TextContent(text=output.model_dump_json(exclude_none=True)))
-    return CallToolResult(content=content, structured_content=output.model_dump(mode="json", exclude_none=True))
+    return CallToolResult(
+        content=content, structured_content=output.model_dump(mode="json", exclude_none=True)
+    )
 
 
 def _ref(image: StoredImage, preview: Preview) -> ImageRef:

@@ -6,6 +6,7 @@ Names and parameters here are the public interface. Every anticipated failure is
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Iterator
@@ -19,7 +20,13 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, Field, JsonValue
 
-from mcp_imagegen.errors import ConfigError, ImagegenError, InputError, ProviderUnreachableError, UnsupportedOptionError
+from mcp_imagegen.errors import (
+    ConfigError,
+    ImagegenError,
+    InputError,
+    ProviderUnreachableError,
+    UnsupportedOptionError,
+)
 from mcp_imagegen.images import codec
 from mcp_imagegen.images.inputs import RawInput
 from mcp_imagegen.providers.base import Capabilities, EditRequest, GenerateRequest, InputImage, ProviderResult
@@ -33,25 +40,34 @@ Quality = Literal["auto", "low", "medium", "high", "xhigh", "max"]
 Background = Literal["auto", "transparent", "opaque"]
 OutputFormat = Literal["png", "jpeg", "webp"]
 
-PromptArg = Annotated[str, Field(description="What to draw (or, for edits, what to change).", min_length=1,
-                                 max_length=32000)]
+PromptArg = Annotated[
+    str, Field(description="What to draw (or, for edits, what to change).", min_length=1, max_length=32000)
+]
 ProviderArg = Annotated[
     str | None,
-    Field(description="Provider name, e.g. 'openai', 'azure', 'placeholder'. Default: the server's default. "
-                      "See list_providers."),
+    Field(
+        description="Provider name, e.g. 'openai', 'azure', 'placeholder'. Default: the server's default. "
+        "See list_providers."
+    ),
 ]
-ModelArg = Annotated[str | None, Field(description="Model (on Azure: deployment) name. Default: the provider's.")]
+ModelArg = Annotated[
+    str | None, Field(description="Model (on Azure: deployment) name. Default: the provider's.")
+]
 NArg = Annotated[int, Field(description="How many images to make.", ge=1, le=10)]
 SizeArg = Annotated[
     str | None,
-    Field(description="'auto' or WIDTHxHEIGHT. gpt-image-1.x: 1024x1024, 1536x1024, 1024x1536. gpt-image-2: "
-                      "any size with edges divisible by 16, long edge <= 3840, ratio up to 3:1."),
+    Field(
+        description="'auto' or WIDTHxHEIGHT. gpt-image-1.x: 1024x1024, 1536x1024, 1024x1536. gpt-image-2: "
+        "any size with edges divisible by 16, long edge <= 3840, ratio up to 3:1."
+    ),
 ]
 AspectArg = Annotated[
     str | None,
     Field(description="Instead of size: a ratio such as '16:9'; the provider maps it to a size it supports."),
 ]
-QualityArg = Annotated[Quality | None, Field(description="Rendering quality; higher is slower and costs more.")]
+QualityArg = Annotated[
+    Quality | None, Field(description="Rendering quality; higher is slower and costs more.")
+]
 BackgroundArg = Annotated[
     Background | None, Field(description="'transparent' needs output_format png or webp.")
 ]
@@ -59,17 +75,30 @@ FormatArg = Annotated[OutputFormat | None, Field(description="File type of the r
 CompressionArg = Annotated[
     int | None, Field(description="0-100 compression for jpeg/webp output.", ge=0, le=100)
 ]
-NegativeArg = Annotated[str | None, Field(description="What to keep out of the image (providers that support it).")]
+NegativeArg = Annotated[
+    str | None, Field(description="What to keep out of the image (providers that support it).")
+]
 SeedArg = Annotated[int | None, Field(description="Seed for repeatable results (providers that support it).")]
 
 GENERATE_ANNOTATIONS = ToolAnnotations(
-    title="Generate image", read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
+    title="Generate image",
+    read_only_hint=False,
+    destructive_hint=False,
+    idempotent_hint=False,
+    open_world_hint=True,
 )
 EDIT_ANNOTATIONS = ToolAnnotations(
-    title="Edit image", read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
+    title="Edit image",
+    read_only_hint=False,
+    destructive_hint=False,
+    idempotent_hint=False,
+    open_world_hint=True,
 )
 LIST_ANNOTATIONS = ToolAnnotations(
-    title="List image providers", read_only_hint=True, destructive_hint=False, idempotent_hint=True,
+    title="List image providers",
+    read_only_hint=True,
+    destructive_hint=False,
+    idempotent_hint=True,
     open_world_hint=False,
 )
 
@@ -115,9 +144,15 @@ async def generate_image(
         app = _app(ctx)
         generator = app.providers.generator(provider)
         options = _given(
-            size=size, aspect_ratio=aspect_ratio, quality=quality, background=background,
-            output_format=output_format, output_compression=output_compression,
-            negative_prompt=negative_prompt, seed=seed, moderation=moderation,
+            size=size,
+            aspect_ratio=aspect_ratio,
+            quality=quality,
+            background=background,
+            output_format=output_format,
+            output_compression=output_compression,
+            negative_prompt=negative_prompt,
+            seed=seed,
+            moderation=moderation,
         )
         _check_options(generator.name, generator.capabilities, n, options)
         request = GenerateRequest(
@@ -134,15 +169,19 @@ async def generate_image(
 async def edit_image(
     image: Annotated[
         str,
-        Field(description="The image to edit: an imagegen://images/{id} URI, an absolute file path in an "
-                          "allowed folder, a data URI, or base64."),
+        Field(
+            description="The image to edit: an imagegen://images/{id} URI, an absolute file path in an "
+            "allowed folder, a data URI, or base64."
+        ),
     ],
     prompt: PromptArg,
     ctx: Context[AppState, Any],
     mask: Annotated[
         str | None,
-        Field(description="Where to edit, same size as image: a PNG whose transparent pixels mark the area to "
-                          "change, or a black-and-white image whose white pixels do. Same input forms as image."),
+        Field(
+            description="Where to edit, same size as image: a PNG whose transparent pixels mark the area to "
+            "change, or a black-and-white image whose white pixels do. Same input forms as image."
+        ),
     ] = None,
     images: Annotated[
         list[str] | None,
@@ -161,7 +200,9 @@ async def edit_image(
     seed: SeedArg = None,
     input_fidelity: Annotated[
         Literal["low", "high"] | None,
-        Field(description="How closely to keep the input's details, faces especially (OpenAI gpt-image-1.x)."),
+        Field(
+            description="How closely to keep the input's details, faces especially (OpenAI gpt-image-1.x)."
+        ),
     ] = None,
 ) -> Annotated[CallToolResult, ImageResult]:
     """Edit an image by instruction, optionally only inside a mask, optionally using more input images.
@@ -174,9 +215,15 @@ async def edit_image(
         editor = app.providers.editor(provider)
         caps = editor.capabilities
         options = _given(
-            size=size, aspect_ratio=aspect_ratio, quality=quality, background=background,
-            output_format=output_format, output_compression=output_compression,
-            negative_prompt=negative_prompt, seed=seed, input_fidelity=input_fidelity,
+            size=size,
+            aspect_ratio=aspect_ratio,
+            quality=quality,
+            background=background,
+            output_format=output_format,
+            output_compression=output_compression,
+            negative_prompt=negative_prompt,
+            seed=seed,
+            input_fidelity=input_fidelity,
         )
         references = [image, *(images or [])]
         if len(references) > caps.max_input_images:
@@ -186,8 +233,10 @@ async def edit_image(
         _check_options(editor.name, caps, n, options)
         chosen_model = _model(caps, model, editor.name)
         await ctx.report_progress(0, 4, "reading the input images")
-        inputs = [await _input_image(app, ref, caps, f"image {i + 1}" if i else "image")
-                  for i, ref in enumerate(references)]
+        inputs = [
+            await _input_image(app, ref, caps, f"image {i + 1}" if i else "image")
+            for i, ref in enumerate(references)
+        ]
         mask_image = await _mask_image(app, mask, inputs[0]) if mask is not None else None
         request = EditRequest(
             prompt=prompt, model=chosen_model, n=n, images=tuple(inputs), mask=mask_image, **options
@@ -282,9 +331,11 @@ def _check_options(provider: str, caps: Capabilities, n: int, options: dict[str,
     """
     unsupported = sorted(set(options) - caps.options)
     if unsupported:
+        them = "them" if len(unsupported) > 1 else "it"
+        supported = ", ".join(sorted(caps.options))
         raise UnsupportedOptionError(
-            f"{provider} does not support {', '.join(unsupported)}; leave {'them' if len(unsupported) > 1 else 'it'} "
-            f"out or pick a provider that does (list_providers). {provider} supports: {', '.join(sorted(caps.options))}"
+            f"{provider} does not support {', '.join(unsupported)}; leave {them} out or pick a provider that "
+            f"does (list_providers). {provider} supports: {supported}"
         )
     if n > caps.max_images:
         raise InputError(f"{provider} makes at most {caps.max_images} image(s) per call, not {n}")
@@ -366,11 +417,11 @@ async def _store_outputs(
     for index, generated in enumerate(result.images):
         try:
             image_facts = await anyio.to_thread.run_sync(
-                lambda data=generated.data: codec.facts(data, max_pixels=app.settings.max_pixels)
+                functools.partial(codec.facts, generated.data, max_pixels=app.settings.max_pixels)
             )
         except InputError:
             raise ProviderUnreachableError(
-                f"{provider} sent image {index + 1} in a form that cannot be decoded. Nothing more was stored."
+                f"{provider} sent image {index + 1} in a form that cannot be decoded; it was not stored."
             ) from None
         metadata: dict[str, JsonValue] = {
             "parameters": {"n": request.n, **options},

@@ -53,6 +53,14 @@ COLUMNS = (
     "seq, id, rel_path, mime_type, width, height, bytes, sha256, created_at, kind, provider, model, prompt,"
     " parent_ids, metadata"
 )
+SELECT_BY_ID = f"SELECT {COLUMNS} FROM images WHERE id = ?"  # noqa: S608 - constant column list
+SELECT_BY_SHA256 = f"SELECT {COLUMNS} FROM images WHERE sha256 = ? ORDER BY seq LIMIT 1"  # noqa: S608
+SELECT_NEWEST = f"SELECT {COLUMNS} FROM images ORDER BY seq DESC LIMIT ?"  # noqa: S608
+SELECT_OLDER = f"SELECT {COLUMNS} FROM images WHERE seq < ? ORDER BY seq DESC LIMIT ?"  # noqa: S608
+INSERT = (
+    "INSERT INTO images (id, rel_path, mime_type, width, height, bytes, sha256, created_at, kind, provider,"
+    " model, prompt, parent_ids, metadata) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
 ID_BYTES = 8
 CURSOR_PREFIX = "v1:"
 
@@ -73,7 +81,9 @@ class LocalStore:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
         except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open the image store at {root}: {exc} (set IMAGEGEN_STORE_DIR)") from None
+            raise StoreError(
+                f"cannot open the image store at {root}: {exc} (set IMAGEGEN_STORE_DIR)"
+            ) from None
 
     def close(self) -> None:
         with self._lock:
@@ -124,14 +134,12 @@ class LocalStore:
         )
         try:
             with self._lock:
-                self._db.execute(
-                    "INSERT INTO images (id, rel_path, mime_type, width, height, bytes, sha256, created_at, kind,"
-                    " provider, model, prompt, parent_ids, metadata) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    row,
-                )
+                self._db.execute(INSERT, row)
         except sqlite3.Error as exc:
             _remove_quietly(final_path)
-            raise StoreError(f"could not index the image in {self.root}: {exc}. Nothing was stored.") from None
+            raise StoreError(
+                f"could not index the image in {self.root}: {exc}. Nothing was stored."
+            ) from None
         return self._from_row((0, *row))
 
     def _write_file(self, final_path: Path, data: bytes, image_id: str) -> None:
@@ -147,11 +155,13 @@ class LocalStore:
         except OSError as exc:
             _remove_quietly(temp_path)
             reason = "the disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
-            raise StoreError(f"could not write an image to {self.root}: {reason}. Nothing was stored.") from None
+            raise StoreError(
+                f"could not write an image to {self.root}: {reason}. Nothing was stored."
+            ) from None
 
     def _get(self, image_id: str) -> StoredImage:
         with self._lock:
-            row = self._db.execute(f"SELECT {COLUMNS} FROM images WHERE id = ?", (image_id,)).fetchone()
+            row = self._db.execute(SELECT_BY_ID, (image_id,)).fetchone()
         if row is None:
             raise ImageNotFoundError(f"no image {image_id!r} in the store")
         return self._from_row(row)
@@ -167,21 +177,17 @@ class LocalStore:
 
     def _find_by_sha256(self, sha256: str) -> StoredImage | None:
         with self._lock:
-            row = self._db.execute(
-                f"SELECT {COLUMNS} FROM images WHERE sha256 = ? ORDER BY seq LIMIT 1", (sha256,)
-            ).fetchone()
+            row = self._db.execute(SELECT_BY_SHA256, (sha256,)).fetchone()
         return None if row is None else self._from_row(row)
 
     def _page(self, cursor: str | None, limit: int) -> Page:
         """Keyset pagination on `seq`: the cost is one index range scan of `limit + 1` rows."""
         before = _decode_cursor(cursor) if cursor else None
-        query = f"SELECT {COLUMNS} FROM images"
-        params: tuple[Any, ...] = (limit + 1,)
-        if before is not None:
-            query += " WHERE seq < ?"
-            params = (before, limit + 1)
         with self._lock:
-            rows = self._db.execute(query + " ORDER BY seq DESC LIMIT ?", params).fetchall()
+            if before is None:
+                rows = self._db.execute(SELECT_NEWEST, (limit + 1,)).fetchall()
+            else:
+                rows = self._db.execute(SELECT_OLDER, (before, limit + 1)).fetchall()
         images = [self._from_row(row) for row in rows[:limit]]
         next_cursor = _encode_cursor(rows[limit - 1][0]) if len(rows) > limit else None
         return Page(images, next_cursor)

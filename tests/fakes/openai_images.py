@@ -25,16 +25,46 @@ from starlette.routing import Route
 
 GENERATION_FIELDS = frozenset(
     {
-        "model", "prompt", "background", "complexity", "frame_count", "frame_duration_ms", "moderation", "n",
-        "output_compression", "output_format", "partial_images", "quality", "response_format",
-        "safety_identifier", "size", "stream", "style", "svg", "user",
+        "model",
+        "prompt",
+        "background",
+        "complexity",
+        "frame_count",
+        "frame_duration_ms",
+        "moderation",
+        "n",
+        "output_compression",
+        "output_format",
+        "partial_images",
+        "quality",
+        "response_format",
+        "safety_identifier",
+        "size",
+        "stream",
+        "style",
+        "svg",
+        "user",
     }
 )
 EDIT_FIELDS = frozenset(
     {
-        "prompt", "background", "complexity", "frame_count", "frame_duration_ms", "input_fidelity", "model", "n",
-        "output_compression", "output_format", "partial_images", "quality", "response_format",
-        "safety_identifier", "size", "stream", "user",
+        "prompt",
+        "background",
+        "complexity",
+        "frame_count",
+        "frame_duration_ms",
+        "input_fidelity",
+        "model",
+        "n",
+        "output_compression",
+        "output_format",
+        "partial_images",
+        "quality",
+        "response_format",
+        "safety_identifier",
+        "size",
+        "stream",
+        "user",
     }
 )
 EDIT_FILES = frozenset({"image", "image[]", "mask", "markup"})
@@ -88,7 +118,11 @@ class FakeOpenAIImages:
         self.app = Starlette(
             routes=[
                 Route("/v1/images/{operation}", self._openai, methods=["POST"]),
-                Route("/openai/deployments/{deployment}/images/{operation}", self._azure_classic, methods=["POST"]),
+                Route(
+                    "/openai/deployments/{deployment}/images/{operation}",
+                    self._azure_classic,
+                    methods=["POST"],
+                ),
                 Route("/openai/v1/images/{operation}", self._azure_v1, methods=["POST"]),
             ]
         )
@@ -100,7 +134,9 @@ class FakeOpenAIImages:
     async def _openai(self, request: Request) -> Response:
         recorded = await self._record(request)
         if request.headers.get("authorization") != f"Bearer {self.api_key}":
-            return _error(401, "Incorrect API key provided: sk-te***key.", "invalid_request_error", "invalid_api_key")
+            return _error(
+                401, "Incorrect API key provided: sk-te***key.", "invalid_request_error", "invalid_api_key"
+            )
         return await self._handle(recorded, request.path_params["operation"])
 
     async def _azure_classic(self, request: Request) -> Response:
@@ -108,13 +144,17 @@ class FakeOpenAIImages:
         if "api-version" not in request.query_params:
             return _error(404, "Resource not found", "invalid_request_error", "404")
         if not self._azure_authorized(request):
-            return _error(401, "Access denied due to invalid subscription key.", "invalid_request_error", "401")
+            return _error(
+                401, "Access denied due to invalid subscription key.", "invalid_request_error", "401"
+            )
         return await self._handle(recorded, request.path_params["operation"])
 
     async def _azure_v1(self, request: Request) -> Response:
         recorded = await self._record(request)
         if not self._azure_authorized(request):
-            return _error(401, "Access denied due to invalid subscription key.", "invalid_request_error", "401")
+            return _error(
+                401, "Access denied due to invalid subscription key.", "invalid_request_error", "401"
+            )
         return await self._handle(recorded, request.path_params["operation"])
 
     def _azure_authorized(self, request: Request) -> bool:
@@ -126,7 +166,9 @@ class FakeOpenAIImages:
         body = await request.body()
         content_type = request.headers.get("content-type", "")
         parsed_json = json.loads(body) if content_type.startswith("application/json") and body else None
-        parts = parse_multipart(body, content_type) if content_type.startswith("multipart/form-data") else None
+        parts = (
+            parse_multipart(body, content_type) if content_type.startswith("multipart/form-data") else None
+        )
         recorded = Recorded(
             method=request.method,
             path=request.url.path,
@@ -157,7 +199,9 @@ class FakeOpenAIImages:
             return _error(400, "Expected a JSON body.", "invalid_request_error", None)
         unknown = sorted(set(body) - GENERATION_FIELDS)
         if unknown:
-            return _error(400, f"Unrecognized request argument supplied: {unknown[0]}", "invalid_request_error", None)
+            return _error(
+                400, f"Unrecognized request argument supplied: {unknown[0]}", "invalid_request_error", None
+            )
         if not isinstance(body.get("prompt"), str) or not body["prompt"]:
             return _error(400, "Missing required parameter: 'prompt'.", "invalid_request_error", None)
         return self._images_response(body, None)
@@ -169,7 +213,9 @@ class FakeOpenAIImages:
         names = {part.name for part in recorded.parts}
         unknown = sorted(names - EDIT_FIELDS - EDIT_FILES)
         if unknown:
-            return _error(400, f"Unrecognized request argument supplied: {unknown[0]}", "invalid_request_error", None)
+            return _error(
+                400, f"Unrecognized request argument supplied: {unknown[0]}", "invalid_request_error", None
+            )
         if not fields.get("prompt"):
             return _error(400, "Missing required parameter: 'prompt'.", "invalid_request_error", None)
         images = [part for part in recorded.files() if part.name in ("image", "image[]")]
@@ -177,17 +223,29 @@ class FakeOpenAIImages:
             return _error(400, "Missing required parameter: 'image'.", "invalid_request_error", None)
         first = _open(images[0].data)
         if first is None:
-            return _error(400, "Invalid input image - format must be in ['png', 'jpeg', 'webp'].",
-                          "invalid_request_error", None)
+            return _error(
+                400,
+                "Invalid input image - format must be in ['png', 'jpeg', 'webp'].",
+                "invalid_request_error",
+                None,
+            )
         masks = [part for part in recorded.files() if part.name == "mask"]
         if masks:
             mask = _open(masks[0].data)
             if mask is None or mask.format != "PNG" or "A" not in mask.getbands():
-                return _error(400, "Invalid mask image: must be a PNG with an alpha channel.",
-                              "invalid_request_error", "invalid_mask")
+                return _error(
+                    400,
+                    "Invalid mask image: must be a PNG with an alpha channel.",
+                    "invalid_request_error",
+                    "invalid_mask",
+                )
             if mask.size != first.size:
-                return _error(400, "Invalid mask image: the mask and the image must have the same dimensions.",
-                              "invalid_request_error", "invalid_mask")
+                return _error(
+                    400,
+                    "Invalid mask image: the mask and the image must have the same dimensions.",
+                    "invalid_request_error",
+                    "invalid_mask",
+                )
         return self._images_response(dict(fields), first.size)
 
     def _images_response(self, params: dict[str, Any], input_size: tuple[int, int] | None) -> Response:
@@ -202,8 +260,10 @@ class FakeOpenAIImages:
         else:
             size = input_size or (1024, 1024)
         transparent = params.get("background") == "transparent"
-        data = [{"b64_json": base64.b64encode(self._image(size, output_format, transparent)).decode()}
-                for _ in range(count)]
+        data = [
+            {"b64_json": base64.b64encode(self._image(size, output_format, transparent)).decode()}
+            for _ in range(count)
+        ]
         reply = {
             "created": int(time.time()),
             "data": data,
@@ -228,7 +288,9 @@ class FakeOpenAIImages:
         mode = "RGBA" if transparent and output_format != "jpeg" else "RGB"
         image = Image.new(mode, size, (*colour, 0) if mode == "RGBA" else colour)
         draw = ImageDraw.Draw(image)
-        draw.ellipse((size[0] // 4, size[1] // 4, size[0] * 3 // 4, size[1] * 3 // 4), fill=(250, 250, 250, 255))
+        draw.ellipse(
+            (size[0] // 4, size[1] // 4, size[0] * 3 // 4, size[1] * 3 // 4), fill=(250, 250, 250, 255)
+        )
         if max(size) > 2048:
             noise = Image.effect_noise((size[0] // 4, size[1] // 4), 40).convert(mode)
             image.paste(noise, (0, 0))
@@ -269,7 +331,9 @@ def parse_multipart(body: bytes, content_type: str) -> list[Part]:
             headers[key.strip().lower()] = value.strip()
         disposition = headers.get("content-disposition", "")
         params = dict(_disposition_params(disposition))
-        parts.append(Part(params["name"], params.get("filename"), headers.get("content-type"), data, raw_headers))
+        parts.append(
+            Part(params["name"], params.get("filename"), headers.get("content-type"), data, raw_headers)
+        )
     return parts
 
 
