@@ -59,9 +59,10 @@ def fit_one(source: PreviewSource, *, max_bytes: int, max_side: int) -> Preview:
     with Image.open(io.BytesIO(source.data)) as opened:
         if opened.format == "JPEG":
             opened.draft("RGB", target)
-        image = _resized(opened.convert("RGBA"), target)
-    transparent = image.getchannel("A").getextrema() != OPAQUE
-    if not transparent:
+        may_be_transparent = opened.mode in ("RGBA", "LA", "PA") or "transparency" in opened.info
+        image = _resized(opened.convert("RGBA" if may_be_transparent else "RGB"), target)
+    transparent = may_be_transparent and image.getchannel("A").getextrema() != OPAQUE
+    if image.mode == "RGBA" and not transparent:
         image = image.convert("RGB")
     while True:
         for fmt, quality in _encodings(transparent):
