@@ -162,9 +162,7 @@ def main() -> None:
     for label, image in (("flat 1024x1024 PNG", flat_image()), ("noisy 1024x1024 PNG", noisy_image())):
         call_ms, raw_ms, size = anyio.run(per_call_ms, reply_with(image), args.calls)
         overhead = call_ms - raw_ms
-        print(
-            f"generate_image, {label} ({size / 1e6:.2f} MB), median of {args.calls}: {call_ms:.1f} ms per call"
-        )
+        print(f"generate_image, {label} ({size / 1e6:.2f} MB), {args.calls} calls: median {call_ms:.1f} ms")
         print(f"    fake round trip {raw_ms:.1f} ms; server overhead {overhead:.1f} ms")
 
 
