@@ -36,22 +36,10 @@ from starlette.routing import Route
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from tests.connect import LEGACY_HANDSHAKE, exchange_until
 from tests.fakes.loopback import LoopbackServer
 
-HANDSHAKE = [
-    {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-11-25",
-            "capabilities": {},
-            "clientInfo": {"name": "bench", "version": "1"},
-        },
-    },
-    {"jsonrpc": "2.0", "method": "notifications/initialized"},
-    {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
-]
+LIST_TOOLS = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
 
 
 def spawn_to_tools_list(store: str) -> float:
@@ -65,17 +53,9 @@ def spawn_to_tools_list(store: str) -> float:
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
     )
+    exchange_until(process, [*LEGACY_HANDSHAKE, LIST_TOOLS], reply_id=2)
+    elapsed = time.perf_counter() - start
     assert process.stdin is not None
-    assert process.stdout is not None
-    process.stdin.write("".join(json.dumps(message) + "\n" for message in HANDSHAKE))
-    process.stdin.flush()
-    while True:
-        line = process.stdout.readline()
-        if not line:
-            raise RuntimeError("server exited before answering tools/list")
-        if json.loads(line).get("id") == 2:
-            elapsed = time.perf_counter() - start
-            break
     process.stdin.close()
     process.wait(timeout=10)
     return elapsed

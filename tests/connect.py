@@ -6,13 +6,14 @@ environment, exactly as a host would spawn it.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
-from typing import Literal
+from typing import Any, Literal
 
 import httpx2
 from mcp import Client, StdioServerParameters
@@ -89,3 +90,38 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: float = 
             pass
         time.sleep(0.05)
     raise RuntimeError("server did not become healthy")
+
+
+LEGACY_HANDSHAKE: list[dict[str, Any]] = [
+    {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "raw", "version": "1"},
+        },
+    },
+    {"jsonrpc": "2.0", "method": "notifications/initialized"},
+]
+
+
+def exchange_until(
+    process: subprocess.Popen[str], messages: list[dict[str, Any]], reply_id: int
+) -> list[dict[str, Any]]:
+    """Write raw JSON-RPC lines to a stdio server; read stdout lines until the reply to `reply_id`.
+
+    Every stdout line must parse as JSON: anything else on stdout would corrupt a host's stream.
+    """
+    assert process.stdin is not None
+    assert process.stdout is not None
+    process.stdin.write("".join(json.dumps(message) + "\n" for message in messages))
+    process.stdin.flush()
+    lines: list[dict[str, Any]] = []
+    while not any(line.get("id") == reply_id for line in lines):
+        raw = process.stdout.readline()
+        if not raw:
+            raise RuntimeError("server closed stdout before answering")
+        lines.append(json.loads(raw))
+    return lines

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 from mcp.types import BlobResourceContents
 from PIL import Image
 
 from mcp_imagegen import __version__
-from tests.connect import child_env, connect
+from tests.connect import LEGACY_HANDSHAKE, child_env, connect, exchange_until
 
 pytestmark = pytest.mark.anyio
 
@@ -45,25 +43,12 @@ def test_bad_config_exits_with_a_message(tmp_path: Path) -> None:
 
 
 def test_stdio_stdout_carries_only_protocol_messages(tmp_path: Path) -> None:
-    messages = [
-        {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-11-25",
-                "capabilities": {},
-                "clientInfo": {"name": "t", "version": "1"},
-            },
-        },
-        {"jsonrpc": "2.0", "method": "notifications/initialized"},
-        {
-            "jsonrpc": "2.0",
-            "id": 2,
-            "method": "tools/call",
-            "params": {"name": "generate_image", "arguments": {"prompt": "hello", "size": "64x64"}},
-        },
-    ]
+    call = {
+        "jsonrpc": "2.0",
+        "id": 2,
+        "method": "tools/call",
+        "params": {"name": "generate_image", "arguments": {"prompt": "hello", "size": "64x64"}},
+    }
     env = {"IMAGEGEN_STORE_DIR": str(tmp_path), "IMAGEGEN_DEFAULT_PROVIDER": "placeholder"}
     process = subprocess.Popen(
         [sys.executable, "-m", "mcp_imagegen"],
@@ -73,22 +58,15 @@ def test_stdio_stdout_carries_only_protocol_messages(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    assert process.stdin is not None and process.stdout is not None
-    process.stdin.write("".join(json.dumps(m) + "\n" for m in messages))
-    process.stdin.flush()
-    lines: list[dict[str, Any]] = []
-    while not any(line.get("id") == 2 for line in lines):
-        raw = process.stdout.readline()
-        assert raw, "server closed stdout before answering"
-        lines.append(json.loads(raw))  # every stdout line must be a JSON-RPC message
+    lines = exchange_until(process, [*LEGACY_HANDSHAKE, call], reply_id=2)
+    assert process.stdin is not None and process.stdout is not None and process.stderr is not None
     process.stdin.close()
     process.wait(timeout=30)
-    assert process.stderr is not None
     stderr = process.stderr.read()
     assert process.stdout.read() == ""
     assert all(line["jsonrpc"] == "2.0" for line in lines)
-    call = next(line for line in lines if line.get("id") == 2)
-    assert call["result"]["structuredContent"]["images"][0]["width"] == 64
+    reply = next(line for line in lines if line.get("id") == 2)
+    assert reply["result"]["structuredContent"]["images"][0]["width"] == 64
     assert "mcp-imagegen" in stderr and "on stdio" in stderr
 
 

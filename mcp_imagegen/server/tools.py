@@ -371,6 +371,8 @@ async def _input_image(app: AppState, reference: str, caps: Capabilities, what: 
         width=normalized.width,
         height=normalized.height,
         filename=_filename(raw, normalized.mime_type, what),
+        # A stored input keeps its id only if it is sent unchanged (normalize_input returns the same
+        # bytes object); a rotated or converted copy is new and gets stored as an input of its own.
         store_id=raw.store_id if normalized.data is raw.data else None,
     )
 
