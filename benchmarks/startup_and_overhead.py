@@ -138,7 +138,7 @@ def main() -> None:
     baseline = median_of(args.runs, spawn_import_baseline)
     print(f"cold start, spawn to tools/list (stdio), median of {args.runs}: {ours * 1000:.0f} ms")
     print(f"baseline, spawn python -c 'import mcp.server', median of {args.runs}: {baseline * 1000:.0f} ms")
-    print(f"cold start over baseline: +{(ours / baseline - 1) * 100:.0f}%")
+    print(f"cold start over baseline: {(ours / baseline - 1) * 100:+.0f}%")
     for label, image in (("flat 1024x1024 PNG", flat_image()), ("noisy 1024x1024 PNG", noisy_image())):
         call_ms, raw_ms, size = anyio.run(per_call_ms, reply_with(image), args.calls)
         overhead = call_ms - raw_ms
