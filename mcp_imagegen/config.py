@@ -131,6 +131,18 @@ class Settings(_EnvFirstSettings):
     max_pixels: int = Field(8192 * 8192, ge=64 * 64)
     http_max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024 * 1024)
     log_level: LogLevel = "INFO"
+    wait_seconds: float = Field(
+        45.0, ge=0, le=3600, description="How long a tool call waits before answering with a job handle."
+    )
+    heartbeat_seconds: float = Field(
+        4.0, gt=0, le=60, description="Longest gap between progress notifications while a call waits."
+    )
+    job_timeout_seconds: float = Field(
+        900.0, gt=0, description="Total time one call (a job) may take, provider retries included."
+    )
+    job_retention_seconds: float = Field(
+        3600.0, ge=0, description="How long a finished job's result stays available to get_job."
+    )
 
     openai: OpenAISettings = Field(default_factory=OpenAISettings)
     azure: AzureSettings = Field(default_factory=AzureSettings)

@@ -25,6 +25,7 @@ GENERIC_OPTIONS = (
     "seed",
     "moderation",
     "input_fidelity",
+    "partial_images",
 )
 """Optional tool parameters a provider may or may not honour; `Capabilities.options` lists
 the subset a provider supports, and anything else given by the caller is refused."""
@@ -77,6 +78,8 @@ class GenerateRequest:
     negative_prompt: str | None = None
     seed: int | None = None
     moderation: str | None = None
+    partial_images: int | None = None
+    """Intermediate images to stream (1-3), each handed to `CallEvents.partial_image`."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,32 @@ class ProviderResult:
     """Provider-reported facts worth keeping: usage, effective size/quality, request id."""
 
 
+class CallEvents(Protocol):
+    """What a provider reports while one call runs; the server turns it into progress.
+
+    `step` is called at real milestones (request sent, first byte, download finished) and
+    must not block. `partial_image` receives each streamed intermediate image as the
+    provider sent it (undecoded).
+    """
+
+    def step(self, message: str) -> None: ...
+
+    async def partial_image(self, data: bytes, index: int) -> None: ...
+
+
+class SilentEvents:
+    """A `CallEvents` that ignores everything, for direct provider calls (tests, scripts)."""
+
+    def step(self, message: str) -> None:
+        """Drop the message."""
+
+    async def partial_image(self, data: bytes, index: int) -> None:
+        """Drop the image."""
+
+
+SILENT = SilentEvents()
+
+
 class Provider(Protocol):
     """Every provider has a name and declares its capabilities."""
 
@@ -122,9 +151,9 @@ class Provider(Protocol):
 
 @runtime_checkable
 class ImageGenerator(Provider, Protocol):
-    async def generate(self, request: GenerateRequest) -> ProviderResult: ...
+    async def generate(self, request: GenerateRequest, events: CallEvents = SILENT) -> ProviderResult: ...
 
 
 @runtime_checkable
 class ImageEditor(Provider, Protocol):
-    async def edit(self, request: EditRequest) -> ProviderResult: ...
+    async def edit(self, request: EditRequest, events: CallEvents = SILENT) -> ProviderResult: ...

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
+import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -22,13 +23,20 @@ from mcp_imagegen.config import AzureSettings, EndpointSettings, OpenAISettings
 from mcp_imagegen.errors import ConfigError, ContentPolicyError, ProviderError, ProviderUnreachableError
 from mcp_imagegen.providers import openai_models
 from mcp_imagegen.providers._http import (
+    Exchange,
+    MultipartFiles,
+    SSEEvent,
     json_error_body,
+    open_stream,
     read_json_object,
     redact,
     retry_after_seconds,
     send,
+    sse_events,
 )
 from mcp_imagegen.providers.base import (
+    SILENT,
+    CallEvents,
     Capabilities,
     EditRequest,
     GeneratedImage,
@@ -55,6 +63,7 @@ _OPENAI_OPTIONS = frozenset(
         "output_compression",
         "moderation",
         "input_fidelity",
+        "partial_images",
     }
 )
 
@@ -180,16 +189,16 @@ class OpenAIImages:
     def capabilities(self) -> Capabilities:
         return self._capabilities
 
-    async def generate(self, request: GenerateRequest) -> ProviderResult:
+    async def generate(self, request: GenerateRequest, events: CallEvents = SILENT) -> ProviderResult:
         options = self._checked_options(request)
         if request.moderation is not None:
             options["moderation"] = request.moderation
         body: dict[str, Any] = {"model": request.model, "prompt": request.prompt}
         body.update(_sdk_order(options, n=request.n))
-        response = await self._post("generations", request.model, json_body=body)
-        return self._result(response, request.model)
+        exchange = self._exchange("generations", request.model, json_body=body)
+        return await self._call(exchange, request, events)
 
-    async def edit(self, request: EditRequest) -> ProviderResult:
+    async def edit(self, request: EditRequest, events: CallEvents = SILENT) -> ProviderResult:
         options = self._checked_options(request)
         if request.input_fidelity is not None:
             openai_models.check_input_fidelity(request.model, request.input_fidelity)
@@ -199,8 +208,21 @@ class OpenAIImages:
         files = [("image[]", (image.filename, image.data, image.mime_type)) for image in request.images]
         if request.mask is not None:
             files.append(("mask", (request.mask.filename, request.mask.data, request.mask.mime_type)))
-        response = await self._post("edits", request.model, form=form, files=files)
-        return self._result(response, request.model)
+        exchange = self._exchange("edits", request.model, form=form, files=files)
+        return await self._call(exchange, request, events)
+
+    async def _call(self, exchange: Exchange, request: GenerateRequest, events: CallEvents) -> ProviderResult:
+        """One JSON reply, or a stream of events when the request asked for partial images."""
+        if not request.partial_images:
+            return self._result(await send(self._client, exchange, events), request.model)
+        async with open_stream(self._client, exchange, events) as response:
+            if not response.headers.get("content-type", "").startswith("text/event-stream"):
+                await response.aread()  # a server that ignores `stream` answers with plain JSON
+                return self._result(response, request.model)
+            reader = _StreamReader(self.name, self._error_from_body, response, events)
+            async for event in sse_events(response):
+                await reader.handle(event)
+        return reader.result(request.model)
 
     def _checked_options(self, request: GenerateRequest) -> dict[str, Any]:
         """The options shared by generations and edits, validated for the model."""
@@ -220,31 +242,32 @@ class OpenAIImages:
             options["output_format"] = request.output_format
         if request.output_compression is not None:
             options["output_compression"] = request.output_compression
+        if request.partial_images:
+            options["stream"] = True
+            options["partial_images"] = request.partial_images
         if self._endpoint.response_format is not None:
             options["response_format"] = self._endpoint.response_format
         return options
 
-    async def _post(
+    def _exchange(
         self,
         operation: ImagesOperation,
         model: str,
         *,
         json_body: Mapping[str, Any] | None = None,
         form: Mapping[str, str] | None = None,
-        files: list[tuple[str, tuple[str, bytes, str]]] | None = None,
-    ) -> httpx2.Response:
-        headers = {"Accept": "application/json", **self._endpoint.headers}
-        return await send(
-            self._client,
+        files: MultipartFiles | None = None,
+    ) -> Exchange:
+        return Exchange(
             provider=self.name,
             url=self._endpoint.url(operation, model),
-            headers=headers,
+            headers={"Accept": "application/json", **self._endpoint.headers},
+            timeout_s=self._timeout_s,
+            map_error=self._map_error,
             params=self._endpoint.params,
             json_body=json_body,
             form=form,
             files=files,
-            timeout_s=self._timeout_s,
-            map_error=self._map_error,
         )
 
     def _result(self, response: httpx2.Response, model: str) -> ProviderResult:
@@ -257,30 +280,8 @@ class OpenAIImages:
             raise ProviderUnreachableError(
                 f"{self.name} answered without any image (no 'data'). Nothing was stored."
             )
-        images = tuple(self._decode_item(item, index) for index, item in enumerate(data))
-        metadata: dict[str, JsonValue] = {key: body[key] for key in RESPONSE_FACTS if key in body}
-        request_id = response.headers.get("x-request-id") or response.headers.get("apim-request-id")
-        if request_id:
-            metadata["request_id"] = request_id
-        return ProviderResult(images=images, model=model, metadata=metadata)
-
-    def _decode_item(self, item: object, index: int) -> GeneratedImage:
-        if not isinstance(item, dict):
-            raise ProviderUnreachableError(f"{self.name} sent a malformed data[{index}]. Nothing was stored.")
-        encoded = item.get("b64_json")
-        if not isinstance(encoded, str):
-            hint = (
-                ' (it sent a URL; set response_format = "b64_json" for this endpoint)'
-                if item.get("url")
-                else ""
-            )
-            raise ProviderUnreachableError(f"{self.name} sent data[{index}] without image bytes{hint}.")
-        try:
-            raw = base64.b64decode(encoded, validate=True)
-        except (binascii.Error, ValueError):
-            raise ProviderUnreachableError(f"{self.name} sent data[{index}] with invalid base64.") from None
-        revised = item.get("revised_prompt")
-        return GeneratedImage(data=raw, revised_prompt=revised if isinstance(revised, str) else None)
+        images = tuple(_decode_item(self.name, item, f"data[{index}]") for index, item in enumerate(data))
+        return ProviderResult(images=images, model=model, metadata=_reply_facts(body, response))
 
     def _map_error(self, response: httpx2.Response) -> ProviderError:
         return self._error_from_body(json_error_body(response) or {}, response)
@@ -320,6 +321,101 @@ class OpenAIImages:
         )
 
 
+ErrorFromBody = Callable[[Mapping[str, Any], httpx2.Response], ProviderError]
+
+
+class _StreamReader:
+    """Collects an images stream (providers.md 1.5): partial images go to `events` as they
+    arrive, each `*.completed` event is one final image.
+
+    Dispatch is on the JSON `type`, as in the SDK; a `data:` object with an `error` key (or
+    of type `error`) is the provider's error; unknown event types are skipped so that newer
+    servers still work.
+    """
+
+    def __init__(
+        self, provider: str, error_from_body: ErrorFromBody, response: httpx2.Response, events: CallEvents
+    ) -> None:
+        self._provider = provider
+        self._error_from_body = error_from_body
+        self._response = response
+        self._events = events
+        self._finals: list[GeneratedImage] = []
+        self._facts: dict[str, Any] = {}
+        self._partials = 0
+
+    async def handle(self, event: SSEEvent) -> None:
+        try:
+            payload = json.loads(event.data)
+        except ValueError:
+            raise ProviderUnreachableError(
+                f"{self._provider} sent a stream event that is not JSON. Nothing was stored."
+            ) from None
+        if not isinstance(payload, dict):
+            return
+        event_type = str(payload.get("type") or event.event)
+        if "error" in payload or event_type == "error":
+            body = payload if isinstance(payload.get("error"), dict | str) else {"error": payload}
+            raise self._error_from_body(body, self._response)
+        if event_type.endswith(".partial_image"):
+            self._partials += 1
+            index = payload.get("partial_image_index")
+            encoded = payload.get("b64_json")
+            where = f"partial image {self._partials}"
+            if not isinstance(encoded, str):
+                raise ProviderUnreachableError(f"{self._provider} sent {where} without image bytes.")
+            data = _b64(self._provider, encoded, where)
+            await self._events.partial_image(data, index if isinstance(index, int) else self._partials - 1)
+        elif event_type.endswith(".completed"):
+            where = f"final image {len(self._finals) + 1}"
+            self._finals.append(_decode_item(self._provider, payload, where))
+            self._facts.update({key: payload[key] for key in RESPONSE_FACTS if key in payload})
+            self._events.step(f"{self._provider} sent {where}")
+
+    def result(self, model: str) -> ProviderResult:
+        if not self._finals:
+            raise ProviderUnreachableError(
+                f"{self._provider}'s stream ended before the final image "
+                f"(after {self._partials} partial image(s)). No final image was stored; try again."
+            )
+        metadata = _reply_facts(self._facts, self._response)
+        metadata["streamed"] = True
+        metadata["partial_images_received"] = self._partials
+        return ProviderResult(images=tuple(self._finals), model=model, metadata=metadata)
+
+
+def _decode_item(provider: str, item: object, where: str) -> GeneratedImage:
+    """One `{"b64_json": ..., "revised_prompt": ...}` item (a `data[]` entry or a completed event)."""
+    if not isinstance(item, dict):
+        raise ProviderUnreachableError(f"{provider} sent a malformed {where}. Nothing was stored.")
+    encoded = item.get("b64_json")
+    if not isinstance(encoded, str):
+        hint = (
+            ' (it sent a URL; set response_format = "b64_json" for this endpoint)' if item.get("url") else ""
+        )
+        raise ProviderUnreachableError(f"{provider} sent {where} without image bytes{hint}.")
+    revised = item.get("revised_prompt")
+    return GeneratedImage(
+        data=_b64(provider, encoded, where), revised_prompt=revised if isinstance(revised, str) else None
+    )
+
+
+def _b64(provider: str, encoded: str, where: str) -> bytes:
+    try:
+        return base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise ProviderUnreachableError(f"{provider} sent {where} with invalid base64.") from None
+
+
+def _reply_facts(body: Mapping[str, Any], response: httpx2.Response) -> dict[str, JsonValue]:
+    """The reply fields worth keeping in image metadata, plus the request id support asks for."""
+    metadata: dict[str, JsonValue] = {key: body[key] for key in RESPONSE_FACTS if key in body}
+    request_id = response.headers.get("x-request-id") or response.headers.get("apim-request-id")
+    if request_id:
+        metadata["request_id"] = request_id
+    return metadata
+
+
 _SDK_OPTION_ORDER = (
     "background",
     "input_fidelity",
@@ -328,9 +424,11 @@ _SDK_OPTION_ORDER = (
     "n",
     "output_compression",
     "output_format",
+    "partial_images",
     "quality",
     "response_format",
     "size",
+    "stream",
 )
 """The order in which the openai SDK writes these keys after `model`/`prompt` (alphabetical)."""
 

@@ -20,6 +20,8 @@ from mcp_imagegen.errors import InputError
 from mcp_imagegen.images import codec
 from mcp_imagegen.providers.base import (
     GENERIC_OPTIONS,
+    SILENT,
+    CallEvents,
     Capabilities,
     EditRequest,
     GeneratedImage,
@@ -37,7 +39,7 @@ CAPABILITIES = Capabilities(
     operations=frozenset({"generate", "edit"}),
     models=(MODEL,),
     default_model=MODEL,
-    options=frozenset(GENERIC_OPTIONS) - {"moderation", "input_fidelity"},
+    options=frozenset(GENERIC_OPTIONS) - {"moderation", "input_fidelity", "partial_images"},
     output_formats=("png", "jpeg", "webp"),
     max_images=10,
     max_input_images=16,
@@ -55,12 +57,14 @@ class PlaceholderProvider:
     def capabilities(self) -> Capabilities:
         return CAPABILITIES
 
-    async def generate(self, request: GenerateRequest) -> ProviderResult:
+    async def generate(self, request: GenerateRequest, events: CallEvents = SILENT) -> ProviderResult:
         size = _size(request)
+        events.step(f"drawing {request.n} placeholder image(s)")
         images = await anyio.to_thread.run_sync(_render_all, request, size)
         return ProviderResult(images=images, model=MODEL, metadata={"size": f"{size[0]}x{size[1]}"})
 
-    async def edit(self, request: EditRequest) -> ProviderResult:
+    async def edit(self, request: EditRequest, events: CallEvents = SILENT) -> ProviderResult:
+        events.step(f"drawing {request.n} placeholder edit(s)")
         images = await anyio.to_thread.run_sync(_edit_all, request)
         return ProviderResult(images=images, model=MODEL)
 

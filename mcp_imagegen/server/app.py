@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 import httpx2
 from mcp.server import MCPServer
 from mcp.server.context import ServerRequestContext
@@ -28,6 +29,7 @@ from mcp_imagegen.errors import InputError
 from mcp_imagegen.images.inputs import InputResolver
 from mcp_imagegen.providers.registry import ProviderRegistry
 from mcp_imagegen.server import resources
+from mcp_imagegen.server.jobs import JobManager
 from mcp_imagegen.server.state import AppState
 from mcp_imagegen.server.tools import register_tools
 from mcp_imagegen.store.local import LocalStore
@@ -38,7 +40,9 @@ changes an image (optionally inside a mask, optionally with more input images); 
 list_providers shows which providers are configured and what each can do. Every image is \
 kept in a store: results give an inline preview, an imagegen://images/{id} link to the \
 full-size file and its path on disk. Pass an imagegen:// URI from an earlier result as the \
-image of edit_image to keep working on it."""
+image of edit_image to keep working on it. A call that takes longer than wait_seconds \
+answers with status 'running' and a job_id: call get_job with it to collect the images \
+(or cancel_job to stop it)."""
 
 
 class ImagegenServer(MCPServer[AppState]):
@@ -80,7 +84,10 @@ def build_server(settings: Settings) -> ImagegenServer:
     async def lifespan(server: MCPServer[AppState]) -> AsyncIterator[AppState]:
         store = LocalStore(settings.store_dir)
         try:
-            async with httpx2.AsyncClient(follow_redirects=False) as client:
+            async with (
+                httpx2.AsyncClient(follow_redirects=False) as client,
+                anyio.create_task_group() as jobs,
+            ):
                 yield AppState(
                     settings=settings,
                     store=store,
@@ -88,7 +95,13 @@ def build_server(settings: Settings) -> ImagegenServer:
                     inputs=InputResolver(
                         store, settings.store_dir, settings.allowed_dirs, settings.max_input_bytes
                     ),
+                    jobs=JobManager(
+                        jobs,
+                        timeout_s=settings.job_timeout_seconds,
+                        retention_s=settings.job_retention_seconds,
+                    ),
                 )
+                jobs.cancel_scope.cancel()  # shutting down: abort what is still running
         finally:
             store.close()
 

@@ -9,6 +9,7 @@ budget; the stored files are never altered.
 from __future__ import annotations
 
 import base64
+from typing import Literal
 
 import anyio.to_thread
 from mcp.types import CallToolResult, ContentBlock, ImageContent, ResourceLink, TextContent
@@ -40,26 +41,38 @@ class ImageRef(BaseModel):
 
 
 class ImageResult(BaseModel):
-    """Structured content of generate_image and edit_image."""
+    """Structured content of generate_image and edit_image (and of get_job for their jobs)."""
 
-    images: list[ImageRef]
+    status: Literal["succeeded", "running"] = Field(
+        "succeeded",
+        description="'running': the call is not finished; call get_job with job_id to wait for the images.",
+    )
+    job_id: str = Field(description="Pass to get_job (to fetch this result again) or cancel_job.")
+    images: list[ImageRef] = Field(default_factory=list)
     provider: str
     model: str
     parent_ids: list[str] = Field(
         default_factory=list, description="Stored ids of the input images of an edit."
     )
     usage: dict[str, JsonValue] | None = Field(None, description="Token usage as the provider reported it.")
+    partial_images: list[str] = Field(
+        default_factory=list, description="URIs of the intermediate images kept (keep_partials)."
+    )
+    elapsed_s: float | None = Field(None, description="While running: seconds since the call started.")
+    message: str | None = Field(None, description="While running: the latest step.")
 
 
 async def image_result(
     stored: list[tuple[StoredImage, bytes]],
     *,
+    job_id: str,
     provider: str,
     model: str,
     max_bytes: int,
     max_side: int,
     parent_ids: tuple[str, ...] = (),
     usage: dict[str, JsonValue] | None = None,
+    partial_uris: tuple[str, ...] = (),
 ) -> CallToolResult:
     """Build the tool result; preview encoding runs in a worker thread."""
     sources = [PreviewSource(data, image.mime_type, image.width, image.height) for image, data in stored]
@@ -68,7 +81,13 @@ async def image_result(
     )
     refs = [_ref(image, preview) for (image, _), preview in zip(stored, previews, strict=True)]
     output = ImageResult(
-        images=refs, provider=provider, model=model, parent_ids=list(parent_ids), usage=usage
+        job_id=job_id,
+        images=refs,
+        provider=provider,
+        model=model,
+        parent_ids=list(parent_ids),
+        usage=usage,
+        partial_images=list(partial_uris),
     )
     content: list[ContentBlock] = []
     for (image, _), preview in zip(stored, previews, strict=True):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from mcp_imagegen.config import Settings
 from mcp_imagegen.images.inputs import InputResolver
 from mcp_imagegen.providers.registry import ProviderRegistry
+from mcp_imagegen.server.jobs import JobManager
 from mcp_imagegen.store.base import Store
 
 
@@ -16,3 +17,4 @@ class AppState:
     store: Store
     providers: ProviderRegistry
     inputs: InputResolver
+    jobs: JobManager

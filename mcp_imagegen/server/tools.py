@@ -7,7 +7,6 @@ Names and parameters here are the public interface. Every anticipated failure is
 from __future__ import annotations
 
 import functools
-import hashlib
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,21 +17,22 @@ from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, ToolAnnotations
-from pydantic import BaseModel, Field, JsonValue
+from pydantic import BaseModel, Field
 
 from mcp_imagegen.errors import (
     ConfigError,
     ImagegenError,
     InputError,
-    ProviderUnreachableError,
     UnsupportedOptionError,
 )
 from mcp_imagegen.images import codec
 from mcp_imagegen.images.inputs import RawInput
-from mcp_imagegen.providers.base import Capabilities, EditRequest, GenerateRequest, InputImage, ProviderResult
-from mcp_imagegen.server.results import ImageResult, image_result
+from mcp_imagegen.providers.base import Capabilities, EditRequest, GenerateRequest, InputImage
+from mcp_imagegen.server.delivery import deliver
+from mcp_imagegen.server.image_jobs import ImageWork
+from mcp_imagegen.server.jobs import CANCEL_GRACE_S, JobState
+from mcp_imagegen.server.results import ImageResult
 from mcp_imagegen.server.state import AppState
-from mcp_imagegen.store.base import ImageKind, NewImage, StoredImage
 
 ASPECT_RATIO = re.compile(r"^\s*(\d{1,3})\s*:\s*(\d{1,3})\s*$")
 
@@ -79,6 +79,27 @@ NegativeArg = Annotated[
     str | None, Field(description="What to keep out of the image (providers that support it).")
 ]
 SeedArg = Annotated[int | None, Field(description="Seed for repeatable results (providers that support it).")]
+PartialArg = Annotated[
+    int | None,
+    Field(
+        description="Stream this many intermediate images (1-3) while the final one renders (OpenAI "
+        "gpt-image models). Each is stored and announced with its imagegen:// URI in a progress message.",
+        ge=0,
+        le=3,
+    ),
+]
+KeepPartialsArg = Annotated[
+    bool, Field(description="Keep the intermediate images in the store after the final image lands.")
+]
+WaitArg = Annotated[
+    float | None,
+    Field(
+        description="Seconds to wait for the result before answering with a job_id to collect it later "
+        "with get_job (default 45, IMAGEGEN_WAIT_SECONDS; 0 answers with the job_id at once).",
+        ge=0,
+        le=3600,
+    ),
+]
 
 GENERATE_ANNOTATIONS = ToolAnnotations(
     title="Generate image",
@@ -93,6 +114,20 @@ EDIT_ANNOTATIONS = ToolAnnotations(
     destructive_hint=False,
     idempotent_hint=False,
     open_world_hint=True,
+)
+GET_JOB_ANNOTATIONS = ToolAnnotations(
+    title="Get image job",
+    read_only_hint=True,
+    destructive_hint=False,
+    idempotent_hint=True,
+    open_world_hint=False,
+)
+CANCEL_JOB_ANNOTATIONS = ToolAnnotations(
+    title="Cancel image job",
+    read_only_hint=False,
+    destructive_hint=True,
+    idempotent_hint=True,
+    open_world_hint=False,
 )
 LIST_ANNOTATIONS = ToolAnnotations(
     title="List image providers",
@@ -133,12 +168,17 @@ async def generate_image(
     moderation: Annotated[
         Literal["auto", "low"] | None, Field(description="OpenAI content moderation strictness.")
     ] = None,
+    partial_images: PartialArg = None,
+    keep_partials: KeepPartialsArg = False,
+    wait_seconds: WaitArg = None,
 ) -> Annotated[CallToolResult, ImageResult]:
     """Generate images from a text prompt and keep them in the image store.
 
     Returns each image as an inline preview (downscaled to fit the host's limits), a link
     to the full-size file (imagegen://images/{id}) and JSON with its id, path and size.
     Options a provider cannot honour are refused with an error, never silently dropped.
+    If the provider takes longer than wait_seconds, the answer has status 'running' and a
+    job_id instead: call get_job with it to collect the images.
     """
     with user_errors():
         app = _app(ctx)
@@ -153,17 +193,25 @@ async def generate_image(
             negative_prompt=negative_prompt,
             seed=seed,
             moderation=moderation,
+            partial_images=partial_images or None,
         )
         _check_options(generator.name, generator.capabilities, n, options)
+        _check_partials(options, keep_partials)
         request = GenerateRequest(
             prompt=prompt, model=_model(generator.capabilities, model, generator.name), n=n, **options
         )
-        await ctx.report_progress(0, 3, f"asking {generator.name} ({request.model}) for {n} image(s)")
-        result = await generator.generate(request)
-        await ctx.report_progress(1, 3, "storing the images")
-        stored = await _store_outputs(app, result, generator.name, request, options, "generated", (), {})
-        await ctx.report_progress(2, 3, "preparing previews")
-        return await _answer(app, stored, generator.name, result)
+        work = ImageWork(
+            app,
+            generator.name,
+            request,
+            options,
+            "generated",
+            functools.partial(generator.generate, request),
+            keep_partials=keep_partials,
+        )
+        first = f"asking {generator.name} ({request.model}) for {n} image(s)"
+        job = app.jobs.start("generate_image", generator.name, request.model, work, first)
+        return await deliver(ctx, job, wait_seconds, owner=True)
 
 
 async def edit_image(
@@ -204,11 +252,15 @@ async def edit_image(
             description="How closely to keep the input's details, faces especially (OpenAI gpt-image-1.x)."
         ),
     ] = None,
+    partial_images: PartialArg = None,
+    keep_partials: KeepPartialsArg = False,
+    wait_seconds: WaitArg = None,
 ) -> Annotated[CallToolResult, ImageResult]:
     """Edit an image by instruction, optionally only inside a mask, optionally using more input images.
 
     The input images are kept in the store too, and each result records them as its
-    parents. Returns previews, links and JSON exactly like generate_image.
+    parents. Returns previews, links and JSON exactly like generate_image, including the
+    job handle (status 'running', job_id) when the provider takes longer than wait_seconds.
     """
     with user_errors():
         app = _app(ctx)
@@ -224,6 +276,7 @@ async def edit_image(
             negative_prompt=negative_prompt,
             seed=seed,
             input_fidelity=input_fidelity,
+            partial_images=partial_images or None,
         )
         references = [image, *(images or [])]
         if len(references) > caps.max_input_images:
@@ -231,26 +284,33 @@ async def edit_image(
                 f"{editor.name} takes at most {caps.max_input_images} input image(s), got {len(references)}"
             )
         _check_options(editor.name, caps, n, options)
+        _check_partials(options, keep_partials)
         chosen_model = _model(caps, model, editor.name)
-        await ctx.report_progress(0, 4, "reading the input images")
-        inputs = [
-            await _input_image(app, ref, caps, f"image {i + 1}" if i else "image")
-            for i, ref in enumerate(references)
-        ]
+        await ctx.report_progress(0, None, "reading the input images")
+        inputs = tuple(
+            [
+                await _input_image(app, ref, caps, f"image {i + 1}" if i else "image")
+                for i, ref in enumerate(references)
+            ]
+        )
         mask_image = await _mask_image(app, mask, inputs[0]) if mask is not None else None
         request = EditRequest(
-            prompt=prompt, model=chosen_model, n=n, images=tuple(inputs), mask=mask_image, **options
+            prompt=prompt, model=chosen_model, n=n, images=inputs, mask=mask_image, **options
         )
-        await ctx.report_progress(1, 4, f"asking {editor.name} ({request.model}) to edit")
-        result = await editor.edit(request)
-        await ctx.report_progress(2, 4, "storing the images")
-        parents = tuple([await _keep_input(app, item, "input") for item in inputs])
-        extra: dict[str, JsonValue] = {}
-        if mask_image is not None:
-            extra["mask_id"] = await _keep_input(app, mask_image, "mask")
-        stored = await _store_outputs(app, result, editor.name, request, options, "edited", parents, extra)
-        await ctx.report_progress(3, 4, "preparing previews")
-        return await _answer(app, stored, editor.name, result, parents)
+        work = ImageWork(
+            app,
+            editor.name,
+            request,
+            options,
+            "edited",
+            functools.partial(editor.edit, request),
+            inputs=inputs,
+            mask=mask_image,
+            keep_partials=keep_partials,
+        )
+        first = f"asking {editor.name} ({request.model}) to edit"
+        job = app.jobs.start("edit_image", editor.name, request.model, work, first)
+        return await deliver(ctx, job, wait_seconds, owner=True)
 
 
 class ProviderInfo(BaseModel):
@@ -305,10 +365,70 @@ async def list_providers(ctx: Context[AppState, Any]) -> ProvidersList:
     return ProvidersList(providers=infos, default_provider=default)
 
 
+JobIdArg = Annotated[
+    str,
+    Field(description="The job_id from a result whose status was 'running'.", min_length=1, max_length=100),
+]
+
+
+async def get_job(
+    job_id: JobIdArg,
+    ctx: Context[AppState, Any],
+    wait_seconds: WaitArg = None,
+) -> CallToolResult:
+    """Wait for a job started by an image tool whose answer had status 'running', and return
+    the result that tool would have returned (previews, links, JSON), or its error.
+
+    If the job is still not done after wait_seconds, the answer has status 'running' again:
+    call get_job once more. Cancelling a get_job call does not cancel the job.
+    """
+    with user_errors():
+        job = _app(ctx).jobs.get(job_id)
+        return await deliver(ctx, job, wait_seconds, owner=False)
+
+
+class JobStatus(BaseModel):
+    job_id: str
+    status: JobState
+    tool: str
+    provider: str
+    model: str
+    elapsed_s: float
+    message: str
+
+
+async def cancel_job(job_id: JobIdArg, ctx: Context[AppState, Any]) -> JobStatus:
+    """Stop a running job: the provider request is aborted and its partial images removed.
+
+    Images the provider had already returned before the cancel stay in the store. A job
+    that has already finished is left as it is, and its status says so.
+    """
+    with user_errors():
+        job = _app(ctx).jobs.get(job_id)
+        if not job.done:
+            job.cancel()
+            await job.wait(CANCEL_GRACE_S)
+        if job.state == "succeeded":
+            message = "it had already finished; get_job returns its result"
+        else:
+            message = job.error or job.latest
+        return JobStatus(
+            job_id=job.id,
+            status=job.state,
+            tool=job.tool,
+            provider=job.provider,
+            model=job.model,
+            elapsed_s=round(job.elapsed_s, 1),
+            message=message,
+        )
+
+
 def register_tools(server: MCPServer[AppState]) -> None:
     server.add_tool(generate_image, annotations=GENERATE_ANNOTATIONS, title=GENERATE_ANNOTATIONS.title)
     server.add_tool(edit_image, annotations=EDIT_ANNOTATIONS, title=EDIT_ANNOTATIONS.title)
     server.add_tool(list_providers, annotations=LIST_ANNOTATIONS, title=LIST_ANNOTATIONS.title)
+    server.add_tool(get_job, annotations=GET_JOB_ANNOTATIONS, title=GET_JOB_ANNOTATIONS.title)
+    server.add_tool(cancel_job, annotations=CANCEL_JOB_ANNOTATIONS, title=CANCEL_JOB_ANNOTATIONS.title)
 
 
 def _given(**options: Any) -> dict[str, Any]:
@@ -358,6 +478,11 @@ def _check_options(provider: str, caps: Capabilities, n: int, options: dict[str,
         raise InputError("output_compression applies to jpeg or webp output; set output_format too")
 
 
+def _check_partials(options: dict[str, Any], keep_partials: bool) -> None:
+    if keep_partials and not options.get("partial_images"):
+        raise InputError("keep_partials applies only with partial_images (1-3)")
+
+
 async def _input_image(app: AppState, reference: str, caps: Capabilities, what: str) -> InputImage:
     raw = await app.inputs.resolve(reference, what)
     normalized = await anyio.to_thread.run_sync(
@@ -392,77 +517,3 @@ def _filename(raw: RawInput, mime_type: str, what: str) -> str:
     if stem == "image":
         stem = what.replace(" ", "-")
     return f"{stem}.{codec.EXTENSION_BY_MIME.get(mime_type, 'png')}"
-
-
-async def _keep_input(app: AppState, item: InputImage, kind: ImageKind) -> str:
-    """Store an input image once (by content hash) and return its id."""
-    if item.store_id is not None:
-        return item.store_id
-    existing = await app.store.find_by_sha256(hashlib.sha256(item.data).hexdigest())
-    if existing is not None:
-        return existing.id
-    stored = await app.store.put(NewImage(item.data, item.mime_type, item.width, item.height, kind))
-    return stored.id
-
-
-async def _store_outputs(
-    app: AppState,
-    result: ProviderResult,
-    provider: str,
-    request: GenerateRequest,
-    options: dict[str, Any],
-    kind: ImageKind,
-    parents: tuple[str, ...],
-    extra: dict[str, JsonValue],
-) -> list[tuple[StoredImage, bytes]]:
-    stored = []
-    for index, generated in enumerate(result.images):
-        try:
-            image_facts = await anyio.to_thread.run_sync(
-                functools.partial(codec.facts, generated.data, max_pixels=app.settings.max_pixels)
-            )
-        except InputError:
-            raise ProviderUnreachableError(
-                f"{provider} sent image {index + 1} in a form that cannot be decoded; it was not stored."
-            ) from None
-        metadata: dict[str, JsonValue] = {
-            "parameters": {"n": request.n, **options},
-            "provider_response": result.metadata,
-            "index": index,
-            **extra,
-        }
-        if generated.revised_prompt:
-            metadata["revised_prompt"] = generated.revised_prompt
-        new = NewImage(
-            data=generated.data,
-            mime_type=image_facts.mime_type,
-            width=image_facts.width,
-            height=image_facts.height,
-            kind=kind,
-            provider=provider,
-            model=result.model,
-            prompt=request.prompt,
-            parent_ids=parents,
-            metadata=metadata,
-        )
-        stored.append((await app.store.put(new), generated.data))
-    return stored
-
-
-async def _answer(
-    app: AppState,
-    stored: list[tuple[StoredImage, bytes]],
-    provider: str,
-    result: ProviderResult,
-    parents: tuple[str, ...] = (),
-) -> CallToolResult:
-    usage = result.metadata.get("usage")
-    return await image_result(
-        stored,
-        provider=provider,
-        model=result.model,
-        max_bytes=app.settings.inline_max_bytes,
-        max_side=app.settings.inline_max_side,
-        parent_ids=parents,
-        usage=usage if isinstance(usage, dict) else None,
-    )

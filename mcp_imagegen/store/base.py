@@ -8,7 +8,9 @@ from typing import Literal, Protocol
 
 from pydantic import JsonValue
 
-ImageKind = Literal["generated", "edited", "input", "mask"]
+ImageKind = Literal["generated", "edited", "input", "mask", "partial"]
+"""`partial`: an intermediate image streamed during a call; readable by URI, left out of
+listings, and removed when its call ends unless the caller asked to keep it."""
 URI_PREFIX = "imagegen://images/"
 
 
@@ -80,10 +82,17 @@ class Store(Protocol):
         """The record and the file's bytes; raises ImageNotFoundError."""
         ...
 
-    async def find_by_sha256(self, sha256: str) -> StoredImage | None: ...
+    async def find_by_sha256(self, sha256: str) -> StoredImage | None:
+        """The oldest image with these bytes, partial images excepted."""
+        ...
 
     async def page(self, cursor: str | None, limit: int) -> Page:
-        """Newest first; `cursor` is opaque and comes from a previous page. Raises InputError."""
+        """Newest first, partial images left out; `cursor` is opaque and comes from a previous
+        page. Raises InputError for a cursor that did not."""
+        ...
+
+    async def delete(self, image_id: str) -> None:
+        """Remove the index row, then the file; an unknown id is not an error."""
         ...
 
     async def count(self) -> int: ...

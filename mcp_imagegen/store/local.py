@@ -54,9 +54,11 @@ COLUMNS = (
     " parent_ids, metadata"
 )
 SELECT_BY_ID = f"SELECT {COLUMNS} FROM images WHERE id = ?"  # noqa: S608 - constant column list
-SELECT_BY_SHA256 = f"SELECT {COLUMNS} FROM images WHERE sha256 = ? ORDER BY seq LIMIT 1"  # noqa: S608
-SELECT_NEWEST = f"SELECT {COLUMNS} FROM images ORDER BY seq DESC LIMIT ?"  # noqa: S608
-SELECT_OLDER = f"SELECT {COLUMNS} FROM images WHERE seq < ? ORDER BY seq DESC LIMIT ?"  # noqa: S608
+SELECT_BY_SHA256 = f"SELECT {COLUMNS} FROM images WHERE sha256 = ? AND kind != 'partial' ORDER BY seq LIMIT 1"  # noqa: S608
+SELECT_NEWEST = f"SELECT {COLUMNS} FROM images WHERE kind != 'partial' ORDER BY seq DESC LIMIT ?"  # noqa: S608
+SELECT_OLDER = f"SELECT {COLUMNS} FROM images WHERE seq < ? AND kind != 'partial' ORDER BY seq DESC LIMIT ?"  # noqa: S608
+SELECT_PATH = "SELECT rel_path FROM images WHERE id = ?"
+DELETE_BY_ID = "DELETE FROM images WHERE id = ?"
 INSERT = (
     "INSERT INTO images (id, rel_path, mime_type, width, height, bytes, sha256, created_at, kind, provider,"
     " model, prompt, parent_ids, metadata) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
@@ -106,6 +108,9 @@ class LocalStore:
 
     async def count(self) -> int:
         return await anyio.to_thread.run_sync(self._count)
+
+    async def delete(self, image_id: str) -> None:
+        await anyio.to_thread.run_sync(self._delete, image_id)
 
     def _put(self, image: NewImage) -> StoredImage:
         image_id = secrets.token_hex(ID_BYTES)
@@ -191,6 +196,18 @@ class LocalStore:
         images = [self._from_row(row) for row in rows[:limit]]
         next_cursor = _encode_cursor(rows[limit - 1][0]) if len(rows) > limit else None
         return Page(images, next_cursor)
+
+    def _delete(self, image_id: str) -> None:
+        """Row first: a reader then gets "not found" rather than a row whose file is gone."""
+        try:
+            with self._lock:
+                row = self._db.execute(SELECT_PATH, (image_id,)).fetchone()
+                if row is None:
+                    return
+                self._db.execute(DELETE_BY_ID, (image_id,))
+        except sqlite3.Error as exc:
+            raise StoreError(f"could not remove image {image_id} from the index: {exc}") from None
+        _remove_quietly(self.root / row[0])
 
     def _count(self) -> int:
         with self._lock:

@@ -1,0 +1,196 @@
+"""The job behind generate_image and edit_image: call the provider, keep what it streams,
+store what it returns, and render the result (again, for every get_job).
+
+Storing is shielded from cancellation: once a provider has returned images (which the
+user has paid for), they all land in the store even if the call is cancelled meanwhile.
+Partial images are removed when the job ends, unless the caller asked to keep them.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import anyio.to_thread
+from mcp.types import CallToolResult
+from pydantic import JsonValue
+
+from mcp_imagegen.errors import InputError, ProviderUnreachableError
+from mcp_imagegen.images import codec
+from mcp_imagegen.providers.base import CallEvents, GenerateRequest, InputImage, ProviderResult
+from mcp_imagegen.server.jobs import Job
+from mcp_imagegen.server.results import image_result
+from mcp_imagegen.server.state import AppState
+from mcp_imagegen.store.base import ImageKind, NewImage, StoredImage
+
+ProviderCall = Callable[[CallEvents], Awaitable[ProviderResult]]
+
+
+class JobEvents:
+    """`CallEvents` for one job: steps become job steps; partial images are decoded, stored
+    as `partial` images and announced with their URI."""
+
+    def __init__(self, job: Job, app: AppState, provider: str, request: GenerateRequest) -> None:
+        self._job = job
+        self._app = app
+        self._provider = provider
+        self._request = request
+        self.partials: list[StoredImage] = []
+
+    def step(self, message: str) -> None:
+        self._job.step(message)
+
+    async def partial_image(self, data: bytes, index: int) -> None:
+        try:
+            facts = await anyio.to_thread.run_sync(
+                functools.partial(codec.facts, data, max_pixels=self._app.settings.max_pixels)
+            )
+        except InputError:
+            self._job.step(
+                f"skipped partial image {index + 1}: {self._provider} sent bytes that do not decode"
+            )
+            return
+        new = NewImage(
+            data=data,
+            mime_type=facts.mime_type,
+            width=facts.width,
+            height=facts.height,
+            kind="partial",
+            provider=self._provider,
+            model=self._request.model,
+            prompt=self._request.prompt,
+            metadata={"job_id": self._job.id, "partial_image_index": index},
+        )
+        with anyio.CancelScope(shield=True):  # a stored partial must be remembered, or it is never removed
+            stored = await self._app.store.put(new)
+            self.partials.append(stored)
+        self._job.step(f"partial image {len(self.partials)} ({facts.width}x{facts.height}): {stored.uri}")
+
+    async def discard_partials(self) -> None:
+        with anyio.CancelScope(shield=True):
+            for image in self.partials:
+                await self._app.store.delete(image.id)
+
+
+@dataclass(frozen=True)
+class ImageWork:
+    """Everything a generate or edit job needs once the request is validated and the inputs
+    are read; calling it with the job runs the job."""
+
+    app: AppState
+    provider: str
+    request: GenerateRequest
+    options: dict[str, Any]
+    kind: ImageKind
+    call: ProviderCall
+    inputs: tuple[InputImage, ...] = ()
+    mask: InputImage | None = None
+    keep_partials: bool = False
+
+    async def __call__(self, job: Job) -> ImageOutcome:
+        events = JobEvents(job, self.app, self.provider, self.request)
+        try:
+            result = await self.call(events)
+            job.step(f"storing {len(result.images)} image(s)")
+            with anyio.CancelScope(shield=True):
+                parents = tuple([await keep_input(self.app, item, "input") for item in self.inputs])
+                extra: dict[str, JsonValue] = {"job_id": job.id}
+                if self.mask is not None:
+                    extra["mask_id"] = await keep_input(self.app, self.mask, "mask")
+                stored = await self._store_outputs(result, parents, extra)
+        finally:
+            if not self.keep_partials:
+                await events.discard_partials()
+        job.step("preparing previews")
+        usage = result.metadata.get("usage")
+        return ImageOutcome(
+            app=self.app,
+            job_id=job.id,
+            images=tuple(stored),
+            provider=self.provider,
+            model=result.model,
+            parent_ids=parents,
+            usage=usage if isinstance(usage, dict) else None,
+            partials=tuple(events.partials) if self.keep_partials else (),
+        )
+
+    async def _store_outputs(
+        self, result: ProviderResult, parents: tuple[str, ...], extra: dict[str, JsonValue]
+    ) -> list[StoredImage]:
+        stored = []
+        max_pixels = self.app.settings.max_pixels
+        for index, generated in enumerate(result.images):
+            try:
+                image_facts = await anyio.to_thread.run_sync(
+                    functools.partial(codec.facts, generated.data, max_pixels=max_pixels)
+                )
+            except InputError:
+                raise ProviderUnreachableError(
+                    f"{self.provider} sent image {index + 1} in a form that cannot be decoded; "
+                    "it was not stored."
+                ) from None
+            metadata: dict[str, JsonValue] = {
+                "parameters": {"n": self.request.n, **self.options},
+                "provider_response": result.metadata,
+                "index": index,
+                **extra,
+            }
+            if generated.revised_prompt:
+                metadata["revised_prompt"] = generated.revised_prompt
+            new = NewImage(
+                data=generated.data,
+                mime_type=image_facts.mime_type,
+                width=image_facts.width,
+                height=image_facts.height,
+                kind=self.kind,
+                provider=self.provider,
+                model=result.model,
+                prompt=self.request.prompt,
+                parent_ids=parents,
+                metadata=metadata,
+            )
+            stored.append(await self.app.store.put(new))
+        return stored
+
+
+@dataclass(frozen=True)
+class ImageOutcome:
+    """The stored images of a finished job; renders the same tool result every time."""
+
+    app: AppState
+    job_id: str
+    images: tuple[StoredImage, ...]
+    provider: str
+    model: str
+    parent_ids: tuple[str, ...] = ()
+    usage: dict[str, JsonValue] | None = None
+    partials: tuple[StoredImage, ...] = field(default=())
+
+    async def result(self) -> CallToolResult:
+        stored = [await self.app.store.read(image.id) for image in self.images]
+        return await image_result(
+            stored,
+            job_id=self.job_id,
+            provider=self.provider,
+            model=self.model,
+            max_bytes=self.app.settings.inline_max_bytes,
+            max_side=self.app.settings.inline_max_side,
+            parent_ids=self.parent_ids,
+            usage=self.usage,
+            partial_uris=tuple(image.uri for image in self.partials),
+        )
+
+
+async def keep_input(app: AppState, item: InputImage, kind: ImageKind) -> str:
+    """Store an input image once (by content hash) and return its id."""
+    if item.store_id is not None:
+        return item.store_id
+    existing = await app.store.find_by_sha256(hashlib.sha256(item.data).hexdigest())
+    if existing is not None:
+        return existing.id
+    stored = await app.store.put(NewImage(item.data, item.mime_type, item.width, item.height, kind))
+    return stored.id

@@ -1,0 +1,211 @@
+"""Jobs: every provider call runs as a job owned by the server process.
+
+A tool call starts a job and waits for it up to `wait_seconds`; if the job is not done by
+then the call answers with the job's id and the work goes on, to be collected with
+`get_job`. Whoever is waiting (the original call, or a `get_job` later) receives the
+job's steps as they happen plus a heartbeat when nothing has happened for a while, so a
+host sees progress for the whole life of the job.
+
+Jobs run in the server's task group, not in the request that started them: a request
+that ends, or a client that goes away, does not end its job unless that request was the
+job's owner and was cancelled while waiting (see `server.delivery`).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import anyio
+from anyio.abc import TaskGroup
+from mcp.types import CallToolResult
+
+from mcp_imagegen.errors import ImagegenError, InputError
+
+logger = logging.getLogger(__name__)
+
+JobState = Literal["running", "succeeded", "failed", "cancelled"]
+JOB_ID_PREFIX = "job_"
+JOB_ID_BYTES = 18
+"""144 random bits: a job id is a capability, so it must not be guessable."""
+MAX_FINISHED_JOBS = 1000
+CANCEL_GRACE_S = 10.0
+"""How long `cancel` waits for a job's cleanup (closing the connection, removing partials)."""
+
+
+class JobOutcome(Protocol):
+    """What a successful job leaves behind; rendered again for every `get_job`."""
+
+    async def result(self) -> CallToolResult: ...
+
+
+@dataclass(frozen=True)
+class JobStep:
+    elapsed_s: float
+    message: str
+
+
+Work = Callable[["Job"], Awaitable[JobOutcome]]
+
+
+class Job:
+    """One call's work: its state, the steps it went through, its outcome or error."""
+
+    def __init__(self, tool: str, provider: str, model: str) -> None:
+        self.id = JOB_ID_PREFIX + secrets.token_urlsafe(JOB_ID_BYTES)
+        self.tool = tool
+        self.provider = provider
+        self.model = model
+        self.state: JobState = "running"
+        self.error: str | None = None
+        self.outcome: JobOutcome | None = None
+        self.steps: list[JobStep] = []
+        self._started = time.monotonic()
+        self._finished: float | None = None
+        self._changed = anyio.Event()
+        self._scope = anyio.CancelScope()
+
+    @property
+    def done(self) -> bool:
+        return self.state != "running"
+
+    @property
+    def elapsed_s(self) -> float:
+        end = self._finished if self._finished is not None else time.monotonic()
+        return end - self._started
+
+    @property
+    def latest(self) -> str:
+        return self.steps[-1].message if self.steps else "starting"
+
+    @property
+    def changed(self) -> anyio.Event:
+        """Set at the next step or when the job ends; fetch it before reading `steps`."""
+        return self._changed
+
+    def step(self, message: str) -> None:
+        """Record a step and wake everyone waiting on this job."""
+        self.steps.append(JobStep(self.elapsed_s, message))
+        self._notify()
+
+    def cancel(self) -> None:
+        """Ask the job to stop; the provider request is aborted at its next await."""
+        self._scope.cancel()
+
+    async def wait(self, timeout_s: float) -> bool:
+        """Wait until the job ends or `timeout_s` passes; whether it ended."""
+        with anyio.move_on_after(timeout_s):
+            while not self.done:
+                await self.changed.wait()
+        return self.done
+
+    async def run(self, work: Work, timeout_s: float) -> None:
+        """Do the work and record how it ended; never raises except to cancel its task."""
+        try:
+            with self._scope, anyio.move_on_after(timeout_s) as limit:
+                outcome = await work(self)
+                self._finish("succeeded", outcome=outcome)
+            if limit.cancelled_caught:
+                self._finish(
+                    "failed",
+                    f"{self.tool} took longer than {timeout_s:.0f} s, the limit for one call "
+                    "(IMAGEGEN_JOB_TIMEOUT_SECONDS), and was stopped. Nothing more was stored.",
+                )
+        except ImagegenError as exc:
+            self._finish("failed", str(exc))
+        except Exception:
+            logger.exception("job %s (%s) failed unexpectedly", self.id, self.tool)
+            self._finish(
+                "failed", f"{self.tool} failed with an internal error; the server log has the details."
+            )
+        finally:
+            if not self.done:
+                self._finish("cancelled", f"{self.tool} was cancelled before it finished.")
+
+    def finished_before(self, moment: float) -> bool:
+        return self._finished is not None and self._finished < moment
+
+    def _finish(self, state: JobState, error: str | None = None, outcome: JobOutcome | None = None) -> None:
+        self.state, self.error, self.outcome = state, error, outcome
+        self._finished = time.monotonic()
+        self._notify()
+
+    def _notify(self) -> None:
+        changed, self._changed = self._changed, anyio.Event()
+        changed.set()
+
+
+class JobManager:
+    """Starts jobs in the server's task group, finds them by id, forgets finished ones."""
+
+    def __init__(self, task_group: TaskGroup, *, timeout_s: float, retention_s: float) -> None:
+        self._task_group = task_group
+        self._timeout_s = timeout_s
+        self._retention_s = retention_s
+        self._jobs: dict[str, Job] = {}
+
+    def start(self, tool: str, provider: str, model: str, work: Work, first_step: str) -> Job:
+        self._forget_old()
+        job = Job(tool, provider, model)
+        job.step(first_step)
+        self._jobs[job.id] = job
+        self._task_group.start_soon(job.run, work, self._timeout_s, name=f"{tool} {job.id}")
+        return job
+
+    def get(self, job_id: str) -> Job:
+        """The job, or InputError saying why it cannot be found."""
+        self._forget_old()
+        job = self._jobs.get(job_id.strip())
+        if job is None:
+            raise InputError(
+                f"no job {job_id!r} on this server. Job ids come from a tool result with status "
+                f"'running'; finished jobs are kept {self._retention_s / 60:.0f} min, and jobs do not "
+                "survive a server restart (their finished images stay in the store: see resources/list)."
+            )
+        return job
+
+    def _forget_old(self) -> None:
+        """Drop jobs finished longer ago than the retention period, and the oldest beyond the cap."""
+        cutoff = time.monotonic() - self._retention_s
+        for job_id in [job.id for job in self._jobs.values() if job.finished_before(cutoff)]:
+            del self._jobs[job_id]
+        finished = [job for job in self._jobs.values() if job.done]
+        for job in finished[: max(0, len(finished) - MAX_FINISHED_JOBS)]:
+            del self._jobs[job.id]
+
+
+Report = Callable[[str], Awaitable[None]]
+
+
+async def follow(job: Job, report: Report, *, wait_s: float, heartbeat_s: float, from_step: int) -> bool:
+    """Pass the job's steps (from `from_step` on) to `report` until the job ends or `wait_s`
+    passes; whether it ended.
+
+    Whenever `heartbeat_s` goes by with nothing reported, a heartbeat says what is being
+    waited for and for how long ("waiting for gpt-image-2, 23 s").
+    """
+    now = anyio.current_time()
+    deadline = now + wait_s
+    last_report = now
+    seen = from_step
+    while True:
+        changed = job.changed
+        for step in job.steps[seen:]:
+            await report(step.message)
+            last_report = anyio.current_time()
+        seen = len(job.steps)
+        if job.done:
+            return True
+        now = anyio.current_time()
+        if now >= deadline:
+            return False
+        with anyio.move_on_after(min(deadline, last_report + heartbeat_s) - now):
+            await changed.wait()
+        now = anyio.current_time()
+        if not changed.is_set() and now < deadline and now - last_report >= heartbeat_s * 0.999:
+            await report(f"waiting for {job.model}, {job.elapsed_s:.0f} s")
+            last_report = now
