@@ -158,3 +158,56 @@ def test_sdk_azure_v1_path(fake_openai: FakeOpenAIImages) -> None:
     sent = fake_openai.last
     assert sent.path == "/openai/v1/images/edits"
     assert sent.headers["authorization"] == f"Bearer {fake_openai.azure_key}"
+
+
+def test_sdk_streams_partial_images_then_the_final_image(fake_openai: FakeOpenAIImages) -> None:
+    stream = sdk(fake_openai).images.generate(
+        model="gpt-image-1.5", prompt="a cat", size="1024x1536", stream=True, partial_images=2
+    )
+    events = list(stream)
+    sent = fake_openai.last
+    assert sent.json == {
+        "model": "gpt-image-1.5",
+        "prompt": "a cat",
+        "partial_images": 2,
+        "size": "1024x1536",
+        "stream": True,
+    }
+    assert list(sent.json or {}) == ["model", "stream", "prompt", "partial_images", "size"]
+    assert [event.type for event in events] == [
+        "image_generation.partial_image",
+        "image_generation.partial_image",
+        "image_generation.completed",
+    ]
+    partial, final = events[0], events[-1]
+    assert isinstance(partial, openai.types.ImageGenPartialImageEvent)
+    assert partial.partial_image_index == 0 and partial.size == "1024x1536"
+    assert isinstance(final, openai.types.ImageGenCompletedEvent)
+    assert final.usage.output_tokens == 100
+    assert image_size(base64.b64decode(final.b64_json)) == (1024, 1536)
+
+
+def test_sdk_streams_an_edit_and_raises_a_stream_error(fake_openai: FakeOpenAIImages) -> None:
+    client = sdk(fake_openai)
+    events = list(
+        client.images.edit(
+            model="gpt-image-1.5",
+            prompt="add a hat",
+            image=("cat.png", png_bytes((32, 24)), "image/png"),
+            stream=True,
+            partial_images=1,
+        )
+    )
+    assert fake_openai.last.fields()["stream"] == "true"
+    assert fake_openai.last.fields()["partial_images"] == "1"
+    assert [event.type for event in events] == ["image_edit.partial_image", "image_edit.completed"]
+    assert image_size(base64.b64decode(events[-1].b64_json)) == (32, 24)
+
+    fake_openai.stream_error = {"message": "Your request was rejected by the safety system.", "type": "x"}
+    with pytest.raises(openai.APIError, match="rejected by the safety system"):
+        list(client.images.generate(model="gpt-image-1.5", prompt="x", stream=True, partial_images=1))
+
+
+def test_sdk_is_refused_partial_images_without_stream(fake_openai: FakeOpenAIImages) -> None:
+    with pytest.raises(openai.BadRequestError, match="partial_images requires stream"):
+        sdk(fake_openai).images.generate(model="gpt-image-1.5", prompt="a cat", partial_images=2)

@@ -193,7 +193,11 @@ class OpenAIImages:
         options = self._checked_options(request)
         if request.moderation is not None:
             options["moderation"] = request.moderation
-        body: dict[str, Any] = {"model": request.model, "prompt": request.prompt}
+        # The SDK writes `stream` right after `model` in JSON (in multipart it sorts with the rest).
+        body: dict[str, Any] = {"model": request.model}
+        if options.pop("stream", False):
+            body["stream"] = True
+        body["prompt"] = request.prompt
         body.update(_sdk_order(options, n=request.n))
         exchange = self._exchange("generations", request.model, json_body=body)
         return await self._call(exchange, request, events)

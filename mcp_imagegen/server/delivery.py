@@ -81,7 +81,7 @@ def pending_result(job: Job, default_wait_s: float) -> CallToolResult:
     sentence = (
         f"{job.tool} is still running after {job.elapsed_s:.0f} s ({job.provider}, {job.model}; latest "
         f'step: {job.latest}). It goes on in the server. Call get_job with job_id "{job.id}" to wait for '
-        f"the result (each get_job call waits up to {default_wait_s:.0f} s, or pass wait_seconds), or "
+        f"the result (each get_job call waits up to {default_wait_s:g} s, or pass wait_seconds), or "
         "cancel_job to stop it."
     )
     return CallToolResult(

@@ -194,10 +194,10 @@ async def follow(job: Job, report: Report, *, wait_s: float, heartbeat_s: float,
     seen = from_step
     while True:
         changed = job.changed
-        for step in job.steps[seen:]:
-            await report(step.message)
+        while seen < len(job.steps):  # steps may be added while a report is being sent
+            await report(job.steps[seen].message)
+            seen += 1
             last_report = anyio.current_time()
-        seen = len(job.steps)
         if job.done:
             return True
         now = anyio.current_time()

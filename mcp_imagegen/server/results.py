@@ -55,8 +55,8 @@ class ImageResult(BaseModel):
         default_factory=list, description="Stored ids of the input images of an edit."
     )
     usage: dict[str, JsonValue] | None = Field(None, description="Token usage as the provider reported it.")
-    partial_images: list[str] = Field(
-        default_factory=list, description="URIs of the intermediate images kept (keep_partials)."
+    partial_images: list[str] | None = Field(
+        None, description="URIs of the intermediate images kept (keep_partials)."
     )
     elapsed_s: float | None = Field(None, description="While running: seconds since the call started.")
     message: str | None = Field(None, description="While running: the latest step.")
@@ -87,7 +87,7 @@ async def image_result(
         model=model,
         parent_ids=list(parent_ids),
         usage=usage,
-        partial_images=list(partial_uris),
+        partial_images=list(partial_uris) or None,
     )
     content: list[ContentBlock] = []
     for (image, _), preview in zip(stored, previews, strict=True):

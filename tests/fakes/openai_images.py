@@ -1,10 +1,14 @@
-"""A loopback fake of the OpenAI Images API and its Azure URL shapes (providers.md sections 1, 2, 6).
+"""A loopback fake of the OpenAI Images API and its Azure URL shapes (providers.md sections 1, 2, 5, 6).
 
 It records every request byte for byte, validates requests the way the real service does
 (unknown fields, missing prompt or image, bad auth, bad mask), and answers with an
-`ImagesResponse` holding real encoded images. Tests steer it through plain attributes:
-`output_size` to force the size of returned images, `fail_next` to inject error replies.
-The official `openai` SDK is run against it in `tests/test_fake_openai_sdk.py`.
+`ImagesResponse` holding real encoded images, or, for `stream=true`, with the SSE events
+of section 1.5 (partial images, then one completed event per image). Tests steer it
+through plain attributes: `output_size` to force the size of returned images,
+`fail_next` to inject error replies, `delay_s` to make it slow, `stream_cut_after` to end
+a stream early. `disconnects` lists the requests whose client went away before the
+answer was complete. The official `openai` SDK is run against it in
+`tests/test_fake_openai_sdk.py`.
 """
 
 from __future__ import annotations
@@ -14,13 +18,15 @@ import io
 import itertools
 import json
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 from PIL import Image, ImageDraw
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 GENERATION_FIELDS = frozenset(
@@ -112,6 +118,14 @@ class FakeOpenAIImages:
     output_size: tuple[int, int] | None = None
     fail_next: list[tuple[int, Any]] = field(default_factory=list)
     """Replies to send instead of a success: (status, JSON body or raw bytes)."""
+    delay_s: float = 0.0
+    """Seconds before the answer; a stream spreads them over its events."""
+    stream_cut_after: int | None = None
+    """End streams after this many events, as a server that breaks off would."""
+    stream_error: dict[str, Any] | None = None
+    """Send this `error` object as a stream event after the partial images, instead of the final image."""
+    disconnects: list[str] = field(default_factory=list)
+    """Paths of requests whose client closed the connection before the answer was complete."""
     _counter: itertools.count[int] = field(default_factory=itertools.count)
 
     def __post_init__(self) -> None:
@@ -137,7 +151,7 @@ class FakeOpenAIImages:
             return _error(
                 401, "Incorrect API key provided: sk-te***key.", "invalid_request_error", "invalid_api_key"
             )
-        return await self._handle(recorded, request.path_params["operation"])
+        return await self._handle(request, recorded, request.path_params["operation"])
 
     async def _azure_classic(self, request: Request) -> Response:
         recorded = await self._record(request)
@@ -147,7 +161,7 @@ class FakeOpenAIImages:
             return _error(
                 401, "Access denied due to invalid subscription key.", "invalid_request_error", "401"
             )
-        return await self._handle(recorded, request.path_params["operation"])
+        return await self._handle(request, recorded, request.path_params["operation"])
 
     async def _azure_v1(self, request: Request) -> Response:
         recorded = await self._record(request)
@@ -155,7 +169,7 @@ class FakeOpenAIImages:
             return _error(
                 401, "Access denied due to invalid subscription key.", "invalid_request_error", "401"
             )
-        return await self._handle(recorded, request.path_params["operation"])
+        return await self._handle(request, recorded, request.path_params["operation"])
 
     def _azure_authorized(self, request: Request) -> bool:
         return request.headers.get("api-key") == self.azure_key or (
@@ -181,19 +195,90 @@ class FakeOpenAIImages:
         self.requests.append(recorded)
         return recorded
 
-    async def _handle(self, recorded: Recorded, operation: str) -> Response:
+    async def _handle(self, request: Request, recorded: Recorded, operation: str) -> Response:
         if self.fail_next:
             status, reply = self.fail_next.pop(0)
             if isinstance(reply, bytes):
                 return Response(reply, status_code=status, media_type="application/json")
             return JSONResponse(reply, status_code=status, headers={"x-request-id": "req_fake_error"})
+        answer: Response | tuple[dict[str, Any], tuple[int, int] | None]
         if operation == "generations":
-            return self._generations(recorded)
-        if operation == "edits":
-            return self._edits(recorded)
-        return _error(404, f"Invalid URL (POST /v1/images/{operation})", "invalid_request_error", None)
+            answer = self._generations(recorded)
+        elif operation == "edits":
+            answer = self._edits(recorded)
+        else:
+            return _error(404, f"Invalid URL (POST /v1/images/{operation})", "invalid_request_error", None)
+        if isinstance(answer, Response):
+            return answer
+        params, input_size = answer
+        if str(params.get("stream", "false")).lower() == "true":
+            return self._stream(request, params, input_size, operation)
+        if self.delay_s and await self._client_left(request, self.delay_s):
+            self.disconnects.append(request.url.path)
+            return Response(status_code=499)
+        return self._images_response(params, input_size)
 
-    def _generations(self, recorded: Recorded) -> Response:
+    async def _client_left(self, request: Request, seconds: float) -> bool:
+        """Wait `seconds`, watching the connection; whether the client closed it meanwhile."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if await request.is_disconnected():
+                return True
+            await anyio.sleep(min(0.02, max(0.0, deadline - time.monotonic())))
+        return False
+
+    def _stream(
+        self, request: Request, params: dict[str, Any], input_size: tuple[int, int] | None, operation: str
+    ) -> Response:
+        """Section 1.5: per image, `partial_images` partial events then one completed event."""
+        prefix = "image_generation" if operation == "generations" else "image_edit"
+        partials = int(params.get("partial_images", 0))
+        count = int(params.get("n", 1))
+        size = self._size(params, input_size)
+        output_format = str(params.get("output_format", "png"))
+        transparent = params.get("background") == "transparent"
+        pause = self.delay_s / max(1, count * (partials + 1))
+        facts = {
+            "background": "transparent" if transparent else "opaque",
+            "created_at": int(time.time()),
+            "output_format": output_format,
+            "quality": str(params.get("quality", "high")),
+            "size": f"{size[0]}x{size[1]}",
+        }
+        planned: list[dict[str, Any]] = []
+        for _ in range(count):
+            for index in range(partials):
+                planned.append({"type": f"{prefix}.partial_image", "partial_image_index": index, **facts})
+            if self.stream_error is not None:
+                planned.append({"type": "error", "error": self.stream_error})
+                break
+            planned.append({"type": f"{prefix}.completed", **facts, "usage": _usage(1)})
+        if self.stream_cut_after is not None:
+            planned = planned[: self.stream_cut_after]
+
+        async def events() -> AsyncIterator[bytes]:
+            finished = False
+            try:
+                for plan in planned:
+                    if pause and await self._client_left(request, pause):
+                        return
+                    event = dict(plan)
+                    if "error" not in event:
+                        image = self._image(size, output_format, transparent)
+                        event["b64_json"] = base64.b64encode(image).decode()
+                    yield f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
+                finished = True
+            finally:
+                if not finished:
+                    self.disconnects.append(request.url.path)
+
+        return StreamingResponse(
+            events(),
+            media_type="text/event-stream",
+            headers={"x-request-id": f"req_fake_{next(self._counter)}"},
+        )
+
+    def _generations(self, recorded: Recorded) -> Response | tuple[dict[str, Any], None]:
         body = recorded.json
         if body is None:
             return _error(400, "Expected a JSON body.", "invalid_request_error", None)
@@ -204,9 +289,9 @@ class FakeOpenAIImages:
             )
         if not isinstance(body.get("prompt"), str) or not body["prompt"]:
             return _error(400, "Missing required parameter: 'prompt'.", "invalid_request_error", None)
-        return self._images_response(body, None)
+        return _streaming_checked(body) or (body, None)
 
-    def _edits(self, recorded: Recorded) -> Response:
+    def _edits(self, recorded: Recorded) -> Response | tuple[dict[str, Any], tuple[int, int]]:
         if recorded.parts is None:
             return _error(400, "Expected multipart/form-data.", "invalid_request_error", None)
         fields = recorded.fields()
@@ -246,19 +331,21 @@ class FakeOpenAIImages:
                     "invalid_request_error",
                     "invalid_mask",
                 )
-        return self._images_response(dict(fields), first.size)
+        return _streaming_checked(dict(fields)) or (dict(fields), first.size)
+
+    def _size(self, params: dict[str, Any], input_size: tuple[int, int] | None) -> tuple[int, int]:
+        size_text = str(params.get("size", "auto"))
+        if self.output_size is not None:
+            return self.output_size
+        if size_text != "auto":
+            width, _, height = size_text.partition("x")
+            return (int(width), int(height))
+        return input_size or (1024, 1024)
 
     def _images_response(self, params: dict[str, Any], input_size: tuple[int, int] | None) -> Response:
         count = int(params.get("n", 1))
         output_format = str(params.get("output_format", "png"))
-        size_text = str(params.get("size", "auto"))
-        if self.output_size is not None:
-            size = self.output_size
-        elif size_text != "auto":
-            width, _, height = size_text.partition("x")
-            size = (int(width), int(height))
-        else:
-            size = input_size or (1024, 1024)
+        size = self._size(params, input_size)
         transparent = params.get("background") == "transparent"
         data = [
             {"b64_json": base64.b64encode(self._image(size, output_format, transparent)).decode()}
@@ -271,13 +358,7 @@ class FakeOpenAIImages:
             "output_format": output_format,
             "quality": str(params.get("quality", "high")),
             "size": f"{size[0]}x{size[1]}",
-            "usage": {
-                "total_tokens": 100 * count + 50,
-                "input_tokens": 50,
-                "output_tokens": 100 * count,
-                "input_tokens_details": {"text_tokens": 10, "image_tokens": 40},
-                "output_tokens_details": {"text_tokens": 0, "image_tokens": 100 * count},
-            },
+            "usage": _usage(count),
         }
         return JSONResponse(reply, headers={"x-request-id": f"req_fake_{next(self._counter)}"})
 
@@ -297,6 +378,32 @@ class FakeOpenAIImages:
         buffer = io.BytesIO()
         image.save(buffer, format=PIL_FORMAT.get(output_format, "PNG"))
         return buffer.getvalue()
+
+
+def _usage(count: int) -> dict[str, Any]:
+    return {
+        "total_tokens": 100 * count + 50,
+        "input_tokens": 50,
+        "output_tokens": 100 * count,
+        "input_tokens_details": {"text_tokens": 10, "image_tokens": 40},
+        "output_tokens_details": {"text_tokens": 0, "image_tokens": 100 * count},
+    }
+
+
+def _streaming_checked(params: dict[str, Any]) -> JSONResponse | None:
+    """The service's rules for `stream` and `partial_images` (0-3, and only when streaming)."""
+    partials = params.get("partial_images")
+    if partials is None:
+        return None
+    try:
+        count = int(partials)
+    except (TypeError, ValueError):
+        count = -1
+    if not 0 <= count <= 3:
+        return _error(400, "partial_images must be between 0 and 3.", "invalid_request_error", None)
+    if str(params.get("stream", "false")).lower() != "true":
+        return _error(400, "partial_images requires stream to be true.", "invalid_request_error", None)
+    return None
 
 
 def _error(status: int, message: str, error_type: str, code: str | None) -> JSONResponse:
