@@ -95,3 +95,32 @@ def test_unusable_store_dir_is_a_clear_error(tmp_path: Path) -> None:
     blocked.write_text("x")
     with pytest.raises(StoreError, match="IMAGEGEN_STORE_DIR"):
         LocalStore(blocked)
+
+
+async def test_partial_images_are_readable_but_not_listed_or_matched(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    data = png_bytes()
+    final = await store.put(new(png_bytes(colour=(9, 9, 9))))
+    partial = await store.put(
+        NewImage(
+            data=data, mime_type="image/png", width=64, height=48, kind="partial", metadata={"job_id": "j"}
+        )
+    )
+    assert (await store.read(partial.id))[1] == data
+    assert [image.id for image in (await store.page(None, 10)).images] == [final.id]
+    assert await store.find_by_sha256(partial.sha256) is None, "an input never dedups onto a partial"
+    kept = await store.put(new(data))
+    assert await store.find_by_sha256(partial.sha256) == kept
+
+
+async def test_delete_removes_row_and_file(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    stored = await store.put(new(png_bytes()))
+    other = await store.put(new(png_bytes(colour=(1, 1, 1))))
+    await store.delete(stored.id)
+    assert not stored.path.exists()
+    with pytest.raises(ImageNotFoundError):
+        await store.get(stored.id)
+    await store.delete(stored.id)  # already gone: not an error
+    await store.delete("feedfacefeedface")
+    assert (await store.read(other.id))[0] == other

@@ -9,6 +9,7 @@ same tool can answer either way.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import anyio
@@ -18,6 +19,8 @@ from mcp.types import CallToolResult, TextContent
 
 from mcp_imagegen.server.jobs import Job, follow
 from mcp_imagegen.server.state import AppState
+
+logger = logging.getLogger(__name__)
 
 
 class ProgressReporter:
@@ -33,7 +36,10 @@ class ProgressReporter:
 
     async def __call__(self, message: str) -> None:
         self._count += 1
-        await self._ctx.report_progress(self._count, None, message)
+        try:
+            await self._ctx.report_progress(self._count, None, message)
+        except Exception as exc:  # noqa: BLE001 - progress is best effort; the call goes on without it
+            logger.debug("progress notification not sent: %s", exc)
 
 
 async def deliver(
