@@ -38,6 +38,22 @@ def fake_openai() -> Iterator[FakeOpenAIImages]:
         yield fake
 
 
+@pytest.fixture
+def server_env(
+    fake_openai: FakeOpenAIImages, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
+    """Settings for a server that uses the OpenAI fake: set in os.environ (for the in-memory
+    transport) and returned (for the spawned ones)."""
+    env = {
+        "OPENAI_API_KEY": fake_openai.api_key,
+        "OPENAI_BASE_URL": f"{fake_openai.url}/v1",
+        "IMAGEGEN_STORE_DIR": str(tmp_path / "store"),
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
 def png_bytes(
     size: tuple[int, int] = (64, 48), colour: tuple[int, ...] = (200, 30, 30), mode: str = "RGB"
 ) -> bytes:

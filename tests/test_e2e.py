@@ -35,20 +35,6 @@ BUDGET_BYTES = 700_000
 BUDGET_SIDE = 1568
 
 
-@pytest.fixture
-def server_env(
-    fake_openai: FakeOpenAIImages, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> dict[str, str]:
-    env = {
-        "OPENAI_API_KEY": fake_openai.api_key,
-        "OPENAI_BASE_URL": f"{fake_openai.url}/v1",
-        "IMAGEGEN_STORE_DIR": str(tmp_path / "store"),
-    }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return env
-
-
 def images_of(result: CallToolResult) -> list[ImageContent]:
     return [block for block in result.content if isinstance(block, ImageContent)]
 

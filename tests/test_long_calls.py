@@ -47,18 +47,10 @@ class Progress:
 
 
 @pytest.fixture
-def server_env(
-    fake_openai: FakeOpenAIImages, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> dict[str, str]:
-    env = {
-        "OPENAI_API_KEY": fake_openai.api_key,
-        "OPENAI_BASE_URL": f"{fake_openai.url}/v1",
-        "IMAGEGEN_STORE_DIR": str(tmp_path / "store"),
-        "IMAGEGEN_HEARTBEAT_SECONDS": str(HEARTBEAT_S),
-    }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return env
+def server_env(server_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The OpenAI fake's settings with a short heartbeat, so tests see several."""
+    monkeypatch.setenv("IMAGEGEN_HEARTBEAT_SECONDS", str(HEARTBEAT_S))
+    return {**server_env, "IMAGEGEN_HEARTBEAT_SECONDS": str(HEARTBEAT_S)}
 
 
 def structured(result: CallToolResult) -> dict[str, Any]:
