@@ -108,11 +108,11 @@ async def run(calls: int, delay_s: float) -> None:
             delay[0] = 9.0
             stamps: list[float] = []
 
-            async def progress(value: float, total: float | None, message: str | None) -> None:
+            async def on_progress(progress: float, total: float | None, message: str | None) -> None:
                 stamps.append(time.perf_counter())
 
             start = time.perf_counter()
-            await client.call_tool("generate_image", {"prompt": "slow"}, progress_callback=progress)
+            await client.call_tool("generate_image", {"prompt": "slow"}, progress_callback=on_progress)
             gaps = [later - earlier for earlier, later in zip([start, *stamps], stamps, strict=False)]
             print(f"one 9 s call: {len(stamps)} progress notifications, largest gap {max(gaps):.2f} s")
 
