@@ -86,3 +86,18 @@ def test_invalid_values_never_echo_secrets(monkeypatch: pytest.MonkeyPatch) -> N
 def test_missing_config_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_settings(tmp_path / "nope.toml")
+
+
+def test_long_call_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = load_settings()
+    assert (settings.wait_seconds, settings.heartbeat_seconds) == (45.0, 4.0)
+    assert (settings.job_timeout_seconds, settings.job_retention_seconds) == (900.0, 3600.0)
+    assert settings.openai.timeout_s == 300.0
+    monkeypatch.setenv("IMAGEGEN_WAIT_SECONDS", "20")
+    monkeypatch.setenv("OPENAI_TIMEOUT_S", "120")
+    monkeypatch.setenv("AZURE_OPENAI_TIMEOUT_S", "90")
+    settings = load_settings()
+    assert (settings.wait_seconds, settings.openai.timeout_s, settings.azure.timeout_s) == (20.0, 120.0, 90.0)
+    monkeypatch.setenv("IMAGEGEN_HEARTBEAT_SECONDS", "0")
+    with pytest.raises(ConfigError, match="heartbeat_seconds: Input should be greater than 0"):
+        load_settings()

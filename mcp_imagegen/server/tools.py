@@ -95,7 +95,8 @@ WaitArg = Annotated[
     float | None,
     Field(
         description="Seconds to wait for the result before answering with a job_id to collect it later "
-        "with get_job (default 45, IMAGEGEN_WAIT_SECONDS; 0 answers with the job_id at once).",
+        "with get_job (default 45, IMAGEGEN_WAIT_SECONDS; 0 answers with the job_id at once). Keep it "
+        "under the host's tool-call timeout (often 60 s).",
         ge=0,
         le=3600,
     ),
