@@ -39,10 +39,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def configure_logging(level: str) -> None:
-    """Everything to stderr, before the SDK's own logging setup (which then leaves it alone)."""
+def configure_logging(level: str, secrets: Sequence[str] = ()) -> None:
+    """Everything to stderr, with secrets scrubbed, before the SDK's own logging setup (which
+    then leaves it alone)."""
+    from mcp_imagegen.redaction import RedactingFilter
+
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter(secrets))
     logging.basicConfig(level=level, handlers=[handler], force=True)
     # One line per provider request is noise at INFO; failures reach the user as tool errors.
     for noisy in ("httpx2", "httpcore2", "httpx", "httpcore"):
@@ -60,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ConfigError as exc:
         sys.stderr.write(f"mcp-imagegen: {exc}\n")
         raise SystemExit(2) from None
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.secret_values())
     from mcp_imagegen.server.app import build_server
 
     server = build_server(settings)

@@ -140,6 +140,13 @@ class Settings(_EnvFirstSettings):
     job_timeout_seconds: float = Field(
         900.0, gt=0, description="Total time one call (a job) may take, provider retries included."
     )
+    max_retries: int = Field(
+        3, ge=0, le=10, description="Retries of a provider request after 429, 5xx or a failed connection."
+    )
+    retry_base_seconds: float = Field(0.5, ge=0, le=60, description="First retry backoff; it doubles.")
+    retry_after_max_seconds: float = Field(
+        60.0, ge=0, description="Longest Retry-After honoured; a longer one is reported, not waited for."
+    )
     job_retention_seconds: float = Field(
         3600.0, ge=0, description="How long a finished job's result stays available to get_job."
     )
@@ -147,6 +154,16 @@ class Settings(_EnvFirstSettings):
     openai: OpenAISettings = Field(default_factory=OpenAISettings)
     azure: AzureSettings = Field(default_factory=AzureSettings)
     endpoints: dict[str, EndpointSettings] = Field(default_factory=dict)
+
+    def secret_values(self) -> list[str]:
+        """Every credential configured, so that log lines and errors can be scrubbed of them."""
+        keys = [
+            self.openai.api_key,
+            self.azure.api_key,
+            self.azure.ad_token,
+            *(endpoint.resolved_key() for endpoint in self.endpoints.values()),
+        ]
+        return [key.get_secret_value() for key in keys if key is not None]
 
     @field_validator("allowed_dirs", mode="before")
     @classmethod

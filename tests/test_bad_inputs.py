@@ -145,8 +145,9 @@ async def test_bad_edit_inputs_leave_the_store_unchanged(
 
 
 async def test_provider_failure_stores_nothing_and_server_keeps_serving(
-    openai_env: FakeOpenAIImages, store_dir: Path
+    openai_env: FakeOpenAIImages, store_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("IMAGEGEN_RETRY_BASE_SECONDS", "0.01")
     openai_env.fail_next.append(
         (
             400,
@@ -159,13 +160,14 @@ async def test_provider_failure_stores_nothing_and_server_keeps_serving(
             },
         )
     )
-    openai_env.fail_next.append((500, b"<html>upstream exploded</html>"))
+    openai_env.fail_next.extend([(500, b"<html>upstream exploded</html>")] * 4)  # the first try and 3 retries
     async with Client(build_server(load_settings())) as client:
         text = error_text(await client.call_tool("generate_image", {"prompt": "x"}))
         assert "openai refused the request under its content policy" in text
         assert "Your request was rejected by the safety system" in text
         text = error_text(await client.call_tool("generate_image", {"prompt": "x"}))
         assert "HTTP 500" in text and "Nothing was stored" in text
+        assert len(openai_env.requests) == 5
         assert store_files(store_dir) == []
         assert not (await client.call_tool("generate_image", {"prompt": "x"})).is_error
     assert len(store_files(store_dir)) == 1

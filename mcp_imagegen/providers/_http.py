@@ -8,8 +8,10 @@ carry a secret, and report the same progress steps.
 from __future__ import annotations
 
 import json
+import logging
+import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -17,11 +19,15 @@ from typing import Any
 import anyio
 import httpx2
 
-from mcp_imagegen.errors import ProviderError, ProviderUnreachableError
+from mcp_imagegen.errors import ImagegenError, ProviderError, ProviderUnreachableError
 from mcp_imagegen.providers.base import SILENT, CallEvents
 
 CONNECT_TIMEOUT_S = 15.0
-REDACTED = "[redacted]"
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+RETRYABLE_ERRORS = (httpx2.ConnectError, httpx2.ReadError, httpx2.WriteError, httpx2.RemoteProtocolError)
+"""Failures before a reply starts: the request can be sent again."""
+
+logger = logging.getLogger(__name__)
 
 ErrorMapper = Callable[[httpx2.Response], ProviderError]
 MultipartFiles = Sequence[tuple[str, tuple[str, bytes, str]]]
@@ -32,12 +38,23 @@ def image_timeout(total_s: float) -> httpx2.Timeout:
     return httpx2.Timeout(total_s, connect=min(CONNECT_TIMEOUT_S, total_s))
 
 
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """Replace every occurrence of each non-trivial secret in `text`."""
-    for secret in secrets:
-        if len(secret) >= 4:
-            text = text.replace(secret, REDACTED)
-    return text
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently to retry a provider request that may succeed next time."""
+
+    max_retries: int = 3
+    base_s: float = 0.5
+    max_backoff_s: float = 8.0
+    max_retry_after_s: float = 60.0
+    """A `Retry-After` longer than this is not waited for: the error goes to the user."""
+
+    def backoff(self, attempt: int) -> float:
+        """Exponential backoff with jitter: half the doubling step, plus up to half again at random."""
+        step = min(self.max_backoff_s, self.base_s * 2.0 ** (attempt - 1))
+        return step / 2 + random.uniform(0, step / 2)  # noqa: S311 - jitter, not a secret
+
+
+DEFAULT_RETRY = RetryPolicy()
 
 
 @dataclass(frozen=True)
@@ -53,6 +70,7 @@ class Exchange:
     json_body: Mapping[str, Any] | None = None
     form: Mapping[str, str] | None = None
     files: MultipartFiles | None = None
+    retry: RetryPolicy = DEFAULT_RETRY
 
     @property
     def host(self) -> str:
@@ -128,32 +146,9 @@ async def sse_events(response: httpx2.Response) -> AsyncIterator[SSEEvent]:
 async def _open(
     client: httpx2.AsyncClient, exchange: Exchange, events: CallEvents
 ) -> AsyncIterator[httpx2.Response]:
-    """Send the request and yield the response once its headers are in (body not read)."""
-    request = client.build_request(
-        "POST",
-        exchange.url,
-        headers=dict(exchange.headers),
-        params=dict(exchange.params) if exchange.params else None,
-        json=exchange.json_body,
-        data=dict(exchange.form) if exchange.form is not None else None,
-        files=list(exchange.files) if exchange.files is not None else None,
-        timeout=image_timeout(exchange.timeout_s),
-        extensions={"trace": _milestones(exchange, events)},
-    )
+    """Yield the first 2xx response once its headers are in (body not read), then close it."""
+    response = await _send_with_retries(client, exchange, events)
     try:
-        response = await client.send(request, stream=True)
-    except httpx2.TimeoutException as exc:
-        phase = "connecting" if isinstance(exc, httpx2.ConnectTimeout) else "waiting for the image"
-        raise _timed_out(exchange, f"while {phase}") from None
-    except httpx2.TransportError as exc:
-        raise ProviderUnreachableError(
-            f"could not reach {exchange.provider} at {exchange.host}: {type(exc).__name__}. Nothing was "
-            "stored; check the network and the provider's base URL."
-        ) from None
-    try:
-        if response.status_code >= 400:
-            await response.aread()
-            raise exchange.map_error(response)
         yield response
     except httpx2.TimeoutException:
         raise _timed_out(exchange, "while receiving the reply") from None
@@ -165,6 +160,88 @@ async def _open(
     finally:
         with anyio.CancelScope(shield=True):
             await response.aclose()
+
+
+async def _send_with_retries(
+    client: httpx2.AsyncClient, exchange: Exchange, events: CallEvents
+) -> httpx2.Response:
+    """Send until a 2xx response arrives, retrying what is worth retrying.
+
+    Retried: 429, 500, 502, 503 and 504 replies, and connections that fail or are reset
+    before a reply starts, with exponential backoff and jitter, or after the reply's
+    `Retry-After` when it gives one. Not retried: other errors, and a reply that stalls
+    (its read timeout already took minutes). A wait that would end past the call's
+    deadline, or a `Retry-After` longer than the policy allows, is not waited for: the
+    last error is raised instead.
+    """
+    policy = exchange.retry
+    attempts = policy.max_retries + 1
+    for attempt in range(1, attempts + 1):
+        request = _build_request(client, exchange, events)
+        try:
+            response = await client.send(request, stream=True)
+        except httpx2.TimeoutException as exc:
+            if not isinstance(exc, httpx2.ConnectTimeout):
+                raise _timed_out(exchange, "while waiting for the image") from None
+            failure: ImagegenError = _timed_out(exchange, "while connecting", attempt)
+            reason, delay = "connecting timed out", policy.backoff(attempt)
+        except httpx2.TransportError as exc:
+            failure = ProviderUnreachableError(
+                f"could not reach {exchange.provider} at {exchange.host}: {type(exc).__name__}"
+                f"{_after(attempt)}. Nothing was stored; check the network and the provider's base URL."
+            )
+            if not isinstance(exc, RETRYABLE_ERRORS):
+                raise failure from None
+            reason, delay = type(exc).__name__, policy.backoff(attempt)
+        else:
+            if response.status_code < 400:
+                return response
+            try:
+                await response.aread()
+            finally:
+                await response.aclose()
+            failure = exchange.map_error(response)
+            if response.status_code not in RETRY_STATUSES:
+                raise failure
+            retry_after = retry_after_seconds(response)
+            if retry_after is not None and retry_after > policy.max_retry_after_s:
+                raise failure
+            reason = f"HTTP {response.status_code}"
+            delay = retry_after if retry_after is not None else policy.backoff(attempt)
+        if attempt == attempts or not _fits_deadline(delay):
+            raise failure
+        events.step(
+            f"{exchange.provider}: {reason}; retrying in {delay:.1f} s (attempt {attempt + 1} of {attempts})"
+        )
+        logger.info(
+            "%s: %s; retry %d of %d in %.1f s", exchange.provider, reason, attempt, attempts - 1, delay
+        )
+        await anyio.sleep(delay)
+    raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
+
+
+def _build_request(client: httpx2.AsyncClient, exchange: Exchange, events: CallEvents) -> httpx2.Request:
+    """A fresh request per attempt, so that a retried multipart body is complete again."""
+    return client.build_request(
+        "POST",
+        exchange.url,
+        headers=dict(exchange.headers),
+        params=dict(exchange.params) if exchange.params else None,
+        json=exchange.json_body,
+        data=dict(exchange.form) if exchange.form is not None else None,
+        files=list(exchange.files) if exchange.files is not None else None,
+        timeout=image_timeout(exchange.timeout_s),
+        extensions={"trace": _milestones(exchange, events)},
+    )
+
+
+def _fits_deadline(delay: float) -> bool:
+    """Whether sleeping `delay` seconds still leaves time before the innermost deadline."""
+    return anyio.current_time() + delay < anyio.current_effective_deadline()
+
+
+def _after(attempt: int) -> str:
+    return f" (after {attempt} attempts)" if attempt > 1 else ""
 
 
 def _milestones(exchange: Exchange, events: CallEvents) -> Callable[[str, dict[str, Any]], Awaitable[None]]:
@@ -182,10 +259,10 @@ def _milestones(exchange: Exchange, events: CallEvents) -> Callable[[str, dict[s
     return trace
 
 
-def _timed_out(exchange: Exchange, phase: str) -> ProviderUnreachableError:
+def _timed_out(exchange: Exchange, phase: str, attempt: int = 1) -> ProviderUnreachableError:
     return ProviderUnreachableError(
-        f"{exchange.provider} timed out {phase} ({exchange.host}, limit {exchange.timeout_s:.0f} s). "
-        "Nothing was stored; try again, or raise the provider's timeout."
+        f"{exchange.provider} timed out {phase} ({exchange.host}, limit {exchange.timeout_s:.0f} s)"
+        f"{_after(attempt)}. Nothing was stored; try again, or raise the provider's timeout."
     )
 
 

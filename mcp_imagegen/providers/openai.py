@@ -23,13 +23,14 @@ from mcp_imagegen.config import AzureSettings, EndpointSettings, OpenAISettings
 from mcp_imagegen.errors import ConfigError, ContentPolicyError, ProviderError, ProviderUnreachableError
 from mcp_imagegen.providers import openai_models
 from mcp_imagegen.providers._http import (
+    DEFAULT_RETRY,
     Exchange,
     MultipartFiles,
+    RetryPolicy,
     SSEEvent,
     json_error_body,
     open_stream,
     read_json_object,
-    redact,
     retry_after_seconds,
     send,
     sse_events,
@@ -43,6 +44,7 @@ from mcp_imagegen.providers.base import (
     GenerateRequest,
     ProviderResult,
 )
+from mcp_imagegen.redaction import redact
 
 ImagesOperation = Literal["generations", "edits"]
 
@@ -175,11 +177,13 @@ class OpenAIImages:
         client: httpx2.AsyncClient,
         capabilities: Capabilities,
         timeout_s: float,
+        retry: RetryPolicy = DEFAULT_RETRY,
     ) -> None:
         self._endpoint = endpoint
         self._client = client
         self._capabilities = capabilities
         self._timeout_s = timeout_s
+        self._retry = retry
 
     @property
     def name(self) -> str:
@@ -272,6 +276,7 @@ class OpenAIImages:
             json_body=json_body,
             form=form,
             files=files,
+            retry=self._retry,
         )
 
     def _result(self, response: httpx2.Response, model: str) -> ProviderResult:

@@ -14,6 +14,7 @@ import httpx2
 
 from mcp_imagegen.config import EndpointSettings, Settings
 from mcp_imagegen.errors import ConfigError, InputError, UnsupportedOptionError
+from mcp_imagegen.providers._http import RetryPolicy
 from mcp_imagegen.providers.base import Capabilities, ImageEditor, ImageGenerator, Operation, Provider
 
 
@@ -30,11 +31,21 @@ class ProviderSpec:
     capabilities: Callable[[Settings], Capabilities]
 
 
+def retry_policy(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(
+        max_retries=settings.max_retries,
+        base_s=settings.retry_base_seconds,
+        max_retry_after_s=settings.retry_after_max_seconds,
+    )
+
+
 def _build_openai(settings: Settings, client: httpx2.AsyncClient) -> Provider:
     from mcp_imagegen.providers import openai
 
     endpoint = openai.openai_endpoint(settings.openai)
-    return openai.OpenAIImages(endpoint, client, _openai_capabilities(settings), settings.openai.timeout_s)
+    return openai.OpenAIImages(
+        endpoint, client, _openai_capabilities(settings), settings.openai.timeout_s, retry_policy(settings)
+    )
 
 
 def _openai_capabilities(settings: Settings) -> Capabilities:
@@ -49,7 +60,9 @@ def _build_azure(settings: Settings, client: httpx2.AsyncClient) -> Provider:
     from mcp_imagegen.providers import openai
 
     endpoint = openai.azure_endpoint(settings.azure)
-    return openai.OpenAIImages(endpoint, client, _azure_capabilities(settings), settings.azure.timeout_s)
+    return openai.OpenAIImages(
+        endpoint, client, _azure_capabilities(settings), settings.azure.timeout_s, retry_policy(settings)
+    )
 
 
 def _azure_capabilities(settings: Settings) -> Capabilities:
@@ -79,7 +92,9 @@ def _endpoint_spec(name: str, endpoint: EndpointSettings) -> ProviderSpec:
         from mcp_imagegen.providers import openai
 
         images_endpoint = openai.compatible_endpoint(name, endpoint)
-        return openai.OpenAIImages(images_endpoint, client, capabilities(settings), endpoint.timeout_s)
+        return openai.OpenAIImages(
+            images_endpoint, client, capabilities(settings), endpoint.timeout_s, retry_policy(settings)
+        )
 
     def capabilities(settings: Settings) -> Capabilities:
         from mcp_imagegen.providers import openai

@@ -117,7 +117,7 @@ class FakeOpenAIImages:
     requests: list[Recorded] = field(default_factory=list)
     output_size: tuple[int, int] | None = None
     fail_next: list[tuple[int, Any]] = field(default_factory=list)
-    """Replies to send instead of a success: (status, JSON body or raw bytes)."""
+    """Replies to send instead of a success: (status, JSON body, raw bytes or a whole Response)."""
     delay_s: float = 0.0
     """Seconds before the answer; a stream spreads them over its events."""
     stream_cut_after: int | None = None
@@ -198,6 +198,8 @@ class FakeOpenAIImages:
     async def _handle(self, request: Request, recorded: Recorded, operation: str) -> Response:
         if self.fail_next:
             status, reply = self.fail_next.pop(0)
+            if isinstance(reply, Response):
+                return reply
             if isinstance(reply, bytes):
                 return Response(reply, status_code=status, media_type="application/json")
             return JSONResponse(reply, status_code=status, headers={"x-request-id": "req_fake_error"})
