@@ -140,6 +140,10 @@ class Settings(_EnvFirstSettings):
     job_timeout_seconds: float = Field(
         900.0, gt=0, description="Total time one call (a job) may take, provider retries included."
     )
+    store_max_bytes: int | None = Field(
+        None, ge=1024 * 1024, description="Delete the oldest images when the store grows past this."
+    )
+    store_max_age_days: float | None = Field(None, gt=0, description="Delete images older than this.")
     max_retries: int = Field(
         3, ge=0, le=10, description="Retries of a provider request after 429, 5xx or a failed connection."
     )

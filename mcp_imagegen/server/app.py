@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -25,14 +26,16 @@ from pydantic import AnyUrl
 
 from mcp_imagegen import __version__
 from mcp_imagegen.config import Settings
-from mcp_imagegen.errors import InputError
+from mcp_imagegen.errors import InputError, StoreError
 from mcp_imagegen.images.inputs import InputResolver
 from mcp_imagegen.providers.registry import ProviderRegistry
 from mcp_imagegen.server import resources
 from mcp_imagegen.server.jobs import JobManager
 from mcp_imagegen.server.state import AppState
 from mcp_imagegen.server.tools import register_tools
-from mcp_imagegen.store.local import LocalStore
+from mcp_imagegen.store.local import LocalStore, Retention
+
+logger = logging.getLogger(__name__)
 
 INSTRUCTIONS = """\
 Image tools over several providers. generate_image makes images from a prompt; edit_image \
@@ -77,17 +80,43 @@ class ImagegenServer(MCPServer[AppState]):
         return await resources.read(context.request_context.lifespan_context.store, text)
 
 
+def retention(settings: Settings) -> Retention:
+    days = settings.store_max_age_days
+    return Retention(max_bytes=settings.store_max_bytes, max_age_s=days * 86400 if days is not None else None)
+
+
+async def _tidy_store(store: LocalStore) -> None:
+    """Repair what a crash left behind and apply retention, in the background: start-up is
+    not made to wait for a scan of the whole store."""
+    try:
+        report = await store.repair()
+        removed = await store.enforce_retention()
+    except StoreError as exc:
+        logger.warning("store check skipped: %s", exc)
+        return
+    if report.recovered or report.dropped_rows or report.removed_temp or removed:
+        logger.info(
+            "store check: %d orphan file(s) indexed again, %d row(s) without a file dropped, "
+            "%d unfinished write(s) removed, %d image(s) past retention removed",
+            report.recovered,
+            report.dropped_rows,
+            report.removed_temp,
+            removed,
+        )
+
+
 def build_server(settings: Settings) -> ImagegenServer:
     """A server for these settings. Nothing is opened until the lifespan starts."""
 
     @asynccontextmanager
     async def lifespan(server: MCPServer[AppState]) -> AsyncIterator[AppState]:
-        store = LocalStore(settings.store_dir)
+        store = LocalStore(settings.store_dir, retention(settings))
         try:
             async with (
                 httpx2.AsyncClient(follow_redirects=False) as client,
                 anyio.create_task_group() as jobs,
             ):
+                jobs.start_soon(_tidy_store, store)
                 yield AppState(
                     settings=settings,
                     store=store,

@@ -14,12 +14,15 @@ import contextlib
 import errno
 import hashlib
 import json
+import logging
 import os
 import secrets
 import sqlite3
 import threading
 import time
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -59,6 +62,12 @@ SELECT_NEWEST = f"SELECT {COLUMNS} FROM images WHERE kind != 'partial' ORDER BY 
 SELECT_OLDER = f"SELECT {COLUMNS} FROM images WHERE seq < ? AND kind != 'partial' ORDER BY seq DESC LIMIT ?"  # noqa: S608
 SELECT_PATH = "SELECT rel_path FROM images WHERE id = ?"
 DELETE_BY_ID = "DELETE FROM images WHERE id = ?"
+SELECT_ALL_PATHS = "SELECT id, rel_path FROM images"
+SELECT_OLDEST = "SELECT id, rel_path, bytes, created_at FROM images ORDER BY seq"
+SELECT_TOTAL_BYTES = "SELECT COALESCE(SUM(bytes), 0) FROM images"
+ORPHAN_GRACE_S = 300.0
+"""A file without an index row, or a temp file, younger than this may belong to a write in
+progress in another process sharing the store: repair leaves it alone."""
 INSERT = (
     "INSERT INTO images (id, rel_path, mime_type, width, height, bytes, sha256, created_at, kind, provider,"
     " model, prompt, parent_ids, metadata) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
@@ -66,12 +75,34 @@ INSERT = (
 ID_BYTES = 8
 CURSOR_PREFIX = "v1:"
 
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RepairReport:
+    recovered: int = 0
+    """Complete files that had no index row (a crash after the rename): indexed again."""
+    dropped_rows: int = 0
+    """Index rows whose file was gone: removed."""
+    removed_temp: int = 0
+    """Unfinished writes left in tmp/: removed."""
+
+
+@dataclass(frozen=True)
+class Retention:
+    """Optional limits; the oldest images go first, and never one that is being read."""
+
+    max_bytes: int | None = None
+    max_age_s: float | None = None
+
 
 class LocalStore:
     """The default store. Public methods are async and run blocking work in a worker thread."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, retention: Retention | None = None) -> None:
         self.root = root
+        self._retention = retention or Retention()
+        self._reading: Counter[str] = Counter()
         self._lock = threading.Lock()
         try:
             (root / "images").mkdir(parents=True, exist_ok=True)
@@ -112,6 +143,12 @@ class LocalStore:
     async def delete(self, image_id: str) -> None:
         await anyio.to_thread.run_sync(self._delete, image_id)
 
+    async def repair(self, grace_s: float = ORPHAN_GRACE_S) -> RepairReport:
+        return await anyio.to_thread.run_sync(self._repair, grace_s)
+
+    async def enforce_retention(self) -> int:
+        return await anyio.to_thread.run_sync(self._enforce_retention, None)
+
     def _put(self, image: NewImage) -> StoredImage:
         image_id = secrets.token_hex(ID_BYTES)
         created_at = time.time()
@@ -145,6 +182,8 @@ class LocalStore:
             raise StoreError(
                 f"could not index the image in {self.root}: {exc}. Nothing was stored."
             ) from None
+        if self._retention.max_bytes is not None or self._retention.max_age_s is not None:
+            self._enforce_retention(image_id)
         return self._from_row((0, *row))
 
     def _write_file(self, final_path: Path, data: bytes, image_id: str) -> None:
@@ -172,13 +211,22 @@ class LocalStore:
         return self._from_row(row)
 
     def _read(self, image_id: str) -> tuple[StoredImage, bytes]:
-        stored = self._get(image_id)
+        with self._lock:
+            self._reading[image_id] += 1
         try:
+            stored = self._get(image_id)
             return stored, stored.path.read_bytes()
         except FileNotFoundError:
-            raise StoreError(f"image {image_id} is indexed but its file {stored.path} is missing") from None
+            raise StoreError(
+                f"image {image_id} is indexed but its file is missing from {self.root}"
+            ) from None
         except OSError as exc:
-            raise StoreError(f"cannot read image {image_id} from {stored.path}: {exc.strerror}") from None
+            raise StoreError(f"cannot read image {image_id} from {self.root}: {exc.strerror}") from None
+        finally:
+            with self._lock:
+                self._reading[image_id] -= 1
+                if not self._reading[image_id]:
+                    del self._reading[image_id]
 
     def _find_by_sha256(self, sha256: str) -> StoredImage | None:
         with self._lock:
@@ -208,6 +256,84 @@ class LocalStore:
         except sqlite3.Error as exc:
             raise StoreError(f"could not remove image {image_id} from the index: {exc}") from None
         _remove_quietly(self.root / row[0])
+
+    def _repair(self, grace_s: float) -> RepairReport:
+        """Make the index and the files agree after a crash or outside meddling."""
+        cutoff = time.time() - grace_s
+        removed_temp = 0
+        for temp in (self.root / "tmp").glob("*.part"):
+            if _modified(temp) < cutoff:
+                _remove_quietly(temp)
+                removed_temp += 1
+        with self._lock:
+            indexed = dict(self._db.execute(SELECT_ALL_PATHS).fetchall())
+        dropped = [image_id for image_id, rel_path in indexed.items() if not (self.root / rel_path).is_file()]
+        with self._lock:
+            for image_id in dropped:
+                self._db.execute(DELETE_BY_ID, (image_id,))
+        known = set(indexed.values())
+        recovered = 0
+        for path in sorted((self.root / "images").glob("*/*")):
+            rel_path = path.relative_to(self.root).as_posix()
+            if rel_path not in known and path.is_file() and _modified(path) < cutoff:
+                recovered += self._recover(path, rel_path)
+        return RepairReport(recovered=recovered, dropped_rows=len(dropped), removed_temp=removed_temp)
+
+    def _recover(self, path: Path, rel_path: str) -> int:
+        """Index a complete file that lost its row; a file that is not an image is left alone."""
+        from mcp_imagegen.images import codec
+
+        try:
+            data = path.read_bytes()
+            facts = codec.facts(data, max_pixels=2**40)
+        except (OSError, InputError):
+            return 0
+        row = (
+            path.stem,
+            rel_path,
+            facts.mime_type,
+            facts.width,
+            facts.height,
+            len(data),
+            hashlib.sha256(data).hexdigest(),
+            _modified(path),
+            "generated",
+            None,
+            None,
+            None,
+            "[]",
+            json.dumps({"recovered": "indexed again at start-up after an interrupted write"}),
+        )
+        try:
+            with self._lock:
+                self._db.execute(INSERT, row)
+        except sqlite3.IntegrityError:
+            return 0  # another process indexed it meanwhile
+        return 1
+
+    def _enforce_retention(self, keep_id: str | None) -> int:
+        """Delete the oldest images while any is past the age limit or the store is over its
+        size limit, skipping `keep_id` (the image just written) and images being read."""
+        limits = self._retention
+        cutoff = time.time() - limits.max_age_s if limits.max_age_s is not None else None
+        doomed: list[tuple[str, str]] = []
+        with self._lock:
+            total = int(self._db.execute(SELECT_TOTAL_BYTES).fetchone()[0])
+            for image_id, rel_path, size, created_at in self._db.execute(SELECT_OLDEST):
+                expired = cutoff is not None and created_at < cutoff
+                oversize = limits.max_bytes is not None and total > limits.max_bytes
+                if not (expired or oversize):
+                    break
+                if image_id != keep_id and image_id not in self._reading:
+                    doomed.append((image_id, rel_path))
+                    total -= size
+            for image_id, _ in doomed:
+                self._db.execute(DELETE_BY_ID, (image_id,))
+        for _, rel_path in doomed:
+            _remove_quietly(self.root / rel_path)
+        if doomed:
+            logger.info("retention removed %d image(s) from %s", len(doomed), self.root)
+        return len(doomed)
 
     def _count(self) -> int:
         with self._lock:
@@ -247,6 +373,13 @@ class LocalStore:
             parent_ids=tuple(json.loads(parent_ids)),
             metadata=json.loads(metadata),
         )
+
+
+def _modified(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return time.time()
 
 
 def _remove_quietly(path: Path) -> None:
