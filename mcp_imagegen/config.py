@@ -14,7 +14,15 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyNetwork,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from mcp_imagegen.errors import ConfigError
@@ -128,6 +136,12 @@ class Settings(_EnvFirstSettings):
     inline_max_side: int = Field(1568, ge=64)
     allowed_dirs: Annotated[list[Path], NoDecode] = Field(default_factory=list)
     max_input_bytes: int = Field(50 * 1024 * 1024, ge=1024)
+    allow_url_inputs: bool = Field(False, description="Let image inputs be http(s) URLs the server fetches.")
+    url_allowed_networks: Annotated[list[IPvAnyNetwork], NoDecode] = Field(
+        default_factory=list,
+        description="Non-public networks URL inputs may still reach, e.g. a NAS at 192.168.1.0/24.",
+    )
+    url_timeout_seconds: float = Field(30.0, gt=0, le=600)
     max_pixels: int = Field(8192 * 8192, ge=64 * 64)
     http_max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024 * 1024)
     log_level: LogLevel = "INFO"
@@ -173,6 +187,19 @@ class Settings(_EnvFirstSettings):
     @classmethod
     def _parse_allowed_dirs(cls, value: object) -> object:
         return _split_paths(value)
+
+    @field_validator("url_allowed_networks", mode="before")
+    @classmethod
+    def _parse_networks(cls, value: object) -> object:
+        """Comma-separated CIDRs, or a JSON list."""
+        if isinstance(value, str):
+            text = value.strip()
+            return (
+                json.loads(text)
+                if text.startswith("[")
+                else [part.strip() for part in text.split(",") if part.strip()]
+            )
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -7,6 +7,7 @@ pixel limit from the header, before any pixel data is decoded.
 from __future__ import annotations
 
 import io
+import warnings
 from dataclasses import dataclass
 
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -59,8 +60,21 @@ def _open(data: bytes, what: str) -> Image.Image:
         return Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
         raise InputError(f"{what} is not a readable image (PNG, JPEG, WebP, GIF, BMP or TIFF)") from None
+    except Image.DecompressionBombError as exc:
+        raise InputError(f"{what} is over the pixel limit (IMAGEGEN_MAX_PIXELS): {exc}") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise InputError(f"{what} could not be decoded: {exc}") from None
+
+
+def set_pixel_limit(max_pixels: int) -> None:
+    """Make Pillow's own decompression-bomb guard agree with ours, for every decode in the process.
+
+    Pillow refuses images over twice its limit inside `Image.open` (turned into InputError
+    by `_open`) and only warns between one and two times it; the header check in
+    `_facts_of` refuses those with a clearer message, so the warning is silenced.
+    """
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 def facts(data: bytes, *, max_pixels: int, what: str = "the image") -> ImageFacts:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -18,8 +20,10 @@ from urllib.request import url2pathname
 import anyio.to_thread
 
 from mcp_imagegen.errors import ImageNotFoundError, InputError
+from mcp_imagegen.images.fetch import UrlFetcher
 from mcp_imagegen.store.base import URI_PREFIX, Store
 
+WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
 BASE64_TEXT = re.compile(r"^[A-Za-z0-9+/_\-\s]+={0,2}\s*$")
 LONG_REFERENCE = 1024
 """Longer strings are treated as base64, never as paths (JPEG base64 starts with `/9j/`)."""
@@ -35,10 +39,18 @@ class RawInput:
 
 
 class InputResolver:
-    def __init__(self, store: Store, store_dir: Path, allowed_dirs: list[Path], max_bytes: int) -> None:
+    def __init__(
+        self,
+        store: Store,
+        store_dir: Path,
+        allowed_dirs: list[Path],
+        max_bytes: int,
+        urls: UrlFetcher | None = None,
+    ) -> None:
         self._store = store
         self._roots = [store_dir, *allowed_dirs]
         self._max_bytes = max_bytes
+        self._urls = urls
 
     async def resolve(self, reference: str, what: str) -> RawInput:
         """Read the image `reference` names; InputError says what is wrong and how to fix it."""
@@ -51,10 +63,13 @@ class InputResolver:
         if lowered.startswith("data:"):
             return RawInput(self._from_data_uri(text, what), "image")
         if lowered.startswith(("http://", "https://")):
-            raise InputError(
-                f"{what} is a URL; URL inputs are disabled on this server. Download the image and pass its "
-                "path, a data URI or base64 instead"
-            )
+            if self._urls is None:
+                raise InputError(
+                    f"{what} is a URL; URL inputs are disabled on this server (IMAGEGEN_ALLOW_URL_INPUTS). "
+                    "Download the image and pass its path, a data URI or base64 instead"
+                )
+            data, filename = await self._urls.fetch(text, what)
+            return RawInput(data, filename)
         if lowered.startswith("file:"):
             return await self._from_path(_file_uri_path(text, what), what)
         if len(text) <= LONG_REFERENCE and _looks_like_path(text):
@@ -83,12 +98,24 @@ class InputResolver:
         return RawInput(resolved.read_bytes(), resolved.name)
 
     def _checked_path(self, path: Path, what: str) -> Path:
+        text = str(path)
+        if "\0" in text:
+            raise InputError(f"{what} path contains a NUL character")
+        if text.startswith(("\\\\", "//")):
+            raise InputError(
+                f"{what}: network paths ({text[:40]!r}) are not read; copy the file into an allowed folder"
+            )
+        if WINDOWS_DRIVE.match(text) and os.name != "nt":
+            raise InputError(
+                f"{what}: {text!r} is a Windows path, but this server runs on {sys.platform}; "
+                "give a path on the server's machine"
+            )
         if not path.is_absolute():
-            raise InputError(f"{what} path {str(path)!r} is relative; give an absolute path")
+            raise InputError(f"{what} path {text!r} is relative; give an absolute path")
         try:
             resolved = path.resolve(strict=True)
         except (OSError, RuntimeError):
-            raise InputError(f"{what}: file {str(path)!r} does not exist") from None
+            raise InputError(f"{what}: file {text!r} does not exist") from None
         roots = [root.expanduser().resolve() for root in self._roots]
         if not any(resolved.is_relative_to(root) for root in roots):
             folders = ", ".join(str(root) for root in roots)
@@ -122,9 +149,7 @@ class InputResolver:
 
 
 def _looks_like_path(text: str) -> bool:
-    return (
-        text.startswith(("/", "~", "\\")) or bool(re.match(r"^[A-Za-z]:[\\/]", text)) or text.startswith("./")
-    )
+    return text.startswith(("/", "~", "\\", "./")) or bool(WINDOWS_DRIVE.match(text))
 
 
 def _file_uri_path(uri: str, what: str) -> Path:

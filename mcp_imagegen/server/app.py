@@ -27,6 +27,8 @@ from pydantic import AnyUrl
 from mcp_imagegen import __version__
 from mcp_imagegen.config import Settings
 from mcp_imagegen.errors import InputError, StoreError
+from mcp_imagegen.images import codec
+from mcp_imagegen.images.fetch import UrlFetcher
 from mcp_imagegen.images.inputs import InputResolver
 from mcp_imagegen.providers.registry import ProviderRegistry
 from mcp_imagegen.server import resources
@@ -80,6 +82,17 @@ class ImagegenServer(MCPServer[AppState]):
         return await resources.read(context.request_context.lifespan_context.store, text)
 
 
+def _url_fetcher(settings: Settings, client: httpx2.AsyncClient) -> UrlFetcher | None:
+    if not settings.allow_url_inputs:
+        return None
+    return UrlFetcher(
+        client,
+        max_bytes=settings.max_input_bytes,
+        timeout_s=settings.url_timeout_seconds,
+        allowed_networks=settings.url_allowed_networks,
+    )
+
+
 def retention(settings: Settings) -> Retention:
     days = settings.store_max_age_days
     return Retention(max_bytes=settings.store_max_bytes, max_age_s=days * 86400 if days is not None else None)
@@ -110,6 +123,7 @@ def build_server(settings: Settings) -> ImagegenServer:
 
     @asynccontextmanager
     async def lifespan(server: MCPServer[AppState]) -> AsyncIterator[AppState]:
+        codec.set_pixel_limit(settings.max_pixels)
         store = LocalStore(settings.store_dir, retention(settings))
         try:
             async with (
@@ -122,7 +136,11 @@ def build_server(settings: Settings) -> ImagegenServer:
                     store=store,
                     providers=ProviderRegistry(settings, client),
                     inputs=InputResolver(
-                        store, settings.store_dir, settings.allowed_dirs, settings.max_input_bytes
+                        store,
+                        settings.store_dir,
+                        settings.allowed_dirs,
+                        settings.max_input_bytes,
+                        _url_fetcher(settings, client),
                     ),
                     jobs=JobManager(
                         jobs,
