@@ -11,9 +11,13 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mcp_imagegen import __version__
 from mcp_imagegen.errors import ConfigError
+
+if TYPE_CHECKING:
+    from mcp_imagegen.config import Settings
 
 log = logging.getLogger("mcp_imagegen")
 
@@ -32,6 +36,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1", help="bind address for http/sse (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port for http/sse (default 8000)")
     parser.add_argument("--config", type=Path, help="TOML config file (environment variables override it)")
+    parser.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        help="serve http/sse on a non-loopback address without authentication (only behind a proxy that "
+        "authenticates)",
+    )
     parser.add_argument(
         "--log-level", help="DEBUG, INFO, WARNING or ERROR (default: IMAGEGEN_LOG_LEVEL or INFO)"
     )
@@ -65,18 +75,52 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.stderr.write(f"mcp-imagegen: {exc}\n")
         raise SystemExit(2) from None
     configure_logging(settings.log_level, settings.secret_values())
-    from mcp_imagegen.server.app import build_server
+    if args.transport == "stdio":
+        from mcp_imagegen.server.app import build_server
 
-    server = build_server(settings)
-    log.info("mcp-imagegen %s on %s; images in %s", __version__, args.transport, settings.store_dir)
+        server = build_server(settings)
+        log.info("mcp-imagegen %s on stdio; images in %s", __version__, settings.store_dir)
+        server.run("stdio")
+        return
     try:
-        if args.transport == "stdio":
-            server.run("stdio")
-        else:
-            import anyio
-
-            from mcp_imagegen.server.http import serve_http
-
-            anyio.run(serve_http, server, settings, args.transport, args.host, args.port)
+        serve_remote(settings, args)
+    except ConfigError as exc:
+        sys.stderr.write(f"mcp-imagegen: {exc}\n")
+        raise SystemExit(2) from None
     except KeyboardInterrupt:
         pass
+
+
+def serve_remote(settings: Settings, args: argparse.Namespace) -> None:
+    """Serve over HTTP or SSE; refuse an unauthenticated non-loopback bind unless told otherwise."""
+    import anyio
+
+    from mcp_imagegen.config import REMOTE_RATE_LIMIT_PER_MINUTE
+    from mcp_imagegen.server.app import build_server
+    from mcp_imagegen.server.http import is_loopback, public_url, remote_auth, serve_http
+
+    if settings.rate_limit_per_minute is None:
+        settings = settings.model_copy(update={"rate_limit_per_minute": REMOTE_RATE_LIMIT_PER_MINUTE})
+    resource = public_url(settings, args.transport, args.host, args.port)
+    auth = remote_auth(settings, resource)
+    if auth is None and not is_loopback(args.host) and not args.insecure_no_auth:
+        raise ConfigError(
+            f"refusing to serve on {args.host} without authentication: set IMAGEGEN_AUTH_TOKENS (or "
+            "IMAGEGEN_AUTH_TOKENS_FILE, or IMAGEGEN_AUTH_ISSUER for OAuth access tokens), or pass "
+            "--insecure-no-auth if a proxy in front of this server authenticates every request"
+        )
+    server = build_server(
+        settings,
+        token_verifier=auth.verifier if auth else None,
+        auth=auth.settings if auth else None,
+    )
+    mode = "OAuth access tokens" if settings.auth_issuer else ("bearer tokens" if auth else "no auth")
+    log.info(
+        "mcp-imagegen %s on %s at %s (%s); images in %s",
+        __version__,
+        args.transport,
+        resource,
+        mode,
+        settings.store_dir,
+    )
+    anyio.run(serve_http, server, settings, args.transport, args.host, args.port)

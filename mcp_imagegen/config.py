@@ -34,6 +34,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 APP_NAME = "mcp-imagegen"
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+REMOTE_RATE_LIMIT_PER_MINUTE = 60
 DEFAULT_IMAGE_TIMEOUT_S = 300.0
 """Image models take from seconds to several minutes; 30 s timeouts cut real calls off."""
 
@@ -158,6 +159,36 @@ class Settings(_EnvFirstSettings):
         None, ge=1024 * 1024, description="Delete the oldest images when the store grows past this."
     )
     store_max_age_days: float | None = Field(None, gt=0, description="Delete images older than this.")
+    auth_tokens: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list, description="Bearer tokens accepted over HTTP/SSE (comma-separated)."
+    )
+    auth_tokens_file: Path | None = Field(None, description="A file of accepted bearer tokens, one per line.")
+    auth_issuer: str | None = Field(None, description="OAuth issuer whose JWT access tokens are accepted.")
+    auth_jwks_url: str | None = Field(
+        None, description="The issuer's JWKS (default: ISSUER/.well-known/jwks.json)."
+    )
+    auth_audience: str | None = Field(
+        None, description="Required `aud` of access tokens (default: public_url)."
+    )
+    auth_required_scopes: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    public_url: str | None = Field(
+        None, description="This server's MCP URL as clients reach it, e.g. https://img.example.com/mcp."
+    )
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Host headers accepted over HTTP (DNS-rebinding protection)."
+    )
+    allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Origin headers accepted over HTTP."
+    )
+    rate_limit_per_minute: int | None = Field(
+        None,
+        ge=0,
+        description="Image tool calls per minute for each client; 0 turns it off. Default: "
+        f"{REMOTE_RATE_LIMIT_PER_MINUTE} over HTTP/SSE, none over stdio (one local user).",
+    )
+    max_concurrent_provider_calls: int = Field(
+        16, ge=1, le=1024, description="Provider calls in flight at once; more wait their turn."
+    )
     max_retries: int = Field(
         3, ge=0, le=10, description="Retries of a provider request after 429, 5xx or a failed connection."
     )
@@ -180,6 +211,7 @@ class Settings(_EnvFirstSettings):
             self.azure.api_key,
             self.azure.ad_token,
             *(endpoint.resolved_key() for endpoint in self.endpoints.values()),
+            *self.auth_tokens,
         ]
         return [key.get_secret_value() for key in keys if key is not None]
 
@@ -188,17 +220,22 @@ class Settings(_EnvFirstSettings):
     def _parse_allowed_dirs(cls, value: object) -> object:
         return _split_paths(value)
 
-    @field_validator("url_allowed_networks", mode="before")
+    @field_validator(
+        "url_allowed_networks",
+        "auth_tokens",
+        "auth_required_scopes",
+        "allowed_hosts",
+        "allowed_origins",
+        mode="before",
+    )
     @classmethod
-    def _parse_networks(cls, value: object) -> object:
-        """Comma-separated CIDRs, or a JSON list."""
+    def _parse_list(cls, value: object) -> object:
+        """A comma-separated list, or a JSON list."""
         if isinstance(value, str):
             text = value.strip()
-            return (
-                json.loads(text)
-                if text.startswith("[")
-                else [part.strip() for part in text.split(",") if part.strip()]
-            )
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
         return value
 
     @field_validator("log_level", mode="before")

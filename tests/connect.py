@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, Literal
 
@@ -54,11 +54,17 @@ async def connect(transport: Transport, env: Mapping[str, str]) -> AsyncIterator
 
 
 @contextmanager
-def http_server(transport: Literal["http", "sse"], env: Mapping[str, str]) -> Iterator[str]:
-    """Run `mcp-imagegen --transport http|sse` on a free loopback port until the block ends."""
-    port = free_port()
+def http_server(
+    transport: Literal["http", "sse"],
+    env: Mapping[str, str],
+    args: Sequence[str] = (),
+    port: int | None = None,
+) -> Iterator[str]:
+    """Run `mcp-imagegen --transport http|sse` on a loopback port (a free one unless given) until the
+    block ends."""
+    port = port or free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "mcp_imagegen", "--transport", transport, "--port", str(port)],
+        [sys.executable, "-m", "mcp_imagegen", "--transport", transport, "--port", str(port), *args],
         env=child_env(env),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

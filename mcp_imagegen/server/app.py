@@ -10,6 +10,8 @@ from typing import Any
 import anyio
 import httpx2
 from mcp.server import MCPServer
+from mcp.server.auth.provider import TokenVerifier
+from mcp.server.auth.settings import AuthSettings
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.helper_types import ReadResourceContents
 from mcp.server.mcpserver import Context
@@ -33,6 +35,7 @@ from mcp_imagegen.images.inputs import InputResolver
 from mcp_imagegen.providers.registry import ProviderRegistry
 from mcp_imagegen.server import resources
 from mcp_imagegen.server.jobs import JobManager
+from mcp_imagegen.server.limits import RateLimiter
 from mcp_imagegen.server.state import AppState
 from mcp_imagegen.server.tools import register_tools
 from mcp_imagegen.store.local import LocalStore, Retention
@@ -118,8 +121,11 @@ async def _tidy_store(store: LocalStore) -> None:
         )
 
 
-def build_server(settings: Settings) -> ImagegenServer:
-    """A server for these settings. Nothing is opened until the lifespan starts."""
+def build_server(
+    settings: Settings, *, token_verifier: TokenVerifier | None = None, auth: AuthSettings | None = None
+) -> ImagegenServer:
+    """A server for these settings (and, over HTTP, this auth). Nothing is opened until the
+    lifespan starts."""
 
     @asynccontextmanager
     async def lifespan(server: MCPServer[AppState]) -> AsyncIterator[AppState]:
@@ -146,7 +152,9 @@ def build_server(settings: Settings) -> ImagegenServer:
                         jobs,
                         timeout_s=settings.job_timeout_seconds,
                         retention_s=settings.job_retention_seconds,
+                        max_concurrent=settings.max_concurrent_provider_calls,
                     ),
+                    rate_limiter=RateLimiter(settings.rate_limit_per_minute or 0),
                 )
                 jobs.cancel_scope.cancel()  # shutting down: abort what is still running
         finally:
@@ -159,6 +167,8 @@ def build_server(settings: Settings) -> ImagegenServer:
         instructions=INSTRUCTIONS,
         lifespan=lifespan,
         log_level=settings.log_level,
+        token_verifier=token_verifier,
+        auth=auth,
     )
     register_tools(server)
     return server

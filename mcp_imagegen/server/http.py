@@ -1,36 +1,174 @@
 """Serving over HTTP: Streamable HTTP at `/mcp`, or the older SSE transport at `/sse`.
 
-Both apps get `GET /health` and a request-body limit raised from the SDK's 4 MiB so that
-edits can carry base64 images. Host/Origin checks (DNS-rebinding protection) are the
-SDK's defaults for loopback binds.
+What a remote server adds to the local one:
+- authentication (static bearer tokens or OAuth access tokens, `server.auth`), with the
+  protected-resource metadata served at `/.well-known/oauth-protected-resource/...`;
+- Host/Origin checks against DNS rebinding: the SDK's loopback defaults, plus the hosts and
+  origins the user lists (`IMAGEGEN_ALLOWED_HOSTS`, `IMAGEGEN_ALLOWED_ORIGINS`);
+- a request-body limit raised from the SDK's 4 MiB so edits can carry base64 images, with
+  a 413 that says what the limit is and what to do instead;
+- `GET /healthz` (and `/health`), unauthenticated and saying nothing but "ok".
 """
 
 from __future__ import annotations
 
+import ipaddress
+import json
+import logging
+from dataclasses import dataclass
 from typing import Literal
 
+from mcp.server.auth.provider import TokenVerifier
+from mcp.server.auth.settings import AuthSettings
+from mcp.server.transport_security import TransportSecuritySettings
+from pydantic import AnyHttpUrl
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mcp_imagegen import __version__
 from mcp_imagegen.config import Settings
+from mcp_imagegen.errors import ConfigError
 from mcp_imagegen.server.app import ImagegenServer
+from mcp_imagegen.server.auth import JwtVerifier, StaticTokenVerifier, read_token_file
+
+logger = logging.getLogger(__name__)
 
 HttpTransport = Literal["http", "sse"]
 MCP_PATH = "/mcp"
+SSE_PATH = "/sse"
+LOOPBACK_HOSTS = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
+LOOPBACK_ORIGINS = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
 
 
-def http_app(server: ImagegenServer, settings: Settings, transport: HttpTransport, host: str) -> Starlette:
-    async def health(request: Request) -> Response:
-        return JSONResponse({"status": "ok", "server": "mcp-imagegen", "version": __version__})
+@dataclass(frozen=True)
+class RemoteAuth:
+    verifier: TokenVerifier
+    settings: AuthSettings
 
-    server.custom_route("/health", methods=["GET"])(health)
-    if transport == "sse":
-        return server.sse_app(max_request_body_size=settings.http_max_body_bytes, host=host)
-    return server.streamable_http_app(
-        streamable_http_path=MCP_PATH, max_request_body_size=settings.http_max_body_bytes, host=host
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def public_url(settings: Settings, transport: HttpTransport, host: str, port: int) -> str:
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    shown = f"[{host}]" if ":" in host else ("127.0.0.1" if host in ("0.0.0.0", "::") else host)  # noqa: S104
+    return f"http://{shown}:{port}{MCP_PATH if transport == 'http' else SSE_PATH}"
+
+
+def remote_auth(settings: Settings, resource: str) -> RemoteAuth | None:
+    """The verifier and SDK auth settings the configuration asks for, or None for no auth."""
+    scopes = list(settings.auth_required_scopes)
+    if settings.auth_issuer:
+        issuer = settings.auth_issuer.rstrip("/")
+        verifier: TokenVerifier = JwtVerifier(
+            issuer=settings.auth_issuer,
+            audience=settings.auth_audience or resource,
+            jwks_url=settings.auth_jwks_url or f"{issuer}/.well-known/jwks.json",
+        )
+    else:
+        tokens = [token.get_secret_value() for token in settings.auth_tokens]
+        if settings.auth_tokens_file is not None:
+            tokens += read_token_file(settings.auth_tokens_file)
+        if not tokens:
+            return None
+        verifier = StaticTokenVerifier(tokens, scopes=scopes, resource=resource)
+        issuer = resource  # no authorization server: static tokens are handed out by hand
+    try:
+        auth = AuthSettings(
+            issuer_url=AnyHttpUrl(issuer),
+            resource_server_url=AnyHttpUrl(resource),
+            required_scopes=scopes or None,
+            validate_token_resource=True,
+        )
+    except ValueError as exc:
+        raise ConfigError(
+            f"invalid auth settings (IMAGEGEN_AUTH_ISSUER / IMAGEGEN_PUBLIC_URL): {exc}"
+        ) from None
+    return RemoteAuth(verifier, auth)
+
+
+def transport_security(settings: Settings, host: str) -> TransportSecuritySettings | None:
+    """Loopback hosts and origins always, plus the configured ones; None (off) for a
+    non-loopback bind with nothing configured, where no Host can be known to be right."""
+    if not settings.allowed_hosts and not settings.allowed_origins:
+        if is_loopback(host):
+            return TransportSecuritySettings(
+                enable_dns_rebinding_protection=True,
+                allowed_hosts=LOOPBACK_HOSTS,
+                allowed_origins=LOOPBACK_ORIGINS,
+            )
+        logger.warning(
+            "Host/Origin checks are off: set IMAGEGEN_ALLOWED_HOSTS (and IMAGEGEN_ALLOWED_ORIGINS) to the "
+            "names clients use to reach this server"
+        )
+        return TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=[*LOOPBACK_HOSTS, *settings.allowed_hosts],
+        allowed_origins=[*LOOPBACK_ORIGINS, *settings.allowed_origins],
     )
+
+
+class BodyLimit:
+    """Refuse a request whose declared body is over the limit with a 413 that explains it.
+
+    (The SDK enforces the same limit on bodies without a length, with a terser message.)
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self._app = app
+        self._max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            declared = dict(scope["headers"]).get(b"content-length", b"")
+            if declared.isdigit() and int(declared) > self._max_bytes:
+                message = (
+                    f"Request body too large: {int(declared):,} bytes, over this server's limit of "
+                    f"{self._max_bytes:,} (IMAGEGEN_HTTP_MAX_BODY_BYTES). Pass images as imagegen:// URIs, "
+                    "file paths or URLs instead of base64."
+                )
+                body = json.dumps({"error": message}).encode()
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 413,
+                        "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self._app(scope, receive, send)
+
+
+def http_app(server: ImagegenServer, settings: Settings, transport: HttpTransport, host: str) -> ASGIApp:
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    for path in ("/healthz", "/health"):
+        server.custom_route(path, methods=["GET"])(health)
+    security = transport_security(settings, host)
+    app: Starlette
+    if transport == "sse":
+        app = server.sse_app(
+            max_request_body_size=settings.http_max_body_bytes, transport_security=security, host=host
+        )
+    else:
+        app = server.streamable_http_app(
+            streamable_http_path=MCP_PATH,
+            max_request_body_size=settings.http_max_body_bytes,
+            transport_security=security,
+            host=host,
+        )
+    return BodyLimit(app, settings.http_max_body_bytes)
 
 
 async def serve_http(

@@ -103,11 +103,15 @@ class Job:
                 await self.changed.wait()
         return self.done
 
-    async def run(self, work: Work, timeout_s: float) -> None:
-        """Do the work and record how it ended; never raises except to cancel its task."""
+    async def run(self, work: Work, timeout_s: float, slots: anyio.CapacityLimiter) -> None:
+        """Do the work once a provider slot is free, and record how it ended; never raises
+        except to cancel its task. The time limit counts the wait for a slot too."""
         try:
             with self._scope, anyio.move_on_after(timeout_s) as limit:
-                outcome = await work(self)
+                if not slots.available_tokens:
+                    self.step(f"queued: all {slots.total_tokens:.0f} provider slots are busy")
+                async with slots:
+                    outcome = await work(self)
                 self._finish("succeeded", outcome=outcome)
             if limit.cancelled_caught:
                 self._finish(
@@ -142,10 +146,13 @@ class Job:
 class JobManager:
     """Starts jobs in the server's task group, finds them by id, forgets finished ones."""
 
-    def __init__(self, task_group: TaskGroup, *, timeout_s: float, retention_s: float) -> None:
+    def __init__(
+        self, task_group: TaskGroup, *, timeout_s: float, retention_s: float, max_concurrent: int = 16
+    ) -> None:
         self._task_group = task_group
         self._timeout_s = timeout_s
         self._retention_s = retention_s
+        self._slots = anyio.CapacityLimiter(max_concurrent)
         self._jobs: dict[str, Job] = {}
 
     def start(self, tool: str, provider: str, model: str, work: Work, first_step: str) -> Job:
@@ -153,7 +160,7 @@ class JobManager:
         job = Job(tool, provider, model)
         job.step(first_step)
         self._jobs[job.id] = job
-        self._task_group.start_soon(job.run, work, self._timeout_s, name=f"{tool} {job.id}")
+        self._task_group.start_soon(job.run, work, self._timeout_s, self._slots, name=f"{tool} {job.id}")
         return job
 
     def get(self, job_id: str) -> Job:

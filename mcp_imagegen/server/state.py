@@ -8,6 +8,7 @@ from mcp_imagegen.config import Settings
 from mcp_imagegen.images.inputs import InputResolver
 from mcp_imagegen.providers.registry import ProviderRegistry
 from mcp_imagegen.server.jobs import JobManager
+from mcp_imagegen.server.limits import RateLimiter
 from mcp_imagegen.store.base import Store
 
 
@@ -18,3 +19,4 @@ class AppState:
     providers: ProviderRegistry
     inputs: InputResolver
     jobs: JobManager
+    rate_limiter: RateLimiter

@@ -31,6 +31,7 @@ from mcp_imagegen.providers.base import Capabilities, EditRequest, GenerateReque
 from mcp_imagegen.server.delivery import deliver
 from mcp_imagegen.server.image_jobs import ImageWork
 from mcp_imagegen.server.jobs import CANCEL_GRACE_S, JobState
+from mcp_imagegen.server.limits import client_key
 from mcp_imagegen.server.results import ImageResult
 from mcp_imagegen.server.state import AppState
 
@@ -210,6 +211,7 @@ async def generate_image(
             functools.partial(generator.generate, request),
             keep_partials=keep_partials,
         )
+        app.rate_limiter.admit(client_key())
         first = f"asking {generator.name} ({request.model}) for {n} image(s)"
         job = app.jobs.start("generate_image", generator.name, request.model, work, first)
         return await deliver(ctx, job, wait_seconds, owner=True)
@@ -309,6 +311,7 @@ async def edit_image(
             mask=mask_image,
             keep_partials=keep_partials,
         )
+        app.rate_limiter.admit(client_key())
         first = f"asking {editor.name} ({request.model}) to edit"
         job = app.jobs.start("edit_image", editor.name, request.model, work, first)
         return await deliver(ctx, job, wait_seconds, owner=True)

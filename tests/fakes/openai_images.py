@@ -126,6 +126,9 @@ class FakeOpenAIImages:
     """Send this `error` object as a stream event after the partial images, instead of the final image."""
     disconnects: list[str] = field(default_factory=list)
     """Paths of requests whose client closed the connection before the answer was complete."""
+    in_flight: int = 0
+    max_in_flight: int = 0
+    """The most non-streamed requests the fake was answering at once."""
     _counter: itertools.count[int] = field(default_factory=itertools.count)
 
     def __post_init__(self) -> None:
@@ -215,10 +218,15 @@ class FakeOpenAIImages:
         params, input_size = answer
         if str(params.get("stream", "false")).lower() == "true":
             return self._stream(request, params, input_size, operation)
-        if self.delay_s and await self._client_left(request, self.delay_s):
-            self.disconnects.append(request.url.path)
-            return Response(status_code=499)
-        return self._images_response(params, input_size)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.delay_s and await self._client_left(request, self.delay_s):
+                self.disconnects.append(request.url.path)
+                return Response(status_code=499)
+            return self._images_response(params, input_size)
+        finally:
+            self.in_flight -= 1
 
     async def _client_left(self, request: Request, seconds: float) -> bool:
         """Wait `seconds`, watching the connection; whether the client closed it meanwhile."""

@@ -1,0 +1,150 @@
+"""Who may call a server reachable over HTTP: static bearer tokens, or OAuth 2.1 access
+tokens (JWTs) checked as a resource server.
+
+Both plug into the SDK's `TokenVerifier`; the SDK answers 401 (with a pointer to the
+protected-resource metadata) when `verify_token` returns None, and 403 when a required
+scope is missing. Auth never applies to stdio: a local host spawns the server itself.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx2
+import jwt
+from mcp.server.auth.provider import AccessToken
+
+from mcp_imagegen.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+JWT_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
+"""Asymmetric algorithms only: a resource server holds no shared secret, and `none` or HS*
+with a public key as the secret are classic forgeries."""
+JWKS_TTL_S = 600.0
+JWKS_REFRESH_MIN_S = 30.0
+"""An unknown key id refetches the JWKS, but not more often than this (a flood of forged
+tokens must not become a flood of requests to the issuer)."""
+
+
+def read_token_file(path: Path) -> list[str]:
+    """One token per line; blank lines and `#` comments are skipped."""
+    try:
+        lines = path.expanduser().read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the token file {path}: {exc.strerror}") from None
+    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+class StaticTokenVerifier:
+    """Accepts any of a fixed set of bearer tokens, compared in constant time.
+
+    The client id of a request is `token-N` (N from 1, in configuration order), so logs and
+    rate limits can tell clients apart without ever showing a token.
+    """
+
+    def __init__(self, tokens: Sequence[str], *, scopes: Sequence[str], resource: str) -> None:
+        if not tokens:
+            raise ConfigError("no auth tokens configured")
+        self._tokens = [token.encode() for token in tokens]
+        self._scopes = list(scopes)
+        self._resource = resource
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        offered = token.encode()
+        matched = 0
+        for index, known in enumerate(self._tokens, start=1):
+            if hmac.compare_digest(offered, known):  # every token is compared: no early exit
+                matched = matched or index
+        if not matched:
+            return None
+        return AccessToken(
+            token=token, client_id=f"token-{matched}", scopes=self._scopes, resource=self._resource
+        )
+
+
+class JwtVerifier:
+    """Verifies JWT access tokens against the issuer's published keys (JWKS).
+
+    Checks the signature (asymmetric algorithms only), `exp`/`nbf`, `iss` and `aud` (which
+    must name this server, RFC 8707). Scopes come from `scope` (space-separated) or `scp`.
+    """
+
+    def __init__(self, *, issuer: str, audience: str, jwks_url: str, leeway_s: float = 30.0) -> None:
+        self._issuer = issuer
+        self._audience = audience
+        self._jwks_url = jwks_url
+        self._leeway_s = leeway_s
+        self._keys: dict[str, jwt.PyJWK] = {}
+        self._fetched_at = 0.0
+        self._lock = anyio.Lock()
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            return None
+        key = await self._key(str(header.get("kid", "")))
+        if key is None or header.get("alg") not in JWT_ALGORITHMS:
+            return None
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key=key,
+                algorithms=list(JWT_ALGORITHMS),
+                audience=self._audience,
+                issuer=self._issuer,
+                leeway=self._leeway_s,
+                options={"require": ["exp", "iss", "aud"]},
+            )
+        except jwt.PyJWTError as exc:
+            logger.info("refused an access token: %s", exc)
+            return None
+        scope = claims.get("scope", claims.get("scp", ""))
+        scopes = scope.split() if isinstance(scope, str) else [str(item) for item in scope]
+        client_id = claims.get("client_id") or claims.get("azp") or claims.get("sub") or "unknown"
+        return AccessToken(
+            token=token,
+            client_id=str(client_id),
+            scopes=scopes,
+            expires_at=int(claims["exp"]),
+            resource=self._audience,
+            subject=str(claims["sub"]) if "sub" in claims else None,
+            claims={"iss": claims.get("iss")},
+        )
+
+    async def _key(self, kid: str) -> jwt.PyJWK | None:
+        async with self._lock:
+            now = time.monotonic()
+            stale = now - self._fetched_at > JWKS_TTL_S
+            unknown = kid not in self._keys and now - self._fetched_at > JWKS_REFRESH_MIN_S
+            if stale or unknown:
+                await self._fetch_keys()
+            if kid:
+                return self._keys.get(kid)
+            return next(iter(self._keys.values()), None) if len(self._keys) == 1 else None
+
+    async def _fetch_keys(self) -> None:
+        self._fetched_at = time.monotonic()
+        try:
+            async with httpx2.AsyncClient(timeout=10, follow_redirects=False) as client:
+                response = await client.get(self._jwks_url, headers={"Accept": "application/json"})
+            response.raise_for_status()
+            document = json.loads(response.content)
+        except (httpx2.HTTPError, ValueError) as exc:
+            logger.warning("could not fetch the issuer's keys from %s: %s", self._jwks_url, exc)
+            return
+        keys: dict[str, jwt.PyJWK] = {}
+        for entry in document.get("keys", []) if isinstance(document, dict) else []:
+            try:
+                keys[str(entry.get("kid", ""))] = jwt.PyJWK(entry)
+            except (jwt.PyJWTError, ValueError, TypeError):
+                continue
+        self._keys = keys

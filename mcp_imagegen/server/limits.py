@@ -1,0 +1,49 @@
+"""Per-client rate limits for the tools that call providers (each call costs money)."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+
+from mcp.server.auth.middleware.auth_context import get_access_token
+
+from mcp_imagegen.errors import InputError
+
+WINDOW_S = 60.0
+LOCAL_CLIENT = "local"
+"""The key for calls without an access token: stdio, or HTTP without auth."""
+
+
+def client_key() -> str:
+    """Who is calling: the access token's client id, or `local`."""
+    token = get_access_token()
+    return token.client_id if token is not None else LOCAL_CLIENT
+
+
+class RateLimiter:
+    """A sliding one-minute window per client; 0 calls per minute means no limit."""
+
+    def __init__(self, per_minute: int) -> None:
+        self._per_minute = per_minute
+        self._calls: dict[str, deque[float]] = {}
+
+    def admit(self, client: str) -> None:
+        """Count one call for `client`, or raise InputError saying when to try again."""
+        if not self._per_minute:
+            return
+        now = time.monotonic()
+        calls = self._calls.setdefault(client, deque())
+        while calls and now - calls[0] >= WINDOW_S:
+            calls.popleft()
+        if len(calls) >= self._per_minute:
+            wait = WINDOW_S - (now - calls[0])
+            raise InputError(
+                f"rate limit: at most {self._per_minute} image calls per minute per client "
+                f"(IMAGEGEN_RATE_LIMIT_PER_MINUTE); try again in {wait:.0f} s"
+            )
+        calls.append(now)
+        if len(self._calls) > 10_000:  # forget idle clients so the table stays small
+            for key in [
+                key for key, window in self._calls.items() if not window or now - window[-1] >= WINDOW_S
+            ]:
+                del self._calls[key]

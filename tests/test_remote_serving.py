@@ -1,0 +1,243 @@
+"""Serving to other machines, over real loopback HTTP and SSE with the real command line:
+bearer tokens and OAuth access tokens (JWT, JWKS), Host/Origin checks, the body limit, the
+refusal to serve unauthenticated on a public address, rate limits and the provider-call cap."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import httpx2
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from mcp import Client
+from mcp.client.sse import sse_client
+from mcp.client.streamable_http import streamable_http_client
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tests.connect import child_env, connect, http_server
+from tests.fakes.loopback import LoopbackServer, free_port
+from tests.fakes.openai_images import FakeOpenAIImages
+
+pytestmark = pytest.mark.anyio
+GOOD_TOKEN = "tok-good-0123456789abcdef"
+OTHER_TOKEN = "tok-other-fedcba9876543210"
+ISSUER = "https://auth.example.test"
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"},
+    },
+}
+JSON_HEADERS = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+
+
+def base_env(tmp_path: Any, **extra: str) -> dict[str, str]:
+    return {
+        "IMAGEGEN_STORE_DIR": str(tmp_path / "store"),
+        "IMAGEGEN_DEFAULT_PROVIDER": "placeholder",
+        **extra,
+    }
+
+
+@asynccontextmanager
+async def authed_client(url: str, transport: str, token: str) -> AsyncIterator[Client]:
+    headers = {"Authorization": f"Bearer {token}"}
+    if transport == "sse":
+        async with Client(sse_client(url + "/sse", headers=headers)) as client:
+            yield client
+        return
+    http = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=300))
+    async with http, Client(streamable_http_client(url + "/mcp", http_client=http)) as client:
+        yield client
+
+
+def refused_status(url: str, transport: str, token: str | None, **headers: str) -> httpx2.Response:
+    """One unauthenticated-looking request: POST /mcp (HTTP) or GET /sse (SSE)."""
+    sent = {**headers}
+    if token is not None:
+        sent["authorization"] = f"Bearer {token}"
+    if transport == "sse":
+        return httpx2.get(url + "/sse", headers=sent, timeout=5)
+    return httpx2.post(url + "/mcp", json=INITIALIZE, headers={**JSON_HEADERS, **sent}, timeout=5)
+
+
+@pytest.mark.parametrize("transport", ["http", "sse"])
+async def test_static_bearer_tokens(transport: str, tmp_path: Any) -> None:
+    env = base_env(tmp_path, IMAGEGEN_AUTH_TOKENS=f"{GOOD_TOKEN},{OTHER_TOKEN}")
+    with http_server(transport, env) as url:  # type: ignore[arg-type]
+        for token in (None, "wrong-token", GOOD_TOKEN[:-1], GOOD_TOKEN + "x"):
+            response = refused_status(url, transport, token)
+            assert response.status_code == 401, (token, response.text)
+            challenge = response.headers["www-authenticate"]
+            assert challenge.startswith("Bearer") and "resource_metadata=" in challenge
+        health = httpx2.get(url + "/healthz", timeout=5)
+        assert health.status_code == 200 and health.json() == {"status": "ok"}
+        resource_path = "/mcp" if transport == "http" else "/sse"
+        metadata = httpx2.get(f"{url}/.well-known/oauth-protected-resource{resource_path}", timeout=5).json()
+        assert metadata["resource"] == f"{url}{resource_path}"
+        async with authed_client(url, transport, OTHER_TOKEN) as client:
+            result = await client.call_tool("generate_image", {"prompt": "a remote cat", "size": "64x64"})
+            assert not result.is_error, result.content
+
+
+def rsa_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture
+def issuer_keys() -> Iterator[tuple[rsa.RSAPrivateKey, str]]:
+    """A signing key and the URL of a JWKS that publishes its public half as kid `k1`."""
+    key = rsa_key()
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+
+    async def jwks(request: Request) -> Response:
+        return JSONResponse({"keys": [{**jwk, "kid": "k1", "use": "sig", "alg": "RS256"}]})
+
+    with LoopbackServer(Starlette(routes=[Route("/jwks.json", jwks)])) as server:
+        yield key, f"{server.url}/jwks.json"
+
+
+async def test_oauth_access_tokens_are_verified_against_the_issuers_keys(
+    tmp_path: Any, issuer_keys: tuple[rsa.RSAPrivateKey, str]
+) -> None:
+    key, jwks_url = issuer_keys
+    port = free_port()
+    resource = f"http://127.0.0.1:{port}/mcp"
+    env = base_env(
+        tmp_path,
+        IMAGEGEN_AUTH_ISSUER=ISSUER,
+        IMAGEGEN_AUTH_JWKS_URL=jwks_url,
+        IMAGEGEN_PUBLIC_URL=resource,
+        IMAGEGEN_AUTH_REQUIRED_SCOPES="images:write",
+    )
+    now = int(time.time())
+    good = {"iss": ISSUER, "aud": resource, "sub": "user-1", "client_id": "app-1", "scope": "images:write"}
+
+    def token(claims: dict[str, Any], signer: rsa.RSAPrivateKey = key, kid: str = "k1") -> str:
+        return jwt.encode(
+            {"iat": now, "exp": now + 600, **claims}, signer, algorithm="RS256", headers={"kid": kid}
+        )
+
+    refused = {
+        "expired": token({**good, "exp": now - 3600, "iat": now - 7200}),
+        "wrong audience": token({**good, "aud": "https://other.example.test/mcp"}),
+        "wrong issuer": token({**good, "iss": "https://evil.example.test"}),
+        "unknown key": token(good, signer=rsa_key(), kid="k2"),
+        "forged with a known kid": token(good, signer=rsa_key()),
+        "unsigned": jwt.encode({**good, "exp": now + 600}, "", algorithm="none"),
+        "garbage": "not-a-jwt",
+    }
+    with http_server("http", env, port=port) as url:
+        for label, bad in refused.items():
+            assert refused_status(url, "http", bad).status_code == 401, label
+        no_scope = token({**good, "scope": "images:read"})
+        assert refused_status(url, "http", no_scope).status_code == 403
+        async with authed_client(url, "http", token(good)) as client:
+            assert {tool.name for tool in (await client.list_tools()).tools} >= {"generate_image", "get_job"}
+        metadata = httpx2.get(f"{url}/.well-known/oauth-protected-resource/mcp", timeout=5).json()
+        assert metadata["authorization_servers"] == [ISSUER + "/"] or metadata["authorization_servers"] == [
+            ISSUER
+        ]
+        assert metadata["scopes_supported"] == ["images:write"]
+
+
+async def test_host_and_origin_checks(tmp_path: Any) -> None:
+    with http_server("http", base_env(tmp_path)) as url:
+        port = url.rsplit(":", 1)[1]
+        assert refused_status(url, "http", None, host=f"evil.example.test:{port}").status_code == 421
+        assert refused_status(url, "http", None, origin="http://evil.example.test").status_code == 403
+        assert refused_status(url, "http", None, origin=f"http://localhost:{port}").status_code == 200
+    env = base_env(tmp_path, IMAGEGEN_ALLOWED_HOSTS="images.example.test:*")
+    with http_server("http", env) as url:
+        port = url.rsplit(":", 1)[1]
+        assert refused_status(url, "http", None, host=f"images.example.test:{port}").status_code == 200
+        assert refused_status(url, "http", None, host=f"evil.example.test:{port}").status_code == 421
+
+
+@pytest.mark.parametrize("transport", ["http", "sse"])
+async def test_over_limit_body_gets_413_with_a_clear_message(transport: str, tmp_path: Any) -> None:
+    env = base_env(tmp_path, IMAGEGEN_HTTP_MAX_BODY_BYTES=str(1024 * 1024))
+    with http_server(transport, env) as url:  # type: ignore[arg-type]
+        path = "/mcp" if transport == "http" else "/messages/?session_id=0"
+        big = json.dumps({**INITIALIZE, "padding": "x" * 2_000_000}).encode()
+        response = httpx2.post(url + path, content=big, headers=JSON_HEADERS, timeout=10)
+        assert response.status_code == 413
+        message = response.json()["error"]
+        assert (
+            "over this server's limit of 1,048,576" in message and "IMAGEGEN_HTTP_MAX_BODY_BYTES" in message
+        )
+        assert httpx2.get(url + "/healthz", timeout=5).status_code == 200
+
+
+def test_public_bind_without_auth_is_refused(tmp_path: Any) -> None:
+    command = [sys.executable, "-m", "mcp_imagegen", "--transport", "http", "--host", "0.0.0.0"]
+    result = subprocess.run(
+        [*command, "--port", str(free_port())],
+        env=child_env(base_env(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "refusing to serve on 0.0.0.0 without authentication" in result.stderr
+    assert "--insecure-no-auth" in result.stderr
+
+
+def test_insecure_no_auth_is_an_explicit_choice(tmp_path: Any) -> None:
+    with http_server("http", base_env(tmp_path), ["--host", "0.0.0.0", "--insecure-no-auth"]) as url:
+        assert httpx2.get(url + "/healthz", timeout=5).json() == {"status": "ok"}
+
+
+async def test_rate_limit_per_client(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = base_env(tmp_path, IMAGEGEN_RATE_LIMIT_PER_MINUTE="2")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    async with connect("memory", env) as client:
+        for _ in range(2):
+            assert not (await client.call_tool("generate_image", {"prompt": "x", "size": "64x64"})).is_error
+        third = await client.call_tool("generate_image", {"prompt": "x", "size": "64x64"})
+        assert third.is_error
+        assert "rate limit: at most 2 image calls per minute per client" in str(third.content)
+        assert not (await client.call_tool("list_providers", {})).is_error, "other tools are not limited"
+
+
+async def test_provider_calls_are_capped_and_queue(
+    server_env: dict[str, str], fake_openai: FakeOpenAIImages, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IMAGEGEN_MAX_CONCURRENT_PROVIDER_CALLS", "2")
+    fake_openai.delay_s = 0.4
+    messages: list[str] = []
+
+    async def progress(progress: float, total: float | None, message: str | None) -> None:
+        messages.append(message or "")
+
+    async with connect("memory", server_env) as client:
+        results = []
+
+        async def one() -> None:
+            results.append(
+                await client.call_tool("generate_image", {"prompt": "x"}, progress_callback=progress)
+            )
+
+        async with anyio.create_task_group() as group:
+            for _ in range(5):
+                group.start_soon(one)
+    assert all(not result.is_error for result in results)
+    assert fake_openai.max_in_flight == 2
+    assert "queued: all 2 provider slots are busy" in messages
