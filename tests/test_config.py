@@ -101,3 +101,19 @@ def test_long_call_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("IMAGEGEN_HEARTBEAT_SECONDS", "0")
     with pytest.raises(ConfigError, match="heartbeat_seconds: Input should be greater than 0"):
         load_settings()
+
+
+def test_security_settings_lists_and_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMAGEGEN_URL_ALLOWED_NETWORKS", "10.0.0.0/8, 192.168.1.0/24")
+    monkeypatch.setenv("IMAGEGEN_AUTH_TOKENS", "token-one-123, token-two-456")
+    monkeypatch.setenv("IMAGEGEN_ALLOWED_HOSTS", '["images.example.com", "images.example.com:*"]')
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-config-test-key")
+    settings = load_settings()
+    assert [str(network) for network in settings.url_allowed_networks] == ["10.0.0.0/8", "192.168.1.0/24"]
+    assert settings.allowed_hosts == ["images.example.com", "images.example.com:*"]
+    assert settings.allow_url_inputs is False and settings.rate_limit_per_minute is None
+    assert set(settings.secret_values()) == {"sk-config-test-key", "token-one-123", "token-two-456"}
+    monkeypatch.setenv("IMAGEGEN_URL_ALLOWED_NETWORKS", "10.0.0.0/33")
+    with pytest.raises(ConfigError, match="url_allowed_networks") as caught:
+        load_settings()
+    assert "10.0.0.0/33" not in str(caught.value)
