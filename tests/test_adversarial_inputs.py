@@ -285,7 +285,10 @@ def written(store: Path) -> list[Path]:
 
 
 async def test_adversarial_inputs_are_refused_and_change_nothing(
-    hostile_env: dict[str, Path], images_url: str, fake_openai: FakeOpenAIImages
+    hostile_env: dict[str, Path],
+    images_url: str,
+    fake_openai: FakeOpenAIImages,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     table = cases(hostile_env, images_url)
     assert len(table) >= 40
@@ -303,7 +306,8 @@ async def test_adversarial_inputs_are_refused_and_change_nothing(
             "edit_image", {"image": f"{images_url}/to-cat", "prompt": "make it blue"}
         )
         assert not good.is_error, good.content
-    print(f"adversarial input cases run: {len(table)}")
+    with capsys.disabled():  # shown in every run's output, not only on failure
+        print(f"\nadversarial input cases run: {len(table)}, all refused cleanly")
 
 
 async def test_url_input_connects_to_the_checked_address_with_the_original_host(
