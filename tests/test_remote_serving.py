@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.connect import child_env, connect, http_server
+from tests.connect import LEGACY_HANDSHAKE, child_env, connect, http_server
 from tests.fakes.loopback import LoopbackServer, free_port
 from tests.fakes.openai_images import FakeOpenAIImages
 
@@ -33,16 +33,7 @@ pytestmark = pytest.mark.anyio
 GOOD_TOKEN = "tok-good-0123456789abcdef"
 OTHER_TOKEN = "tok-other-fedcba9876543210"
 ISSUER = "https://auth.example.test"
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "t", "version": "1"},
-    },
-}
+INITIALIZE = LEGACY_HANDSHAKE[0]
 JSON_HEADERS = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
 
 
