@@ -103,12 +103,14 @@ def issuer_keys() -> Iterator[tuple[rsa.RSAPrivateKey, str]]:
         yield key, f"{server.url}/jwks.json"
 
 
+@pytest.mark.parametrize("transport", ["http", "sse"])
 async def test_oauth_access_tokens_are_verified_against_the_issuers_keys(
-    tmp_path: Any, issuer_keys: tuple[rsa.RSAPrivateKey, str]
+    transport: str, tmp_path: Any, issuer_keys: tuple[rsa.RSAPrivateKey, str]
 ) -> None:
     key, jwks_url = issuer_keys
     port = free_port()
-    resource = f"http://127.0.0.1:{port}/mcp"
+    path = "/mcp" if transport == "http" else "/sse"
+    resource = f"http://127.0.0.1:{port}{path}"
     env = base_env(
         tmp_path,
         IMAGEGEN_AUTH_ISSUER=ISSUER,
@@ -133,31 +135,38 @@ async def test_oauth_access_tokens_are_verified_against_the_issuers_keys(
         "unsigned": jwt.encode({**good, "exp": now + 600}, "", algorithm="none"),
         "garbage": "not-a-jwt",
     }
-    with http_server("http", env, port=port) as url:
+    with http_server(transport, env, port=port) as url:  # type: ignore[arg-type]
         for label, bad in refused.items():
-            assert refused_status(url, "http", bad).status_code == 401, label
+            assert refused_status(url, transport, bad).status_code == 401, label
         no_scope = token({**good, "scope": "images:read"})
-        assert refused_status(url, "http", no_scope).status_code == 403
-        async with authed_client(url, "http", token(good)) as client:
+        assert refused_status(url, transport, no_scope).status_code == 403
+        async with authed_client(url, transport, token(good)) as client:
             assert {tool.name for tool in (await client.list_tools()).tools} >= {"generate_image", "get_job"}
-        metadata = httpx2.get(f"{url}/.well-known/oauth-protected-resource/mcp", timeout=5).json()
+        metadata = httpx2.get(f"{url}/.well-known/oauth-protected-resource{path}", timeout=5).json()
         assert metadata["authorization_servers"] == [ISSUER + "/"] or metadata["authorization_servers"] == [
             ISSUER
         ]
         assert metadata["scopes_supported"] == ["images:write"]
 
 
-async def test_host_and_origin_checks(tmp_path: Any) -> None:
-    with http_server("http", base_env(tmp_path)) as url:
+@pytest.mark.parametrize("transport", ["http", "sse"])
+async def test_host_and_origin_checks(transport: str, tmp_path: Any) -> None:
+    def status(url: str, **headers: str) -> int:
+        if transport == "sse":  # the SSE stream never ends: look at the status line only
+            with httpx2.stream("GET", url + "/sse", headers=headers, timeout=5) as response:
+                return response.status_code
+        return refused_status(url, transport, None, **headers).status_code
+
+    with http_server(transport, base_env(tmp_path)) as url:  # type: ignore[arg-type]
         port = url.rsplit(":", 1)[1]
-        assert refused_status(url, "http", None, host=f"evil.example.test:{port}").status_code == 421
-        assert refused_status(url, "http", None, origin="http://evil.example.test").status_code == 403
-        assert refused_status(url, "http", None, origin=f"http://localhost:{port}").status_code == 200
+        assert status(url, host=f"evil.example.test:{port}") == 421
+        assert status(url, origin="http://evil.example.test") == 403
+        assert status(url, origin=f"http://localhost:{port}") == 200
     env = base_env(tmp_path, IMAGEGEN_ALLOWED_HOSTS="images.example.test:*")
-    with http_server("http", env) as url:
+    with http_server(transport, env) as url:  # type: ignore[arg-type]
         port = url.rsplit(":", 1)[1]
-        assert refused_status(url, "http", None, host=f"images.example.test:{port}").status_code == 200
-        assert refused_status(url, "http", None, host=f"evil.example.test:{port}").status_code == 421
+        assert status(url, host=f"images.example.test:{port}") == 200
+        assert status(url, host=f"evil.example.test:{port}") == 421
 
 
 @pytest.mark.parametrize("transport", ["http", "sse"])
