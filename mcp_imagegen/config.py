@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
@@ -90,6 +91,46 @@ class AzureSettings(_EnvFirstSettings):
     api_version: str | None = None
     deployment: str | None = None
     timeout_s: float = Field(DEFAULT_IMAGE_TIMEOUT_S, gt=0)
+
+
+class GoogleSettings(_EnvFirstSettings):
+    """The Gemini API (Google AI Studio): Gemini image models through `generateContent`."""
+
+    model_config = SettingsConfigDict(extra="forbid", populate_by_name=True)
+
+    api_key: SecretStr | None = Field(None, validation_alias=AliasChoices("GOOGLE_API_KEY", "GEMINI_API_KEY"))
+    """As in the google-genai SDK, GOOGLE_API_KEY wins when both are set."""
+    base_url: str = Field(
+        "https://generativelanguage.googleapis.com", validation_alias=AliasChoices("GOOGLE_GEMINI_BASE_URL")
+    )
+    api_version: str = Field("v1", validation_alias=AliasChoices("GOOGLE_GEMINI_API_VERSION"))
+    default_model: str = Field(
+        "gemini-3.1-flash-image", validation_alias=AliasChoices("GOOGLE_GEMINI_DEFAULT_MODEL")
+    )
+    timeout_s: float = Field(DEFAULT_IMAGE_TIMEOUT_S, gt=0, validation_alias=AliasChoices("GOOGLE_TIMEOUT_S"))
+
+
+class VertexSettings(_EnvFirstSettings):
+    """Vertex AI: Gemini image models and the Imagen `:predict` models of one project and location.
+
+    Auth is `GOOGLE_OAUTH_ACCESS_TOKEN` when given, else Application Default Credentials
+    through google-auth (`pip install mcp-imagegen[vertex]`).
+    """
+
+    model_config = SettingsConfigDict(extra="forbid", populate_by_name=True)
+
+    project: str | None = Field(None, validation_alias=AliasChoices("GOOGLE_CLOUD_PROJECT"))
+    location: str = Field("us-central1", validation_alias=AliasChoices("GOOGLE_CLOUD_LOCATION"))
+    access_token: SecretStr | None = Field(None, validation_alias=AliasChoices("GOOGLE_OAUTH_ACCESS_TOKEN"))
+    base_url: str | None = Field(None, validation_alias=AliasChoices("GOOGLE_VERTEX_BASE_URL"))
+    """Default: the regional host for `location` (`aiplatform.googleapis.com` for `global`)."""
+    api_version: str = Field("v1beta1", validation_alias=AliasChoices("GOOGLE_VERTEX_API_VERSION"))
+    default_model: str = Field(
+        "gemini-3.1-flash-image", validation_alias=AliasChoices("GOOGLE_VERTEX_DEFAULT_MODEL")
+    )
+    timeout_s: float = Field(
+        DEFAULT_IMAGE_TIMEOUT_S, gt=0, validation_alias=AliasChoices("GOOGLE_VERTEX_TIMEOUT_S")
+    )
 
 
 class EndpointSettings(BaseModel):
@@ -202,6 +243,8 @@ class Settings(_EnvFirstSettings):
 
     openai: OpenAISettings = Field(default_factory=OpenAISettings)
     azure: AzureSettings = Field(default_factory=AzureSettings)
+    google: GoogleSettings = Field(default_factory=GoogleSettings)
+    vertex: VertexSettings = Field(default_factory=VertexSettings)
     endpoints: dict[str, EndpointSettings] = Field(default_factory=dict)
 
     def secret_values(self) -> list[str]:
@@ -210,6 +253,8 @@ class Settings(_EnvFirstSettings):
             self.openai.api_key,
             self.azure.api_key,
             self.azure.ad_token,
+            self.google.api_key,
+            self.vertex.access_token,
             *(endpoint.resolved_key() for endpoint in self.endpoints.values()),
             *self.auth_tokens,
         ]
@@ -271,16 +316,19 @@ def load_settings(config_file: Path | None = None) -> Settings:
     try:
         if not isinstance(providers, dict):
             raise ConfigError(f"[providers] in {config_file} must be a table")
-        unknown = set(providers) - {"openai", "azure"}
+        unknown = set(providers) - {"openai", "azure", "google", "vertex"}
         if unknown:
             raise ConfigError(
-                f"unknown provider section(s) {sorted(unknown)} in {config_file}; "
-                "use [providers.openai], [providers.azure], or [endpoints.NAME] for OpenAI-compatible servers"
+                f"unknown provider section(s) {sorted(unknown)} in {config_file}; use [providers.openai], "
+                "[providers.azure], [providers.google], [providers.vertex], or [endpoints.NAME] for "
+                "OpenAI-compatible servers"
             )
         return Settings(
             **data,
             openai=OpenAISettings(**providers.get("openai", {})),
             azure=AzureSettings(**providers.get("azure", {})),
+            google=GoogleSettings(**providers.get("google", {})),
+            vertex=VertexSettings(**providers.get("vertex", {})),
         )
     except ValidationError as exc:
         raise ConfigError(_describe_validation_error(exc, config_file)) from None

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from tests.fakes.google_genai import FakeGoogle
 from tests.fakes.loopback import LoopbackServer
 from tests.fakes.openai_images import FakeOpenAIImages
 
-PROVIDER_ENV_PREFIXES = ("OPENAI_", "AZURE_OPENAI_", "IMAGEGEN_")
+PROVIDER_ENV_PREFIXES = ("OPENAI_", "AZURE_OPENAI_", "IMAGEGEN_", "GOOGLE_", "GEMINI_")
 
 
 @pytest.fixture
@@ -33,6 +34,14 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 @pytest.fixture
 def fake_openai() -> Iterator[FakeOpenAIImages]:
     fake = FakeOpenAIImages()
+    with LoopbackServer(fake.app) as server:
+        fake.url = server.url
+        yield fake
+
+
+@pytest.fixture
+def fake_google() -> Iterator[FakeGoogle]:
+    fake = FakeGoogle()
     with LoopbackServer(fake.app) as server:
         fake.url = server.url
         yield fake

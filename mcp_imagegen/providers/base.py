@@ -26,6 +26,8 @@ GENERIC_OPTIONS = (
     "moderation",
     "input_fidelity",
     "partial_images",
+    "image_size",
+    "person_generation",
 )
 """Optional tool parameters a provider may or may not honour; `Capabilities.options` lists
 the subset a provider supports, and anything else given by the caller is refused."""
@@ -80,6 +82,10 @@ class GenerateRequest:
     moderation: str | None = None
     partial_images: int | None = None
     """Intermediate images to stream (1-3), each handed to `CallEvents.partial_image`."""
+    image_size: str | None = None
+    """A resolution class, `1K`, `2K` or `4K` (Google)."""
+    person_generation: str | None = None
+    """`allow_all`, `allow_adult` or `dont_allow` (Google)."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +117,8 @@ class ProviderResult:
     model: str
     metadata: dict[str, JsonValue] = field(default_factory=dict)
     """Provider-reported facts worth keeping: usage, effective size/quality, request id."""
+    text: str | None = None
+    """What the model wrote alongside its images (Gemini), shown with the result."""
 
 
 class CallEvents(Protocol):

@@ -39,7 +39,8 @@ CAPABILITIES = Capabilities(
     operations=frozenset({"generate", "edit"}),
     models=(MODEL,),
     default_model=MODEL,
-    options=frozenset(GENERIC_OPTIONS) - {"moderation", "input_fidelity", "partial_images"},
+    options=frozenset(GENERIC_OPTIONS)
+    - {"moderation", "input_fidelity", "partial_images", "image_size", "person_generation"},
     output_formats=("png", "jpeg", "webp"),
     max_images=10,
     max_input_images=16,

@@ -52,8 +52,7 @@ def _openai_capabilities(settings: Settings) -> Capabilities:
     from mcp_imagegen.providers import openai
 
     default = settings.openai.default_model
-    models = openai.OPENAI_MODELS if default in openai.OPENAI_MODELS else (default, *openai.OPENAI_MODELS)
-    return openai.openai_capabilities(models, default, ("png", "jpeg", "webp"))
+    return openai.openai_capabilities(_with(default, openai.OPENAI_MODELS), default, ("png", "jpeg", "webp"))
 
 
 def _build_azure(settings: Settings, client: httpx2.AsyncClient) -> Provider:
@@ -71,6 +70,55 @@ def _azure_capabilities(settings: Settings) -> Capabilities:
 
     deployment = settings.azure.deployment or ""
     return openai.openai_capabilities((deployment,) if deployment else (), deployment, ("png", "jpeg"))
+
+
+def _build_google(settings: Settings, client: httpx2.AsyncClient) -> Provider:
+    from mcp_imagegen.providers import google, google_endpoint
+
+    endpoint = google_endpoint.gemini_endpoint(settings.google)
+    return google.GoogleImages(
+        endpoint, client, _google_capabilities(settings), settings.google.timeout_s, retry_policy(settings)
+    )
+
+
+def _google_capabilities(settings: Settings) -> Capabilities:
+    from mcp_imagegen.providers import google
+
+    return google.gemini_capabilities(
+        "gemini",
+        _with(settings.google.default_model, google.GEMINI_IMAGE_MODELS),
+        settings.google.default_model,
+    )
+
+
+def _build_vertex(settings: Settings, client: httpx2.AsyncClient) -> Provider:
+    from mcp_imagegen.providers import google, google_endpoint
+
+    endpoint = google_endpoint.vertex_endpoint(settings.vertex)
+    return google.GoogleImages(
+        endpoint, client, _vertex_capabilities(settings), settings.vertex.timeout_s, retry_policy(settings)
+    )
+
+
+def _vertex_capabilities(settings: Settings) -> Capabilities:
+    from mcp_imagegen.providers import google
+
+    return google.gemini_capabilities(
+        "vertex",
+        _with(settings.vertex.default_model, google.GEMINI_IMAGE_MODELS),
+        settings.vertex.default_model,
+    )
+
+
+def _vertex_configured(settings: Settings) -> bool:
+    from mcp_imagegen.providers.google_endpoint import adc_available
+
+    return bool(settings.vertex.project) and (settings.vertex.access_token is not None or adc_available())
+
+
+def _with(default: str, models: tuple[str, ...]) -> tuple[str, ...]:
+    """The known models, with a configured default that is not among them listed first."""
+    return models if default in models else (default, *models)
 
 
 def _build_placeholder(settings: Settings, client: httpx2.AsyncClient) -> Provider:
@@ -133,6 +181,22 @@ BUILTIN_SPECS = (
         capabilities=_azure_capabilities,
     ),
     ProviderSpec(
+        name="google",
+        title="Google Gemini API: Gemini image models (generate, edit by instruction)",
+        env_vars=("GEMINI_API_KEY",),
+        is_configured=lambda settings: settings.google.api_key is not None,
+        build=_build_google,
+        capabilities=_google_capabilities,
+    ),
+    ProviderSpec(
+        name="vertex",
+        title="Google Vertex AI: Gemini image models",
+        env_vars=("GOOGLE_CLOUD_PROJECT", "GOOGLE_OAUTH_ACCESS_TOKEN"),
+        is_configured=_vertex_configured,
+        build=_build_vertex,
+        capabilities=_vertex_capabilities,
+    ),
+    ProviderSpec(
         name="placeholder",
         title="Placeholder: labelled images, no AI, no network",
         env_vars=(),
@@ -178,8 +242,10 @@ class ProviderRegistry:
             if real and operation in spec.capabilities(self._settings).operations:
                 return spec.name
         raise ConfigError(
-            "no image provider is configured. Set OPENAI_API_KEY for OpenAI, or AZURE_OPENAI_API_KEY and "
-            "AZURE_OPENAI_ENDPOINT for Azure, or add an [endpoints.NAME] section to the config file. "
+            "no image provider is configured. Set OPENAI_API_KEY for OpenAI, AZURE_OPENAI_API_KEY and "
+            "AZURE_OPENAI_ENDPOINT for Azure, GEMINI_API_KEY for Google, or GOOGLE_CLOUD_PROJECT (with "
+            "GOOGLE_OAUTH_ACCESS_TOKEN or gcloud credentials) for Vertex AI, or add an [endpoints.NAME] "
+            "section to the config file. "
             "For labelled test images with no AI, pass provider='placeholder' or set "
             "IMAGEGEN_DEFAULT_PROVIDER=placeholder."
         )

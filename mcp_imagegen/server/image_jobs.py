@@ -116,6 +116,7 @@ class ImageWork:
             parent_ids=parents,
             usage=usage if isinstance(usage, dict) else None,
             partials=tuple(events.partials) if self.keep_partials else (),
+            text=result.text,
         )
 
     async def _store_outputs(
@@ -169,6 +170,7 @@ class ImageOutcome:
     parent_ids: tuple[str, ...] = ()
     usage: dict[str, JsonValue] | None = None
     partials: tuple[StoredImage, ...] = field(default=())
+    text: str | None = None
 
     async def result(self) -> CallToolResult:
         stored = [await self.app.store.read(image.id) for image in self.images]
@@ -182,6 +184,7 @@ class ImageOutcome:
             parent_ids=self.parent_ids,
             usage=self.usage,
             partial_uris=tuple(image.uri for image in self.partials),
+            text=self.text,
         )
 
 

@@ -55,6 +55,7 @@ class ImageResult(BaseModel):
         default_factory=list, description="Stored ids of the input images of an edit."
     )
     usage: dict[str, JsonValue] | None = Field(None, description="Token usage as the provider reported it.")
+    text: str | None = Field(None, description="What the model wrote alongside its images, if anything.")
     partial_images: list[str] | None = Field(
         None, description="URIs of the intermediate images kept (keep_partials)."
     )
@@ -73,6 +74,7 @@ async def image_result(
     parent_ids: tuple[str, ...] = (),
     usage: dict[str, JsonValue] | None = None,
     partial_uris: tuple[str, ...] = (),
+    text: str | None = None,
 ) -> CallToolResult:
     """Build the tool result; preview encoding runs in a worker thread."""
     sources = [PreviewSource(data, image.mime_type, image.width, image.height) for image, data in stored]
@@ -88,6 +90,7 @@ async def image_result(
         parent_ids=list(parent_ids),
         usage=usage,
         partial_images=list(partial_uris) or None,
+        text=text,
     )
     content: list[ContentBlock] = []
     for (image, _), preview in zip(stored, previews, strict=True):

@@ -92,6 +92,14 @@ PartialArg = Annotated[
 KeepPartialsArg = Annotated[
     bool, Field(description="Keep the intermediate images in the store after the final image lands.")
 ]
+ImageSizeArg = Annotated[
+    Literal["1K", "2K", "4K"] | None,
+    Field(description="Resolution class for providers that take one (Google): 1K (default), 2K, 4K."),
+]
+PersonArg = Annotated[
+    Literal["allow_all", "allow_adult", "dont_allow"] | None,
+    Field(description="Whether people may appear (Google Vertex)."),
+]
 WaitArg = Annotated[
     float | None,
     Field(
@@ -172,6 +180,8 @@ async def generate_image(
     ] = None,
     partial_images: PartialArg = None,
     keep_partials: KeepPartialsArg = False,
+    image_size: ImageSizeArg = None,
+    person_generation: PersonArg = None,
     wait_seconds: WaitArg = None,
 ) -> Annotated[CallToolResult, ImageResult]:
     """Generate images from a text prompt and keep them in the image store.
@@ -196,6 +206,8 @@ async def generate_image(
             seed=seed,
             moderation=moderation,
             partial_images=partial_images or None,
+            image_size=image_size,
+            person_generation=person_generation,
         )
         _check_options(generator.name, generator.capabilities, n, options)
         _check_partials(options, keep_partials)
@@ -257,6 +269,8 @@ async def edit_image(
     ] = None,
     partial_images: PartialArg = None,
     keep_partials: KeepPartialsArg = False,
+    image_size: ImageSizeArg = None,
+    person_generation: PersonArg = None,
     wait_seconds: WaitArg = None,
 ) -> Annotated[CallToolResult, ImageResult]:
     """Edit an image by instruction, optionally only inside a mask, optionally using more input images.
@@ -280,6 +294,8 @@ async def edit_image(
             seed=seed,
             input_fidelity=input_fidelity,
             partial_images=partial_images or None,
+            image_size=image_size,
+            person_generation=person_generation,
         )
         references = [image, *(images or [])]
         if len(references) > caps.max_input_images:

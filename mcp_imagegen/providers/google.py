@@ -1,0 +1,268 @@
+"""Google's Gemini image models through `models/{model}:generateContent` (providers.md 3.8), on the
+Gemini API (`google`) and on Vertex AI (`vertex`).
+
+Requests are what the google-genai SDK sends for the same inputs, in camelCase (the SDK
+itself writes `inlineData.mime_type`; Google's parser accepts both). A call returns one
+image, so `n` images are `n` calls made side by side. Text the model writes next to its
+image is kept; a blocked prompt or image becomes a content-policy error with Google's
+reason, and an answer with no image says what the model said instead.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+import anyio
+import httpx2
+from anyio.abc import TaskGroup
+from pydantic import JsonValue
+
+from mcp_imagegen.errors import (
+    ContentPolicyError,
+    ImagegenError,
+    InputError,
+    ProviderError,
+    ProviderUnreachableError,
+)
+from mcp_imagegen.providers._http import DEFAULT_RETRY, Exchange, RetryPolicy, read_json_object, send
+from mcp_imagegen.providers.base import (
+    SILENT,
+    CallEvents,
+    Capabilities,
+    EditRequest,
+    GeneratedImage,
+    GenerateRequest,
+    ProviderResult,
+)
+from mcp_imagegen.providers.google_endpoint import GoogleEndpoint, map_google_error
+
+GEMINI_IMAGE_MODELS = ("gemini-3.1-flash-image", "gemini-3-pro-image", "gemini-2.5-flash-image")
+ASPECT_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
+IMAGE_SIZES = ("1K", "2K", "4K")
+PERSON_GENERATION = {"allow_all": "ALLOW_ALL", "allow_adult": "ALLOW_ADULT", "dont_allow": "ALLOW_NONE"}
+"""Our values (Imagen's spelling) to generateContent's; the two APIs spell "none" differently."""
+BLOCKED_FINISH_REASONS = frozenset(
+    {
+        "SAFETY",
+        "PROHIBITED_CONTENT",
+        "BLOCKLIST",
+        "SPII",
+        "RECITATION",
+        "IMAGE_SAFETY",
+        "IMAGE_PROHIBITED_CONTENT",
+        "IMAGE_RECITATION",
+    }
+)
+USAGE_COUNTS = ("promptTokenCount", "candidatesTokenCount", "thoughtsTokenCount", "totalTokenCount")
+MAX_IMAGES_PER_CALL = 4
+MAX_INPUT_IMAGES = 14
+_COMMON_OPTIONS = frozenset({"aspect_ratio", "image_size", "seed"})
+_VERTEX_OPTIONS = _COMMON_OPTIONS | {"output_format", "output_compression", "person_generation"}
+
+
+def gemini_capabilities(backend: str, models: tuple[str, ...], default_model: str) -> Capabilities:
+    vertex = backend == "vertex"
+    return Capabilities(
+        operations=frozenset({"generate", "edit"}),
+        models=models,
+        default_model=default_model,
+        options=_VERTEX_OPTIONS if vertex else _COMMON_OPTIONS,
+        output_formats=("png", "jpeg") if vertex else ("png",),
+        max_images=MAX_IMAGES_PER_CALL,
+        max_input_images=MAX_INPUT_IMAGES,
+        notes=(
+            "Gemini image models: edits are by instruction (no mask); n images are n calls. "
+            f"aspect_ratio {', '.join(ASPECT_RATIOS)}; image_size {', '.join(IMAGE_SIZES)}."
+            + (" output_format, output_compression and person_generation on Vertex only." if vertex else "")
+        ),
+    )
+
+
+class GoogleImages:
+    """Gemini image generation and instruction edits on one Google endpoint."""
+
+    def __init__(
+        self,
+        endpoint: GoogleEndpoint,
+        client: httpx2.AsyncClient,
+        capabilities: Capabilities,
+        timeout_s: float,
+        retry: RetryPolicy = DEFAULT_RETRY,
+    ) -> None:
+        self._endpoint = endpoint
+        self._client = client
+        self._capabilities = capabilities
+        self._timeout_s = timeout_s
+        self._retry = retry
+
+    @property
+    def name(self) -> str:
+        return self._endpoint.provider
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self._capabilities
+
+    async def generate(self, request: GenerateRequest, events: CallEvents = SILENT) -> ProviderResult:
+        return await self._content(request, [], events)
+
+    async def edit(self, request: EditRequest, events: CallEvents = SILENT) -> ProviderResult:
+        if request.mask is not None:
+            raise InputError(
+                f"{request.model} edits by instruction and takes no mask; describe the area in the prompt, "
+                "or use an Imagen model on vertex (e.g. imagen-3.0-capability-001) for mask edits"
+            )
+        parts = [
+            {"inlineData": {"data": base64.b64encode(image.data).decode(), "mimeType": image.mime_type}}
+            for image in request.images
+        ]
+        return await self._content(request, parts, events)
+
+    async def _content(
+        self, request: GenerateRequest, image_parts: list[dict[str, Any]], events: CallEvents
+    ) -> ProviderResult:
+        body = {
+            "contents": [{"parts": [*image_parts, {"text": request.prompt}], "role": "user"}],
+            "generationConfig": self._generation_config(request),
+        }
+        exchange = Exchange(
+            provider=self.name,
+            url=self._endpoint.url(request.model, "generateContent"),
+            headers={"Accept": "*/*", **await self._endpoint.auth.headers()},
+            timeout_s=self._timeout_s,
+            map_error=lambda response: map_google_error(self._endpoint, response),
+            json_body=body,
+            retry=self._retry,
+        )
+        replies: list[dict[str, Any]] = [{} for _ in range(request.n)]
+        failures: list[ImagegenError] = []
+
+        async def one(index: int, group: TaskGroup) -> None:
+            try:
+                replies[index] = read_json_object(await send(self._client, exchange, events), self.name)
+            except ImagegenError as exc:  # the first failure ends the whole call, with its own message
+                failures.append(exc)
+                group.cancel_scope.cancel()
+
+        async with anyio.create_task_group() as group:
+            for index in range(request.n):
+                group.start_soon(one, index, group)
+        if failures:
+            raise failures[0]
+        return _result(self.name, request.model, replies)
+
+    def _generation_config(self, request: GenerateRequest) -> dict[str, Any]:
+        config: dict[str, Any] = {}
+        if request.seed is not None:
+            config["seed"] = request.seed
+        config["responseModalities"] = ["TEXT", "IMAGE"]
+        image_config: dict[str, Any] = {}
+        if request.aspect_ratio is not None:
+            if request.aspect_ratio not in ASPECT_RATIOS:
+                supported = ", ".join(ASPECT_RATIOS)
+                raise InputError(
+                    f"{request.model} supports aspect_ratio {supported}, not {request.aspect_ratio}"
+                )
+            image_config["aspectRatio"] = request.aspect_ratio
+        if request.image_size is not None:
+            image_config["imageSize"] = request.image_size
+        if request.person_generation is not None:
+            image_config["personGeneration"] = PERSON_GENERATION[request.person_generation]
+        if request.output_format is not None:
+            options: dict[str, Any] = {"mimeType": f"image/{request.output_format}"}
+            if request.output_compression is not None:
+                options["compressionQuality"] = request.output_compression
+            image_config["imageOutputOptions"] = options
+        if image_config:
+            config["imageConfig"] = image_config
+        return config
+
+
+def _result(provider: str, model: str, replies: list[dict[str, Any]]) -> ProviderResult:
+    images: list[GeneratedImage] = []
+    texts: list[str] = []
+    finish_reasons: list[JsonValue] = []
+    for reply in replies:
+        found, said, finish = _read_reply(provider, model, reply)
+        images.extend(found)
+        texts.extend(said)
+        finish_reasons.append(finish)
+    metadata: dict[str, JsonValue] = {"finish_reasons": finish_reasons}
+    usage = _summed_usage(replies)
+    if usage:
+        metadata["usage"] = usage
+    for key in ("modelVersion", "responseId"):
+        if key in replies[0]:
+            metadata[key] = replies[0][key]
+    text = "\n\n".join(texts) or None
+    if text:
+        metadata["model_text"] = text
+    return ProviderResult(images=tuple(images), model=model, metadata=metadata, text=text)
+
+
+def _read_reply(
+    provider: str, model: str, reply: dict[str, Any]
+) -> tuple[list[GeneratedImage], list[str], JsonValue]:
+    """The images and text of one generateContent reply; errors for blocks and empty answers."""
+    feedback = reply.get("promptFeedback")
+    block = feedback.get("blockReason") if isinstance(feedback, dict) else None
+    candidates = reply.get("candidates")
+    if block and not candidates:
+        message = feedback.get("blockReasonMessage") if isinstance(feedback, dict) else None
+        raise ContentPolicyError(
+            provider, f"the prompt was blocked ({block}){': ' + message if message else ''}"
+        )
+    if not isinstance(candidates, list) or not candidates or not isinstance(candidates[0], dict):
+        raise ProviderUnreachableError(f"{provider} answered without any candidate. Nothing was stored.")
+    candidate = candidates[0]
+    finish = candidate.get("finishReason")
+    content = candidate.get("content")
+    parts = content.get("parts") if isinstance(content, dict) else None
+    images: list[GeneratedImage] = []
+    texts: list[str] = []
+    for part in parts if isinstance(parts, list) else []:
+        if not isinstance(part, dict) or part.get("thought"):
+            continue  # reasoning, possibly with interim images: not the answer
+        inline = part.get("inlineData") or part.get("inline_data")
+        if isinstance(inline, dict):
+            images.append(GeneratedImage(data=_b64(provider, inline.get("data"))))
+        elif isinstance(part.get("text"), str) and part["text"].strip():
+            texts.append(part["text"].strip())
+    if not images:
+        said = f' It said: "{" ".join(texts)[:500]}"' if texts else ""
+        if finish in BLOCKED_FINISH_REASONS:
+            raise ContentPolicyError(provider, f"the image was blocked (finish reason {finish}).{said}")
+        raise ProviderError(
+            provider,
+            f"{model} answered without an image (finish reason {finish or 'none'}).{said} Ask explicitly for "
+            "an image, or rephrase",
+        )
+    return images, texts, finish if isinstance(finish, str) else None
+
+
+def _b64(provider: str, data: object) -> bytes:
+    """Standard or URL-safe base64 (Google's JSON accepts and may use either)."""
+    if not isinstance(data, str):
+        raise ProviderUnreachableError(f"{provider} sent an image part without data. Nothing was stored.")
+    standard = data.replace("-", "+").replace("_", "/")
+    try:
+        return base64.b64decode(standard + "=" * (-len(standard) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise ProviderUnreachableError(f"{provider} sent an image part with invalid base64.") from None
+
+
+def _summed_usage(replies: list[dict[str, Any]]) -> dict[str, JsonValue]:
+    """Token counts added up over the calls of one tool call (one call per image)."""
+    totals: dict[str, JsonValue] = {}
+    for reply in replies:
+        usage = reply.get("usageMetadata")
+        if not isinstance(usage, dict):
+            continue
+        for key in USAGE_COUNTS:
+            value = usage.get(key)
+            if isinstance(value, int):
+                previous = totals.get(key, 0)
+                totals[key] = (previous if isinstance(previous, int) else 0) + value
+    return totals

@@ -1,0 +1,170 @@
+"""Where Google's image APIs live and how to authenticate (providers.md 3.1, 3.9).
+
+Two backends share one wire format: the Gemini API (`x-goog-api-key`, paths
+`/{version}/models/{model}:{method}`) and Vertex AI (an OAuth bearer token, paths
+`/{version}/projects/{p}/locations/{l}/publishers/google/models/{model}:{method}`). Vertex
+tokens come from `GOOGLE_OAUTH_ACCESS_TOKEN`, or from Application Default Credentials
+through the optional google-auth library, refreshed in a worker thread when they expire.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import anyio
+import anyio.to_thread
+import httpx2
+
+from mcp_imagegen.config import GoogleSettings, VertexSettings
+from mcp_imagegen.errors import ConfigError, ContentPolicyError, ProviderError
+from mcp_imagegen.providers._http import json_error_body, retry_after_seconds
+from mcp_imagegen.redaction import redact
+
+Backend = Literal["gemini", "vertex"]
+CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+ADC_FILE = Path("~/.config/gcloud/application_default_credentials.json")
+
+
+class TokenSource(Protocol):
+    async def headers(self) -> dict[str, str]: ...
+
+
+@dataclass(frozen=True)
+class StaticHeaders:
+    values: dict[str, str]
+
+    async def headers(self) -> dict[str, str]:
+        return dict(self.values)
+
+
+@dataclass
+class ApplicationDefaultCredentials:
+    """google-auth's ADC, refreshed off the event loop when missing or expired."""
+
+    _credentials: Any = None
+    _lock: anyio.Lock = field(default_factory=anyio.Lock)
+
+    async def headers(self) -> dict[str, str]:
+        async with self._lock:
+            if self._credentials is None or not self._credentials.valid:
+                self._credentials = await anyio.to_thread.run_sync(_refreshed_adc)
+        headers = {"Authorization": f"Bearer {self._credentials.token}"}
+        quota_project = getattr(self._credentials, "quota_project_id", None)
+        if quota_project:
+            headers["x-goog-user-project"] = str(quota_project)
+        return headers
+
+
+def _refreshed_adc() -> Any:
+    try:
+        import google.auth
+        import google.auth.transport.requests
+    except ImportError:
+        raise ConfigError(
+            "the vertex provider needs GOOGLE_OAUTH_ACCESS_TOKEN, or Application Default Credentials through "
+            "google-auth: pip install 'mcp-imagegen[vertex]'"
+        ) from None
+    try:
+        credentials: Any = google.auth.default(scopes=[CLOUD_PLATFORM_SCOPE])[0]
+        credentials.refresh(google.auth.transport.requests.Request())
+    except Exception as exc:  # noqa: BLE001 - google-auth raises many types; all mean "no usable credentials"
+        raise ConfigError(
+            f"could not get Google Application Default Credentials ({type(exc).__name__}); run "
+            "`gcloud auth application-default login` or set GOOGLE_OAUTH_ACCESS_TOKEN"
+        ) from None
+    return credentials
+
+
+def adc_available() -> bool:
+    """Cheap start-up check: a credentials file that ADC would find (no network, no import)."""
+    configured = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
+    return bool(configured and Path(configured).is_file()) or ADC_FILE.expanduser().is_file()
+
+
+@dataclass(frozen=True)
+class GoogleEndpoint:
+    provider: str
+    backend: Backend
+    root: str
+    """Scheme and host (plus any prefix), e.g. `https://us-central1-aiplatform.googleapis.com`."""
+    prefix: str
+    """The path before `/models/...`: `v1` or `v1beta1/projects/p/locations/l/publishers/google`."""
+    auth: TokenSource
+    key_hint: str
+    secrets: tuple[str, ...] = ()
+
+    def url(self, model: str, method: str) -> str:
+        return f"{self.root.rstrip('/')}/{self.prefix}/models/{model}:{method}"
+
+
+def gemini_endpoint(settings: GoogleSettings) -> GoogleEndpoint:
+    if settings.api_key is None:
+        raise ConfigError("the google provider needs an API key: set GEMINI_API_KEY (or GOOGLE_API_KEY)")
+    key = settings.api_key.get_secret_value()
+    return GoogleEndpoint(
+        provider="google",
+        backend="gemini",
+        root=settings.base_url,
+        prefix=settings.api_version,
+        auth=StaticHeaders({"x-goog-api-key": key}),
+        key_hint="GEMINI_API_KEY / GOOGLE_API_KEY",
+        secrets=(key,),
+    )
+
+
+def vertex_endpoint(settings: VertexSettings) -> GoogleEndpoint:
+    if not settings.project:
+        raise ConfigError("the vertex provider needs GOOGLE_CLOUD_PROJECT (and GOOGLE_CLOUD_LOCATION)")
+    location = settings.location
+    auth: TokenSource
+    secrets: tuple[str, ...] = ()
+    if settings.access_token is not None:
+        token = settings.access_token.get_secret_value()
+        auth, secrets = StaticHeaders({"Authorization": f"Bearer {token}"}), (token,)
+    else:
+        auth = ApplicationDefaultCredentials()
+    return GoogleEndpoint(
+        provider="vertex",
+        backend="vertex",
+        root=settings.base_url or _vertex_host(location),
+        prefix=f"{settings.api_version}/projects/{settings.project}/locations/{location}/publishers/google",
+        auth=auth,
+        key_hint="GOOGLE_OAUTH_ACCESS_TOKEN or Application Default Credentials, and Vertex AI access",
+        secrets=secrets,
+    )
+
+
+def _vertex_host(location: str) -> str:
+    if location == "global":
+        return "https://aiplatform.googleapis.com"
+    if location in ("us", "eu"):
+        return f"https://aiplatform.{location}.rep.googleapis.com"
+    return f"https://{location}-aiplatform.googleapis.com"
+
+
+def map_google_error(endpoint: GoogleEndpoint, response: httpx2.Response) -> ProviderError:
+    """`{"error": {"code", "message", "status"}}` (or a bare status) as a ProviderError."""
+    body = json_error_body(response) or {}
+    error = body.get("error", body)
+    if isinstance(error, list) and len(error) == 1:
+        error = error[0]
+    message = error.get("message") if isinstance(error, dict) else None
+    status_name = error.get("status") if isinstance(error, dict) else None
+    text = redact(str(message) if message else (response.reason_phrase or "error"), endpoint.secrets)
+    code = str(status_name) if status_name else None
+    if response.status_code in (401, 403):
+        text = f"{text} (check {endpoint.key_hint})"
+    elif response.status_code == 404:
+        text = f"{text} (check the model name; retired models answer 404)"
+    if code == "INVALID_ARGUMENT" and "safety" in text.lower():
+        return ContentPolicyError(endpoint.provider, text, status=response.status_code, code=code)
+    return ProviderError(
+        endpoint.provider,
+        text,
+        status=response.status_code,
+        code=code,
+        retry_after=retry_after_seconds(response),
+    )

@@ -1,0 +1,212 @@
+"""A loopback fake of Google's image APIs on both hosts (providers.md section 3).
+
+Gemini API paths `/{version}/models/{model}:{method}` with `x-goog-api-key`, and Vertex paths
+`/{version}/projects/{p}/locations/{l}/publishers/google/models/{model}:{method}` with a bearer
+token. `generateContent` answers with a text part and an image part (or, steered, a blocked
+prompt, a blocked image, a text-only answer); `streamGenerateContent?alt=sse` sends the same
+as one SSE event. Requests are recorded; both spellings the SDK and the REST docs use
+(`mime_type`/`mimeType`) are accepted. The official google-genai SDK runs against it in
+`tests/test_fake_google_sdk.py`.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import itertools
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image, ImageDraw
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+ASPECT_SIZES = {
+    "1:1": (1024, 1024),
+    "2:3": (832, 1248),
+    "3:2": (1248, 832),
+    "3:4": (864, 1184),
+    "4:3": (1184, 864),
+    "4:5": (896, 1152),
+    "5:4": (1152, 896),
+    "9:16": (768, 1344),
+    "16:9": (1344, 768),
+    "21:9": (1536, 672),
+}
+SIZE_SCALE = {"1K": 1, "2K": 2, "4K": 4}
+
+
+@dataclass(frozen=True)
+class GoogleRequest:
+    backend: str
+    """`gemini` or `vertex`."""
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    json: dict[str, Any]
+    model: str
+    method: str
+
+
+@dataclass
+class FakeGoogle:
+    api_key: str = "AIza-fake-test-key-0123456789"
+    access_token: str = "ya29.fake-test-token"
+    project: str = "test-project"
+    url: str = ""
+    requests: list[GoogleRequest] = field(default_factory=list)
+    block_prompt: str | None = None
+    """Answer generateContent with `promptFeedback.blockReason` and no candidates."""
+    finish_reason: str | None = None
+    """Answer generateContent with this finish reason and no image."""
+    text_only: str | None = None
+    """Answer generateContent with this text and no image."""
+    fail_next: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    scale_down: int = 4
+    """Make images this many times smaller than the real service would, to keep tests fast."""
+    _counter: itertools.count[int] = field(default_factory=itertools.count)
+
+    def __post_init__(self) -> None:
+        self.app = Starlette(
+            routes=[
+                Route("/{version}/models/{target}", self._gemini, methods=["POST"]),
+                Route(
+                    "/{version}/projects/{project}/locations/{location}/publishers/google/models/{target}",
+                    self._vertex,
+                    methods=["POST"],
+                ),
+            ]
+        )
+
+    @property
+    def last(self) -> GoogleRequest:
+        return self.requests[-1]
+
+    async def _gemini(self, request: Request) -> Response:
+        if request.headers.get("x-goog-api-key") != self.api_key:
+            return _error(400, "API key not valid. Please pass a valid API key.", "INVALID_ARGUMENT")
+        return await self._handle(request, "gemini")
+
+    async def _vertex(self, request: Request) -> Response:
+        if request.headers.get("authorization") != f"Bearer {self.access_token}":
+            return _error(401, "Request had invalid authentication credentials.", "UNAUTHENTICATED")
+        if request.path_params["project"] != self.project:
+            return _error(
+                403, f"Permission denied on project {request.path_params['project']}.", "PERMISSION_DENIED"
+            )
+        return await self._handle(request, "vertex")
+
+    async def _handle(self, request: Request, backend: str) -> Response:
+        model, _, method = request.path_params["target"].partition(":")
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            return _error(400, "Invalid JSON payload received.", "INVALID_ARGUMENT")
+        self.requests.append(
+            GoogleRequest(
+                backend=backend,
+                path=request.url.path,
+                query=dict(request.query_params),
+                headers={key.lower(): value for key, value in request.headers.items()},
+                json=body,
+                model=model,
+                method=method,
+            )
+        )
+        if self.fail_next:
+            status, reply = self.fail_next.pop(0)
+            return JSONResponse(reply, status_code=status)
+        if method == "generateContent":
+            return self._generate_content(body, backend)
+        if method == "streamGenerateContent":
+            answer = self._generate_content(body, backend)
+            return Response(b"data: " + bytes(answer.body) + b"\r\n\r\n", media_type="text/event-stream")
+        return _error(404, f"Method {method} not found for {model}.", "NOT_FOUND")
+
+    def _generate_content(self, body: dict[str, Any], backend: str) -> JSONResponse:
+        contents = body.get("contents")
+        if not isinstance(contents, list) or not contents:
+            return _error(
+                400, "* GenerateContentRequest.contents: contents is not specified", "INVALID_ARGUMENT"
+            )
+        config = body.get("generationConfig", {})
+        image_config = config.get("imageConfig", {})
+        if backend == "gemini":
+            for vertex_only in ("personGeneration", "imageOutputOptions"):
+                if vertex_only in image_config:
+                    return _error(
+                        400,
+                        f"Unknown name \"{vertex_only}\" at 'generation_config.image_config'",
+                        "INVALID_ARGUMENT",
+                    )
+        usage = {"promptTokenCount": 12, "candidatesTokenCount": 1290, "totalTokenCount": 1302}
+        if self.block_prompt:
+            return JSONResponse(
+                {"promptFeedback": {"blockReason": self.block_prompt}, "usageMetadata": usage}
+            )
+        text_part = {"text": self.text_only or "Here is the image you asked for."}
+        parts: list[dict[str, Any]] = [text_part]
+        finish = self.finish_reason or "STOP"
+        wants_image = "IMAGE" in [str(item).upper() for item in config.get("responseModalities", ["TEXT"])]
+        if wants_image and not self.text_only and not self.finish_reason:
+            inputs = [
+                _inline(part) for content in contents for part in content.get("parts", []) if _inline(part)
+            ]
+            size = self._output_size(image_config, inputs[0] if inputs else None)
+            output_format = image_config.get("imageOutputOptions", {}).get("mimeType", "image/png")
+            image = self._image(size, "JPEG" if output_format == "image/jpeg" else "PNG")
+            parts.append(
+                {"inlineData": {"mimeType": output_format, "data": base64.b64encode(image).decode()}}
+            )
+        reply = {
+            "candidates": [
+                {"content": {"role": "model", "parts": parts}, "finishReason": finish, "index": 0}
+            ],
+            "usageMetadata": usage,
+            "modelVersion": "gemini-fake-001",
+            "responseId": f"resp-{next(self._counter)}",
+        }
+        return JSONResponse(reply)
+
+    def _output_size(self, image_config: dict[str, Any], first_input: bytes | None) -> tuple[int, int]:
+        if first_input is not None and "aspectRatio" not in image_config:
+            with Image.open(io.BytesIO(first_input)) as opened:
+                width, height = opened.size
+                return (width, height)
+        width, height = ASPECT_SIZES.get(str(image_config.get("aspectRatio", "1:1")), (1024, 1024))
+        scale = SIZE_SCALE.get(str(image_config.get("imageSize", "1K")), 1)
+        return (width * scale // self.scale_down, height * scale // self.scale_down)
+
+    def _image(self, size: tuple[int, int], pil_format: str) -> bytes:
+        index = next(self._counter)
+        image = Image.new("RGB", size, (30 + index * 41 % 200, 90, 150))
+        ImageDraw.Draw(image).rectangle(
+            (size[0] // 4, size[1] // 4, size[0] // 2, size[1] // 2), fill=(240, 240, 0)
+        )
+        buffer = io.BytesIO()
+        image.save(buffer, format=pil_format)
+        return buffer.getvalue()
+
+
+def _inline(part: dict[str, Any]) -> bytes | None:
+    inline = part.get("inlineData") or part.get("inline_data")
+    if not isinstance(inline, dict):
+        return None
+    if not (inline.get("mimeType") or inline.get("mime_type")):
+        return None
+    return decode_b64(str(inline["data"]))
+
+
+def decode_b64(text: str) -> bytes:
+    """Standard or URL-safe base64, padded or not: the SDK writes URL-safe, REST users standard."""
+    standard = text.replace("-", "+").replace("_", "/")
+    return base64.b64decode(standard + "=" * (-len(standard) % 4), validate=True)
+
+
+def _error(status: int, message: str, status_name: str) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": status, "message": message, "status": status_name}}, status_code=status
+    )

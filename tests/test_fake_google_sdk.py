@@ -1,0 +1,137 @@
+"""The Google fake is only trusted because the official google-genai SDK runs against it.
+
+Each test makes a real SDK call to the loopback fake on the Gemini API or on Vertex, checks
+the SDK parsed the reply into its own types, and checks what the SDK sent (path, auth, the
+captured body shapes of providers.md section 3).
+"""
+
+from __future__ import annotations
+
+import base64
+
+import google.oauth2.credentials
+import pytest
+from google import genai
+from google.genai import errors, types
+
+from tests.conftest import image_size, png_bytes
+from tests.fakes.google_genai import FakeGoogle
+
+
+def gemini_sdk(fake: FakeGoogle) -> genai.Client:
+    return genai.Client(api_key=fake.api_key, http_options=types.HttpOptions(base_url=fake.url))
+
+
+def vertex_sdk(fake: FakeGoogle, location: str = "us-central1") -> genai.Client:
+    credentials = google.oauth2.credentials.Credentials(token=fake.access_token)  # type: ignore[no-untyped-call]
+    return genai.Client(
+        vertexai=True,
+        project=fake.project,
+        location=location,
+        credentials=credentials,
+        http_options=types.HttpOptions(base_url=fake.url),
+    )
+
+
+def test_sdk_generate_content_with_image_output_on_the_gemini_api(fake_google: FakeGoogle) -> None:
+    config = types.GenerateContentConfig(
+        response_modalities=["TEXT", "IMAGE"],
+        image_config=types.ImageConfig(aspect_ratio="16:9", image_size="2K"),
+    )
+    client = gemini_sdk(fake_google)  # held: the SDK closes its connection when the client is collected
+    reply = client.models.generate_content(
+        model="gemini-3.1-flash-image", contents="a lighthouse", config=config
+    )
+    sent = fake_google.last
+    assert sent.path == "/v1/models/gemini-3.1-flash-image:generateContent"
+    assert sent.headers["x-goog-api-key"] == fake_google.api_key
+    assert sent.json == {
+        "contents": [{"parts": [{"text": "a lighthouse"}], "role": "user"}],
+        "generationConfig": {
+            "responseModalities": ["TEXT", "IMAGE"],
+            "imageConfig": {"aspectRatio": "16:9", "imageSize": "2K"},
+        },
+    }
+    parts = reply.candidates[0].content.parts  # type: ignore[index, union-attr]
+    assert parts is not None and parts[0].text == "Here is the image you asked for."
+    image = parts[1].inline_data
+    assert image is not None and image.mime_type == "image/png"
+    assert image_size(image.data or b"") == (1344 * 2 // 4, 768 * 2 // 4)
+    assert reply.usage_metadata is not None and reply.usage_metadata.total_token_count == 1302
+
+
+def test_sdk_edit_on_vertex_with_vertex_only_image_options(fake_google: FakeGoogle) -> None:
+    source = png_bytes((40, 30))
+    config = types.GenerateContentConfig(
+        response_modalities=["TEXT", "IMAGE"],
+        candidate_count=1,
+        image_config=types.ImageConfig(
+            person_generation="ALLOW_ADULT", output_mime_type="image/jpeg", output_compression_quality=80
+        ),
+    )
+    client = vertex_sdk(fake_google)
+    content = types.Content(
+        role="user",
+        parts=[
+            types.Part.from_bytes(data=source, mime_type="image/png"),
+            types.Part.from_text(text="make it blue"),
+        ],
+    )
+    reply = client.models.generate_content(model="gemini-3-pro-image", contents=content, config=config)
+    sent = fake_google.last
+    assert sent.path == (
+        "/v1beta1/projects/test-project/locations/us-central1/publishers/google/models/gemini-3-pro-image:generateContent"
+    )
+    assert sent.headers["authorization"] == f"Bearer {fake_google.access_token}"
+    assert sent.json["contents"][0]["parts"] == [
+        {"inlineData": {"data": base64.b64encode(source).decode(), "mime_type": "image/png"}},
+        {"text": "make it blue"},
+    ]
+    assert sent.json["generationConfig"]["imageConfig"] == {
+        "personGeneration": "ALLOW_ADULT",
+        "imageOutputOptions": {"mimeType": "image/jpeg", "compressionQuality": 80},
+    }
+    image = reply.candidates[0].content.parts[1].inline_data  # type: ignore[index, union-attr]
+    assert image is not None and image.mime_type == "image/jpeg"
+    assert image_size(image.data or b"") == (40, 30)
+
+
+def test_sdk_sees_blocked_prompts_finish_reasons_and_errors(fake_google: FakeGoogle) -> None:
+    client = genai.Client(
+        api_key=fake_google.api_key,
+        http_options=types.HttpOptions(
+            base_url=fake_google.url, retry_options=types.HttpRetryOptions(attempts=1)
+        ),
+    )
+    fake_google.block_prompt = "PROHIBITED_CONTENT"
+    reply = client.models.generate_content(model="gemini-3.1-flash-image", contents="x")
+    assert reply.prompt_feedback is not None and reply.prompt_feedback.block_reason == "PROHIBITED_CONTENT"
+    assert not reply.candidates
+    fake_google.block_prompt = None
+    fake_google.finish_reason = "IMAGE_SAFETY"
+    config = types.GenerateContentConfig(response_modalities=["IMAGE"])
+    reply = client.models.generate_content(model="gemini-3.1-flash-image", contents="x", config=config)
+    assert reply.candidates and reply.candidates[0].finish_reason == types.FinishReason.IMAGE_SAFETY
+    fake_google.fail_next.append(
+        (429, {"error": {"code": 429, "message": "Quota exceeded.", "status": "RESOURCE_EXHAUSTED"}})
+    )
+    with pytest.raises(errors.ClientError, match="Quota exceeded") as caught:
+        client.models.generate_content(model="gemini-3.1-flash-image", contents="x")
+    assert caught.value.code == 429 and caught.value.status == "RESOURCE_EXHAUSTED"
+    wrong = genai.Client(api_key="AIza-wrong", http_options=types.HttpOptions(base_url=fake_google.url))
+    with pytest.raises(errors.ClientError, match="API key not valid"):
+        wrong.models.generate_content(model="gemini-3.1-flash-image", contents="x")
+
+
+def test_sdk_streams_generate_content(fake_google: FakeGoogle) -> None:
+    config = types.GenerateContentConfig(response_modalities=["TEXT", "IMAGE"])
+    client = gemini_sdk(fake_google)
+    chunks = list(
+        client.models.generate_content_stream(model="gemini-3.1-flash-image", contents="a cat", config=config)
+    )
+    assert fake_google.last.path.endswith(":streamGenerateContent") and fake_google.last.query == {
+        "alt": "sse"
+    }
+    assert len(chunks) == 1
+    parts = chunks[0].candidates[0].content.parts  # type: ignore[index, union-attr]
+    assert parts is not None and parts[1].inline_data is not None

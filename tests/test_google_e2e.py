@@ -1,0 +1,121 @@
+"""Google through the MCP tools, as a user would configure it: the Gemini API with
+GEMINI_API_KEY and GOOGLE_GEMINI_BASE_URL, Vertex with GOOGLE_CLOUD_PROJECT,
+GOOGLE_CLOUD_LOCATION, GOOGLE_OAUTH_ACCESS_TOKEN and GOOGLE_VERTEX_BASE_URL, both pointed at
+the loopback fake."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.connect import Transport, connect
+from tests.fakes.google_genai import FakeGoogle
+from tests.test_e2e import images_of, read_blob
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def google_env(fake_google: FakeGoogle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    env = {
+        "GEMINI_API_KEY": fake_google.api_key,
+        "GOOGLE_GEMINI_BASE_URL": fake_google.url,
+        "GOOGLE_CLOUD_PROJECT": fake_google.project,
+        "GOOGLE_CLOUD_LOCATION": "us-central1",
+        "GOOGLE_OAUTH_ACCESS_TOKEN": fake_google.access_token,
+        "GOOGLE_VERTEX_BASE_URL": fake_google.url,
+        "IMAGEGEN_STORE_DIR": str(tmp_path / "store"),
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+def structured(result: Any) -> dict[str, Any]:
+    assert not result.is_error, result.content
+    facts: dict[str, Any] = result.structured_content
+    return facts
+
+
+@pytest.mark.parametrize("transport", ["memory", "stdio"])
+async def test_generate_on_gemini_then_edit_on_vertex(
+    transport: Transport, google_env: dict[str, str], fake_google: FakeGoogle
+) -> None:
+    async with connect(transport, google_env) as client:
+        providers = structured(await client.call_tool("list_providers", {}))
+        by_name = {info["name"]: info for info in providers["providers"]}
+        assert by_name["google"]["configured"] and by_name["vertex"]["configured"]
+        assert (
+            "image_size" in by_name["google"]["options"]
+            and "person_generation" not in by_name["google"]["options"]
+        )
+        assert "person_generation" in by_name["vertex"]["options"]
+        assert by_name["vertex"]["default_model"] == "gemini-3.1-flash-image"
+
+        made = structured(
+            await client.call_tool(
+                "generate_image",
+                {"prompt": "a lighthouse", "provider": "google", "aspect_ratio": "16:9", "image_size": "2K"},
+            )
+        )
+        assert made["provider"] == "google" and made["model"] == "gemini-3.1-flash-image"
+        assert made["text"] == "Here is the image you asked for."
+        assert (made["images"][0]["width"], made["images"][0]["height"]) == (672, 384)
+        assert fake_google.last.backend == "gemini"
+        assert fake_google.last.json["generationConfig"]["imageConfig"] == {
+            "aspectRatio": "16:9",
+            "imageSize": "2K",
+        }
+
+        edited = await client.call_tool(
+            "edit_image",
+            {
+                "image": made["images"][0]["uri"],
+                "prompt": "make it night",
+                "provider": "vertex",
+                "model": "gemini-3-pro-image",
+                "output_format": "jpeg",
+                "person_generation": "dont_allow",
+            },
+        )
+        facts = structured(edited)
+        assert fake_google.last.backend == "vertex" and fake_google.last.model == "gemini-3-pro-image"
+        sent_parts = fake_google.last.json["contents"][0]["parts"]
+        assert sent_parts[0]["inlineData"]["mimeType"] == "image/png" and sent_parts[1] == {
+            "text": "make it night"
+        }
+        assert fake_google.last.json["generationConfig"]["imageConfig"] == {
+            "personGeneration": "ALLOW_NONE",
+            "imageOutputOptions": {"mimeType": "image/jpeg"},
+        }
+        assert facts["parent_ids"] == [made["images"][0]["id"]]
+        assert images_of(edited)
+        blob, mime = await read_blob(client, facts["images"][0]["uri"])
+        assert mime == "image/jpeg" and blob[:2] == b"\xff\xd8"
+
+
+async def test_refusals_store_nothing_and_say_why(
+    google_env: dict[str, str], fake_google: FakeGoogle, tmp_path: Path
+) -> None:
+    async with connect("memory", google_env) as client:
+        fake_google.block_prompt = "SAFETY"
+        blocked = await client.call_tool("generate_image", {"prompt": "x", "provider": "google"})
+        assert blocked.is_error and "the prompt was blocked (SAFETY)" in str(blocked.content)
+        fake_google.block_prompt = None
+        unsupported = await client.call_tool(
+            "generate_image", {"prompt": "x", "provider": "google", "output_format": "jpeg"}
+        )
+        assert unsupported.is_error and "google does not support output_format" in str(unsupported.content)
+        masked = await client.call_tool(
+            "edit_image",
+            {
+                "image": "data:image/png;base64,iVBORw0KGgo=",
+                "prompt": "x",
+                "provider": "vertex",
+                "size": "1024x1024",
+            },
+        )
+        assert masked.is_error and "vertex does not support size" in str(masked.content)
+    assert not list((tmp_path / "store" / "images").rglob("*.*"))

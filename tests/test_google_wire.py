@@ -1,0 +1,217 @@
+"""Our Google client against the loopback fake: the requests it sends are the google-genai SDK's.
+
+Each test makes the same logical call with the SDK and with our client and compares what
+reached the fake: path, auth header, and the JSON body. The SDK writes `inlineData.mime_type`
+in snake_case and we write camelCase (both are accepted by Google), so bodies are compared
+after normalising that one key.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx2
+import pytest
+from google.genai import types
+from PIL import Image
+
+from mcp_imagegen.config import GoogleSettings, VertexSettings
+from mcp_imagegen.errors import ContentPolicyError, InputError, ProviderError
+from mcp_imagegen.providers._http import RetryPolicy
+from mcp_imagegen.providers.base import EditRequest, GenerateRequest, InputImage
+from mcp_imagegen.providers.google import GEMINI_IMAGE_MODELS, GoogleImages, gemini_capabilities
+from mcp_imagegen.providers.google_endpoint import gemini_endpoint, vertex_endpoint
+from tests.conftest import image_size, png_bytes
+from tests.fakes.google_genai import FakeGoogle, GoogleRequest, decode_b64
+from tests.test_fake_google_sdk import gemini_sdk, vertex_sdk
+
+pytestmark = pytest.mark.anyio
+NO_RETRY = RetryPolicy(max_retries=0)
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx2.AsyncClient]:
+    async with httpx2.AsyncClient() as client:
+        yield client
+
+
+def gemini(fake: FakeGoogle, http: httpx2.AsyncClient) -> GoogleImages:
+    settings = GoogleSettings(api_key=fake.api_key, base_url=fake.url)
+    caps = gemini_capabilities("gemini", GEMINI_IMAGE_MODELS, "gemini-3.1-flash-image")
+    return GoogleImages(gemini_endpoint(settings), http, caps, 30, NO_RETRY)
+
+
+def vertex(fake: FakeGoogle, http: httpx2.AsyncClient) -> GoogleImages:
+    settings = VertexSettings(
+        project=fake.project, location="us-central1", access_token=fake.access_token, base_url=fake.url
+    )
+    caps = gemini_capabilities("vertex", GEMINI_IMAGE_MODELS, "gemini-3.1-flash-image")
+    return GoogleImages(vertex_endpoint(settings), http, caps, 30, NO_RETRY)
+
+
+def normalised(value: Any) -> Any:
+    """The body with the SDK's two spelling habits undone: `mime_type` and URL-safe base64."""
+    if isinstance(value, dict):
+        return {
+            ("mimeType" if key == "mime_type" else key): (
+                decode_b64(item) if key in ("data", "bytesBase64Encoded") else normalised(item)
+            )
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [normalised(item) for item in value]
+    return value
+
+
+def assert_same_wire(mine: GoogleRequest, sdk: GoogleRequest) -> None:
+    assert (mine.path, mine.query) == (sdk.path, sdk.query)
+    for header in ("x-goog-api-key", "authorization", "content-type"):
+        assert mine.headers.get(header) == sdk.headers.get(header), header
+    assert normalised(mine.json) == normalised(sdk.json)
+
+
+def input_image(data: bytes) -> InputImage:
+    with Image.open(io.BytesIO(data)) as opened:
+        return InputImage(data, "image/png", opened.width, opened.height, "image.png")
+
+
+async def test_generate_on_the_gemini_api_matches_the_sdk(
+    fake_google: FakeGoogle, http: httpx2.AsyncClient
+) -> None:
+    client = gemini_sdk(fake_google)
+    client.models.generate_content(
+        model="gemini-3.1-flash-image",
+        contents="a lighthouse",
+        config=types.GenerateContentConfig(
+            seed=7,
+            response_modalities=["TEXT", "IMAGE"],
+            image_config=types.ImageConfig(aspect_ratio="16:9", image_size="2K"),
+        ),
+    )
+    sdk_sent = fake_google.last
+    result = await gemini(fake_google, http).generate(
+        GenerateRequest(
+            prompt="a lighthouse",
+            model="gemini-3.1-flash-image",
+            aspect_ratio="16:9",
+            image_size="2K",
+            seed=7,
+        )
+    )
+    assert_same_wire(fake_google.last, sdk_sent)
+    assert len(result.images) == 1 and image_size(result.images[0].data) == (672, 384)
+    assert result.text == "Here is the image you asked for."
+    assert result.metadata["usage"] == {
+        "promptTokenCount": 12,
+        "candidatesTokenCount": 1290,
+        "totalTokenCount": 1302,
+    }
+    assert result.metadata["finish_reasons"] == ["STOP"]
+
+
+async def test_edit_on_vertex_matches_the_sdk(fake_google: FakeGoogle, http: httpx2.AsyncClient) -> None:
+    first, second = png_bytes((40, 30)), png_bytes((40, 30), (0, 80, 0))
+    client = vertex_sdk(fake_google)
+    client.models.generate_content(
+        model="gemini-3-pro-image",
+        contents=types.Content(
+            role="user",
+            parts=[
+                types.Part.from_bytes(data=first, mime_type="image/png"),
+                types.Part.from_bytes(data=second, mime_type="image/png"),
+                types.Part.from_text(text="put the two together"),
+            ],
+        ),
+        config=types.GenerateContentConfig(
+            response_modalities=["TEXT", "IMAGE"],
+            image_config=types.ImageConfig(
+                person_generation="ALLOW_NONE", output_mime_type="image/jpeg", output_compression_quality=70
+            ),
+        ),
+    )
+    sdk_sent = fake_google.last
+    result = await vertex(fake_google, http).edit(
+        EditRequest(
+            prompt="put the two together",
+            model="gemini-3-pro-image",
+            images=(input_image(first), input_image(second)),
+            person_generation="dont_allow",
+            output_format="jpeg",
+            output_compression=70,
+        )
+    )
+    assert_same_wire(fake_google.last, sdk_sent)
+    assert sdk_sent.headers["authorization"] == f"Bearer {fake_google.access_token}"
+    assert image_size(result.images[0].data) == (40, 30)
+
+
+async def test_n_images_are_n_calls_and_usage_adds_up(
+    fake_google: FakeGoogle, http: httpx2.AsyncClient
+) -> None:
+    result = await gemini(fake_google, http).generate(
+        GenerateRequest(prompt="x", model="gemini-3.1-flash-image", n=3)
+    )
+    assert len(fake_google.requests) == 3 and len(result.images) == 3
+    assert len({image.data for image in result.images}) == 3
+    assert result.metadata["usage"] == {
+        "promptTokenCount": 36,
+        "candidatesTokenCount": 3870,
+        "totalTokenCount": 3906,
+    }
+
+
+async def test_blocks_and_text_only_answers_are_clear_errors(
+    fake_google: FakeGoogle, http: httpx2.AsyncClient
+) -> None:
+    provider = gemini(fake_google, http)
+    request = GenerateRequest(prompt="x", model="gemini-3.1-flash-image")
+    fake_google.block_prompt = "PROHIBITED_CONTENT"
+    with pytest.raises(
+        ContentPolicyError, match=r"google refused .*the prompt was blocked \(PROHIBITED_CONTENT\)"
+    ):
+        await provider.generate(request)
+    fake_google.block_prompt = None
+    fake_google.finish_reason = "IMAGE_SAFETY"
+    with pytest.raises(ContentPolicyError, match=r"the image was blocked \(finish reason IMAGE_SAFETY\)"):
+        await provider.generate(request)
+    fake_google.finish_reason = None
+    fake_google.text_only = "Which kind of cat would you like?"
+    with pytest.raises(
+        ProviderError, match=r'answered without an image .*It said: "Which kind of cat would you like\?"'
+    ):
+        await provider.generate(request)
+
+
+async def test_google_errors_name_the_setting_to_check(
+    fake_google: FakeGoogle, http: httpx2.AsyncClient
+) -> None:
+    settings = GoogleSettings(api_key="AIza-wrong-key-000000", base_url=fake_google.url)
+    caps = gemini_capabilities("gemini", GEMINI_IMAGE_MODELS, "gemini-3.1-flash-image")
+    wrong = GoogleImages(gemini_endpoint(settings), http, caps, 30, NO_RETRY)
+    with pytest.raises(ProviderError, match=r"HTTP 400, INVALID_ARGUMENT\): API key not valid") as caught:
+        await wrong.generate(GenerateRequest(prompt="x", model="gemini-3.1-flash-image"))
+    assert "AIza-wrong-key-000000" not in str(caught.value)
+    fake_google.fail_next.append(
+        (404, {"error": {"code": 404, "message": "models/old is not found.", "status": "NOT_FOUND"}})
+    )
+    with pytest.raises(ProviderError, match="retired models answer 404"):
+        await gemini(fake_google, http).generate(GenerateRequest(prompt="x", model="old"))
+
+
+async def test_mask_and_unknown_aspect_ratio_are_refused_before_any_request(
+    fake_google: FakeGoogle, http: httpx2.AsyncClient
+) -> None:
+    data = png_bytes((40, 30))
+    with pytest.raises(InputError, match="edits by instruction and takes no mask"):
+        await vertex(fake_google, http).edit(
+            EditRequest(
+                prompt="x", model="gemini-3-pro-image", images=(input_image(data),), mask=input_image(data)
+            )
+        )
+    with pytest.raises(InputError, match="supports aspect_ratio 1:1, 2:3"):
+        await gemini(fake_google, http).generate(
+            GenerateRequest(prompt="x", model="gemini-3.1-flash-image", aspect_ratio="7:3")
+        )
+    assert fake_google.requests == []
