@@ -135,3 +135,53 @@ def test_sdk_streams_generate_content(fake_google: FakeGoogle) -> None:
     assert len(chunks) == 1
     parts = chunks[0].candidates[0].content.parts  # type: ignore[index, union-attr]
     assert parts is not None and parts[1].inline_data is not None
+
+
+IMAGEN_DEPRECATION = "ignore:The .* method is deprecated"
+"""google-genai 3.x steers users to Gemini image models; Vertex still serves Imagen's :predict."""
+
+
+@pytest.mark.filterwarnings(IMAGEN_DEPRECATION)
+def test_sdk_generate_images_on_vertex_with_every_option(fake_google: FakeGoogle) -> None:
+    client = vertex_sdk(fake_google)
+    config = types.GenerateImagesConfig(
+        number_of_images=2,
+        aspect_ratio="16:9",
+        negative_prompt="dogs",
+        seed=3,
+        add_watermark=False,
+        output_mime_type="image/jpeg",
+        output_compression_quality=85,
+        person_generation="ALLOW_ADULT",
+        safety_filter_level="BLOCK_MEDIUM_AND_ABOVE",
+        language="en",
+        enhance_prompt=True,
+        include_rai_reason=True,
+        include_safety_attributes=True,
+        image_size="2K",
+        guidance_scale=7.5,
+    )
+    reply = client.models.generate_images(model="imagen-4.0-generate-001", prompt="a cat", config=config)
+    sent = fake_google.last
+    assert sent.path.endswith("/publishers/google/models/imagen-4.0-generate-001:predict")
+    assert sent.json["instances"] == [{"prompt": "a cat"}]
+    assert sent.json["parameters"]["sampleImageSize"] == "2K"
+    images = reply.generated_images or []
+    assert len(images) == 2
+    assert images[0].image is not None and images[0].image.mime_type == "image/jpeg"
+    assert image_size(images[0].image.image_bytes or b"") == (1344 * 2 // 4, 768 * 2 // 4)
+    assert images[0].enhanced_prompt == "a cat, golden hour, detailed"
+    assert reply.positive_prompt_safety_attributes is not None
+
+
+@pytest.mark.filterwarnings(IMAGEN_DEPRECATION)
+def test_sdk_sees_filtered_imagen_results(fake_google: FakeGoogle) -> None:
+    client = vertex_sdk(fake_google)
+    fake_google.filtered = 1
+    config = types.GenerateImagesConfig(number_of_images=2, include_rai_reason=True)
+    reply = client.models.generate_images(model="imagen-4.0-generate-001", prompt="x", config=config)
+    images = reply.generated_images or []
+    assert [image.rai_filtered_reason for image in images] == [
+        "56562880: the image may depict violence.",
+        None,
+    ]

@@ -12,7 +12,7 @@ import pytest
 
 from tests.connect import Transport, connect
 from tests.fakes.google_genai import FakeGoogle
-from tests.test_e2e import images_of, read_blob
+from tests.test_e2e import images_of, read_blob, read_json
 
 pytestmark = pytest.mark.anyio
 
@@ -119,3 +119,38 @@ async def test_refusals_store_nothing_and_say_why(
         )
         assert masked.is_error and "vertex does not support size" in str(masked.content)
     assert not list((tmp_path / "store" / "images").rglob("*.*"))
+
+
+async def test_imagen_generate_through_the_tool(google_env: dict[str, str], fake_google: FakeGoogle) -> None:
+    fake_google.filtered = 1
+    async with connect("memory", google_env) as client:
+        result = await client.call_tool(
+            "generate_image",
+            {
+                "prompt": "a fox in the snow",
+                "provider": "vertex",
+                "model": "imagen-4.0-generate-001",
+                "n": 3,
+                "negative_prompt": "people",
+                "aspect_ratio": "9:16",
+                "safety_filter": "block_medium_and_above",
+                "enhance_prompt": True,
+                "output_format": "jpeg",
+            },
+        )
+        facts = structured(result)
+        assert len(facts["images"]) == 2, "one of three was filtered"
+        assert facts["images"][0]["revised_prompt"] == "a fox in the snow, golden hour, detailed"
+        assert facts["images"][0]["mime_type"] == "image/jpeg"
+        parameters = fake_google.last.json["parameters"]
+        assert (
+            parameters["negativePrompt"] == "people"
+            and parameters["safetySetting"] == "BLOCK_MEDIUM_AND_ABOVE"
+        )
+        metadata = await read_json(client, facts["images"][0]["uri"] + "/metadata")
+        assert metadata["provider_response"]["filtered"]["count"] == 1
+        assert metadata["parameters"]["negative_prompt"] == "people"
+        refused = await client.call_tool(
+            "generate_image", {"prompt": "x", "provider": "vertex", "negative_prompt": "people"}
+        )
+        assert refused.is_error and "those are Imagen options" in str(refused.content)

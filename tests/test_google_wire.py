@@ -215,3 +215,103 @@ async def test_mask_and_unknown_aspect_ratio_are_refused_before_any_request(
             GenerateRequest(prompt="x", model="gemini-3.1-flash-image", aspect_ratio="7:3")
         )
     assert fake_google.requests == []
+
+
+@pytest.mark.filterwarnings("ignore:The .* method is deprecated")
+async def test_imagen_generate_on_vertex_matches_the_sdk(
+    fake_google: FakeGoogle, http: httpx2.AsyncClient
+) -> None:
+    client = vertex_sdk(fake_google)
+    client.models.generate_images(
+        model="imagen-4.0-generate-001",
+        prompt="a cat",
+        config=types.GenerateImagesConfig(
+            number_of_images=2,
+            aspect_ratio="16:9",
+            negative_prompt="dogs",
+            seed=3,
+            add_watermark=False,
+            output_mime_type="image/jpeg",
+            output_compression_quality=85,
+            person_generation="DONT_ALLOW",
+            safety_filter_level="BLOCK_ONLY_HIGH",
+            language="en",
+            enhance_prompt=True,
+            include_rai_reason=True,
+            include_safety_attributes=True,
+            image_size="2K",
+            guidance_scale=7.5,
+        ),
+    )
+    sdk_sent = fake_google.last
+    result = await vertex(fake_google, http).generate(
+        GenerateRequest(
+            prompt="a cat",
+            model="imagen-4.0-generate-001",
+            n=2,
+            aspect_ratio="16:9",
+            negative_prompt="dogs",
+            seed=3,
+            add_watermark=False,
+            output_format="jpeg",
+            output_compression=85,
+            person_generation="dont_allow",
+            safety_filter="block_only_high",
+            language="en",
+            enhance_prompt=True,
+            image_size="2K",
+            guidance_scale=7.5,
+        )
+    )
+    assert_same_wire(fake_google.last, sdk_sent)
+    assert list(fake_google.last.json["parameters"]) == list(sdk_sent.json["parameters"])
+    assert len(result.images) == 2
+    assert result.images[0].revised_prompt == "a cat, golden hour, detailed"
+    assert result.metadata["safety_attributes"] == [{"categories": ["Violence"], "scores": [0.1]}] * 2
+    assert result.metadata["prompt_safety_attributes"] == {"categories": [], "scores": []}
+
+
+async def test_imagen_filtered_images(fake_google: FakeGoogle, http: httpx2.AsyncClient) -> None:
+    provider = vertex(fake_google, http)
+    fake_google.filtered = 1
+    some = await provider.generate(GenerateRequest(prompt="x", model="imagen-4.0-generate-001", n=2))
+    assert len(some.images) == 1
+    assert some.metadata["filtered"] == {"count": 1, "reasons": ["56562880: the image may depict violence."]}
+    fake_google.filtered = 2
+    with pytest.raises(ContentPolicyError, match=r"vertex refused .*56562880: the image may depict violence"):
+        await provider.generate(GenerateRequest(prompt="x", model="imagen-4.0-generate-001", n=2))
+
+
+async def test_imagen_rules_are_checked_before_any_request(
+    fake_google: FakeGoogle, http: httpx2.AsyncClient
+) -> None:
+    provider = vertex(fake_google, http)
+    cases = [
+        (
+            GenerateRequest(prompt="x", model="imagen-4.0-generate-001", seed=1),
+            "seed only without the watermark",
+        ),
+        (
+            GenerateRequest(prompt="x", model="imagen-4.0-generate-001", aspect_ratio="21:9"),
+            "aspect_ratio 1:1, 3:4",
+        ),
+        (GenerateRequest(prompt="x", model="imagen-4.0-generate-001", image_size="4K"), "image_size 1K, 2K"),
+        (GenerateRequest(prompt="x", model="imagen-4.0-generate-001", n=5), "at most 4 images"),
+        (GenerateRequest(prompt="x", model="imagen-4.0-generate-001", language="fr"), "language auto, en"),
+        (
+            GenerateRequest(
+                prompt="x", model="imagen-4.0-generate-001", output_format="png", output_compression=5
+            ),
+            "compresses jpeg output only",
+        ),
+        (
+            GenerateRequest(prompt="x", model="gemini-3.1-flash-image", negative_prompt="dogs"),
+            "gemini-3.1-flash-image does not take negative_prompt; those are Imagen options",
+        ),
+    ]
+    for request, expected in cases:
+        with pytest.raises(InputError, match=expected):
+            await provider.generate(request)
+    with pytest.raises(InputError, match="the Gemini API no longer serves"):
+        await gemini(fake_google, http).generate(GenerateRequest(prompt="x", model="imagen-4.0-generate-001"))
+    assert fake_google.requests == []

@@ -28,6 +28,11 @@ GENERIC_OPTIONS = (
     "partial_images",
     "image_size",
     "person_generation",
+    "safety_filter",
+    "language",
+    "add_watermark",
+    "enhance_prompt",
+    "guidance_scale",
 )
 """Optional tool parameters a provider may or may not honour; `Capabilities.options` lists
 the subset a provider supports, and anything else given by the caller is refused."""
@@ -86,6 +91,16 @@ class GenerateRequest:
     """A resolution class, `1K`, `2K` or `4K` (Google)."""
     person_generation: str | None = None
     """`allow_all`, `allow_adult` or `dont_allow` (Google)."""
+    safety_filter: str | None = None
+    """`block_low_and_above`, `block_medium_and_above`, `block_only_high` or `block_none` (Imagen)."""
+    language: str | None = None
+    """The prompt's language for Imagen: `auto`, `en`, `ja`, `ko`, `hi`, `zh`, `pt`, `es`."""
+    add_watermark: bool | None = None
+    """Imagen's invisible SynthID watermark (on by default at the service; off allows `seed`)."""
+    enhance_prompt: bool | None = None
+    """Let Imagen rewrite the prompt; the rewritten prompt comes back as `revised_prompt`."""
+    guidance_scale: float | None = None
+    """How strictly to follow the prompt (Imagen)."""
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,9 @@ from mcp_imagegen.errors import (
     InputError,
     ProviderError,
     ProviderUnreachableError,
+    UnsupportedOptionError,
 )
+from mcp_imagegen.providers import imagen
 from mcp_imagegen.providers._http import DEFAULT_RETRY, Exchange, RetryPolicy, read_json_object, send
 from mcp_imagegen.providers.base import (
     SILENT,
@@ -59,24 +61,34 @@ USAGE_COUNTS = ("promptTokenCount", "candidatesTokenCount", "thoughtsTokenCount"
 MAX_IMAGES_PER_CALL = 4
 MAX_INPUT_IMAGES = 14
 _COMMON_OPTIONS = frozenset({"aspect_ratio", "image_size", "seed"})
-_VERTEX_OPTIONS = _COMMON_OPTIONS | {"output_format", "output_compression", "person_generation"}
+_VERTEX_OPTIONS = (
+    _COMMON_OPTIONS
+    | {"output_format", "output_compression", "person_generation"}
+    | set(imagen.IMAGEN_ONLY_OPTIONS)
+)
+GEMINI_NOTES = (
+    "Gemini image models: edits are by instruction (no mask); n images are n calls. "
+    f"aspect_ratio {', '.join(ASPECT_RATIOS)}; image_size {', '.join(IMAGE_SIZES)}."
+)
+VERTEX_NOTES = (
+    f"{GEMINI_NOTES} Imagen models ({', '.join(imagen.GENERATE_MODELS)}): up to {imagen.MAX_SAMPLES} images "
+    f"per call, aspect_ratio {', '.join(imagen.ASPECT_RATIOS)}, image_size 1K or 2K, and "
+    f"{', '.join(imagen.IMAGEN_ONLY_OPTIONS)}; seed needs add_watermark false. output_format, "
+    "output_compression and person_generation work with both families."
+)
 
 
 def gemini_capabilities(backend: str, models: tuple[str, ...], default_model: str) -> Capabilities:
     vertex = backend == "vertex"
     return Capabilities(
         operations=frozenset({"generate", "edit"}),
-        models=models,
+        models=(*models, *imagen.GENERATE_MODELS) if vertex else models,
         default_model=default_model,
         options=_VERTEX_OPTIONS if vertex else _COMMON_OPTIONS,
         output_formats=("png", "jpeg") if vertex else ("png",),
         max_images=MAX_IMAGES_PER_CALL,
         max_input_images=MAX_INPUT_IMAGES,
-        notes=(
-            "Gemini image models: edits are by instruction (no mask); n images are n calls. "
-            f"aspect_ratio {', '.join(ASPECT_RATIOS)}; image_size {', '.join(IMAGE_SIZES)}."
-            + (" output_format, output_compression and person_generation on Vertex only." if vertex else "")
-        ),
+        notes=VERTEX_NOTES if vertex else GEMINI_NOTES,
     )
 
 
@@ -106,9 +118,14 @@ class GoogleImages:
         return self._capabilities
 
     async def generate(self, request: GenerateRequest, events: CallEvents = SILENT) -> ProviderResult:
+        if imagen.is_imagen(request.model):
+            self._check_imagen_served(request.model)
+            return await self._predict(request.model, imagen.generate_body(request), events)
+        imagen.refuse_imagen_only(request)
         return await self._content(request, [], events)
 
     async def edit(self, request: EditRequest, events: CallEvents = SILENT) -> ProviderResult:
+        imagen.refuse_imagen_only(request)
         if request.mask is not None:
             raise InputError(
                 f"{request.model} edits by instruction and takes no mask; describe the area in the prompt, "
@@ -120,6 +137,30 @@ class GoogleImages:
         ]
         return await self._content(request, parts, events)
 
+    def _check_imagen_served(self, model: str) -> None:
+        if self._endpoint.backend != "vertex":
+            raise UnsupportedOptionError(
+                f"{model} is an Imagen model, which the Gemini API no longer serves; use provider vertex, "
+                "or a Gemini image model here"
+            )
+
+    async def _predict(self, model: str, body: dict[str, Any], events: CallEvents) -> ProviderResult:
+        exchange = await self._exchange(model, "predict", body)
+        reply = read_json_object(await send(self._client, exchange, events), self.name)
+        images, metadata = imagen.read_predictions(self.name, reply)
+        return ProviderResult(images=tuple(images), model=model, metadata=metadata)
+
+    async def _exchange(self, model: str, method: str, body: dict[str, Any]) -> Exchange:
+        return Exchange(
+            provider=self.name,
+            url=self._endpoint.url(model, method),
+            headers={"Accept": "*/*", **await self._endpoint.auth.headers()},
+            timeout_s=self._timeout_s,
+            map_error=lambda response: map_google_error(self._endpoint, response),
+            json_body=body,
+            retry=self._retry,
+        )
+
     async def _content(
         self, request: GenerateRequest, image_parts: list[dict[str, Any]], events: CallEvents
     ) -> ProviderResult:
@@ -127,15 +168,7 @@ class GoogleImages:
             "contents": [{"parts": [*image_parts, {"text": request.prompt}], "role": "user"}],
             "generationConfig": self._generation_config(request),
         }
-        exchange = Exchange(
-            provider=self.name,
-            url=self._endpoint.url(request.model, "generateContent"),
-            headers={"Accept": "*/*", **await self._endpoint.auth.headers()},
-            timeout_s=self._timeout_s,
-            map_error=lambda response: map_google_error(self._endpoint, response),
-            json_body=body,
-            retry=self._retry,
-        )
+        exchange = await self._exchange(request.model, "generateContent", body)
         replies: list[dict[str, Any]] = [{} for _ in range(request.n)]
         failures: list[ImagegenError] = []
 

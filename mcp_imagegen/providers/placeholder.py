@@ -35,12 +35,35 @@ MAX_SIDE = 4096
 MIN_SIDE = 16
 Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 
+PLACEHOLDER_OPTIONS = frozenset(
+    {
+        "size",
+        "aspect_ratio",
+        "quality",
+        "background",
+        "output_format",
+        "output_compression",
+        "negative_prompt",
+        "seed",
+    }
+)
+"""The options it draws onto the image; it refuses the rest like any provider."""
+
 CAPABILITIES = Capabilities(
     operations=frozenset({"generate", "edit"}),
     models=(MODEL,),
     default_model=MODEL,
     options=frozenset(GENERIC_OPTIONS)
-    - {"moderation", "input_fidelity", "partial_images", "image_size", "person_generation"},
+    & {
+        "size",
+        "aspect_ratio",
+        "quality",
+        "background",
+        "output_format",
+        "output_compression",
+        "negative_prompt",
+        "seed",
+    },
     output_formats=("png", "jpeg", "webp"),
     max_images=10,
     max_input_images=16,

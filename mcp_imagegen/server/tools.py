@@ -100,6 +100,25 @@ PersonArg = Annotated[
     Literal["allow_all", "allow_adult", "dont_allow"] | None,
     Field(description="Whether people may appear (Google Vertex)."),
 ]
+SafetyArg = Annotated[
+    Literal["block_low_and_above", "block_medium_and_above", "block_only_high", "block_none"] | None,
+    Field(description="How strict the provider's safety filter is (Imagen)."),
+]
+LanguageArg = Annotated[
+    Literal["auto", "en", "ja", "ko", "hi", "zh", "pt", "es"] | None,
+    Field(description="The prompt's language (Imagen)."),
+]
+WatermarkArg = Annotated[
+    bool | None,
+    Field(description="Imagen's invisible SynthID watermark (on unless false; seed needs it off)."),
+]
+EnhanceArg = Annotated[
+    bool | None,
+    Field(description="Let the provider rewrite the prompt (Imagen); the result shows the rewrite."),
+]
+GuidanceArg = Annotated[
+    float | None, Field(description="How strictly to follow the prompt (Imagen).", ge=0, le=500)
+]
 WaitArg = Annotated[
     float | None,
     Field(
@@ -182,6 +201,11 @@ async def generate_image(
     keep_partials: KeepPartialsArg = False,
     image_size: ImageSizeArg = None,
     person_generation: PersonArg = None,
+    safety_filter: SafetyArg = None,
+    language: LanguageArg = None,
+    add_watermark: WatermarkArg = None,
+    enhance_prompt: EnhanceArg = None,
+    guidance_scale: GuidanceArg = None,
     wait_seconds: WaitArg = None,
 ) -> Annotated[CallToolResult, ImageResult]:
     """Generate images from a text prompt and keep them in the image store.
@@ -208,6 +232,11 @@ async def generate_image(
             partial_images=partial_images or None,
             image_size=image_size,
             person_generation=person_generation,
+            safety_filter=safety_filter,
+            language=language,
+            add_watermark=add_watermark,
+            enhance_prompt=enhance_prompt,
+            guidance_scale=guidance_scale,
         )
         _check_options(generator.name, generator.capabilities, n, options)
         _check_partials(options, keep_partials)

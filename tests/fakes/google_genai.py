@@ -65,6 +65,8 @@ class FakeGoogle:
     text_only: str | None = None
     """Answer generateContent with this text and no image."""
     fail_next: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    filtered: int = 0
+    """Imagen: replace this many of the images asked for by `raiFilteredReason` entries."""
     scale_down: int = 4
     """Make images this many times smaller than the real service would, to keep tests fast."""
     _counter: itertools.count[int] = field(default_factory=itertools.count)
@@ -121,6 +123,8 @@ class FakeGoogle:
             return JSONResponse(reply, status_code=status)
         if method == "generateContent":
             return self._generate_content(body, backend)
+        if method == "predict":
+            return self._predict(body, backend)
         if method == "streamGenerateContent":
             answer = self._generate_content(body, backend)
             return Response(b"data: " + bytes(answer.body) + b"\r\n\r\n", media_type="text/event-stream")
@@ -170,6 +174,42 @@ class FakeGoogle:
             "responseId": f"resp-{next(self._counter)}",
         }
         return JSONResponse(reply)
+
+    def _predict(self, body: dict[str, Any], backend: str) -> JSONResponse:
+        instances = body.get("instances")
+        parameters = body.get("parameters", {})
+        if not isinstance(instances, list) or len(instances) != 1 or not isinstance(instances[0], dict):
+            return _error(400, "instances must hold exactly one instance.", "INVALID_ARGUMENT")
+        instance = instances[0]
+        if not isinstance(instance.get("prompt"), str) or not instance["prompt"]:
+            return _error(400, "Prompt is required.", "INVALID_ARGUMENT")
+        if "seed" in parameters and parameters.get("addWatermark", True):
+            return _error(400, "Seed is not supported when watermark is enabled.", "INVALID_ARGUMENT")
+        count = int(parameters.get("sampleCount", 1))
+        if not 1 <= count <= 4:
+            return _error(400, "sampleCount must be between 1 and 4.", "INVALID_ARGUMENT")
+        width, height = ASPECT_SIZES.get(str(parameters.get("aspectRatio", "1:1")), (1024, 1024))
+        scale = SIZE_SCALE.get(str(parameters.get("sampleImageSize", "1K")), 1)
+        size = (width * scale // self.scale_down, height * scale // self.scale_down)
+        mime = parameters.get("outputOptions", {}).get("mimeType", "image/png")
+        predictions: list[dict[str, Any]] = []
+        for index in range(count):
+            if index < self.filtered:
+                if parameters.get("includeRaiReason"):
+                    predictions.append({"raiFilteredReason": "56562880: the image may depict violence."})
+                continue
+            image = self._image(size, "JPEG" if mime == "image/jpeg" else "PNG")
+            entry: dict[str, Any] = {"bytesBase64Encoded": base64.b64encode(image).decode(), "mimeType": mime}
+            if parameters.get("includeSafetyAttributes"):
+                entry["safetyAttributes"] = {"categories": ["Violence"], "scores": [0.1]}
+            if parameters.get("enhancePrompt") and backend == "vertex":
+                entry["prompt"] = f"{instance['prompt']}, golden hour, detailed"
+            predictions.append(entry)
+        if parameters.get("includeSafetyAttributes"):
+            predictions.append(
+                {"safetyAttributes": {"categories": [], "scores": []}, "contentType": "Positive Prompt"}
+            )
+        return JSONResponse({"predictions": predictions} if predictions else {})
 
     def _output_size(self, image_config: dict[str, Any], first_input: bytes | None) -> tuple[int, int]:
         if first_input is not None and "aspectRatio" not in image_config:

@@ -1,0 +1,165 @@
+"""Imagen on Vertex AI: `models/{model}:predict` bodies and replies (providers.md 3.2, 3.3).
+
+Parameters are written in the order and spelling google-genai 3.4 uses. Every request
+asks for the RAI reason and safety attributes so that a filtered image is explained, not
+silently missing: the reply's filtered entries become a content-policy error when nothing
+else came back, and are kept in the metadata when some images did.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from pydantic import JsonValue
+
+from mcp_imagegen.errors import (
+    ContentPolicyError,
+    InputError,
+    ProviderUnreachableError,
+    UnsupportedOptionError,
+)
+from mcp_imagegen.providers.base import GeneratedImage, GenerateRequest
+
+GENERATE_MODELS = ("imagen-4.0-generate-001", "imagen-4.0-ultra-generate-001", "imagen-4.0-fast-generate-001")
+ASPECT_RATIOS = ("1:1", "3:4", "4:3", "9:16", "16:9")
+SAMPLE_IMAGE_SIZES = ("1K", "2K")
+LANGUAGES = ("auto", "en", "ja", "ko", "hi", "zh", "pt", "es")
+MAX_SAMPLES = 4
+PERSON_GENERATION = {"allow_all": "ALLOW_ALL", "allow_adult": "ALLOW_ADULT", "dont_allow": "DONT_ALLOW"}
+SAFETY_SETTINGS = {
+    "block_low_and_above": "BLOCK_LOW_AND_ABOVE",
+    "block_medium_and_above": "BLOCK_MEDIUM_AND_ABOVE",
+    "block_only_high": "BLOCK_ONLY_HIGH",
+    "block_none": "BLOCK_NONE",
+}
+IMAGEN_ONLY_OPTIONS = (
+    "negative_prompt",
+    "safety_filter",
+    "language",
+    "add_watermark",
+    "enhance_prompt",
+    "guidance_scale",
+)
+"""Options that only Imagen models take; a Gemini model given one is refused with a pointer here."""
+PROMPT_SAFETY_ENTRY = "Positive Prompt"
+
+
+def is_imagen(model: str) -> bool:
+    return model.startswith(("imagen-", "image-segmentation", "virtual-try-on"))
+
+
+def generate_body(request: GenerateRequest) -> dict[str, Any]:
+    """`{"instances": [{"prompt"}], "parameters": {...}}` for a text-to-image request."""
+    if request.n > MAX_SAMPLES:
+        raise InputError(f"{request.model} makes at most {MAX_SAMPLES} images per call, not {request.n}")
+    if request.seed is not None and request.add_watermark is not False:
+        raise InputError("Imagen takes a seed only without the watermark: pass add_watermark false with seed")
+    parameters: dict[str, Any] = {}
+    if request.negative_prompt is not None:
+        parameters["negativePrompt"] = request.negative_prompt
+    parameters["sampleCount"] = request.n
+    if request.aspect_ratio is not None:
+        parameters["aspectRatio"] = _one_of(
+            "aspect_ratio", request.aspect_ratio, ASPECT_RATIOS, request.model
+        )
+    if request.guidance_scale is not None:
+        parameters["guidanceScale"] = request.guidance_scale
+    if request.seed is not None:
+        parameters["seed"] = request.seed
+    parameters.update(_shared_parameters(request))
+    if request.add_watermark is not None:
+        parameters["addWatermark"] = request.add_watermark
+    if request.image_size is not None:
+        parameters["sampleImageSize"] = _one_of(
+            "image_size", request.image_size, SAMPLE_IMAGE_SIZES, request.model
+        )
+    if request.enhance_prompt is not None:
+        parameters["enhancePrompt"] = request.enhance_prompt
+    return {"instances": [{"prompt": request.prompt}], "parameters": parameters}
+
+
+def _shared_parameters(request: GenerateRequest) -> dict[str, Any]:
+    """Safety, people, reasons, language and output options, in the SDK's order."""
+    parameters: dict[str, Any] = {}
+    if request.safety_filter is not None:
+        parameters["safetySetting"] = SAFETY_SETTINGS[request.safety_filter]
+    if request.person_generation is not None:
+        parameters["personGeneration"] = PERSON_GENERATION[request.person_generation]
+    parameters["includeSafetyAttributes"] = True
+    parameters["includeRaiReason"] = True
+    if request.language is not None:
+        parameters["language"] = _one_of("language", request.language, LANGUAGES, request.model)
+    if request.output_format is not None:
+        options: dict[str, Any] = {"mimeType": f"image/{request.output_format}"}
+        if request.output_compression is not None:
+            if request.output_format != "jpeg":
+                raise InputError(
+                    "Imagen compresses jpeg output only; use output_format jpeg with output_compression"
+                )
+            options["compressionQuality"] = request.output_compression
+        parameters["outputOptions"] = options
+    return parameters
+
+
+def refuse_imagen_only(request: GenerateRequest) -> None:
+    """A Gemini model given an Imagen-only option: say which models take it."""
+    given = [name for name in IMAGEN_ONLY_OPTIONS if getattr(request, name) is not None]
+    if given:
+        raise UnsupportedOptionError(
+            f"{request.model} does not take {', '.join(given)}; those are Imagen options "
+            f"(model {GENERATE_MODELS[0]} on vertex)"
+        )
+
+
+def read_predictions(
+    provider: str, body: dict[str, Any]
+) -> tuple[list[GeneratedImage], dict[str, JsonValue]]:
+    """The images of a `:predict` reply, and what it said about filtered images and safety."""
+    predictions = body.get("predictions")
+    images: list[GeneratedImage] = []
+    filtered: list[str] = []
+    safety: list[JsonValue] = []
+    prompt_safety: JsonValue = None
+    for entry in predictions if isinstance(predictions, list) else []:
+        if not isinstance(entry, dict):
+            continue
+        if entry.get("contentType") == PROMPT_SAFETY_ENTRY:
+            prompt_safety = entry.get("safetyAttributes")
+            continue
+        if isinstance(entry.get("raiFilteredReason"), str):
+            filtered.append(entry["raiFilteredReason"])
+            continue
+        encoded = entry.get("bytesBase64Encoded")
+        if not isinstance(encoded, str):
+            continue
+        revised = entry.get("prompt")
+        images.append(GeneratedImage(_b64(provider, encoded), revised if isinstance(revised, str) else None))
+        if "safetyAttributes" in entry:
+            safety.append(entry["safetyAttributes"])
+    if not images:
+        reason = "; ".join(filtered) or "every image was filtered and no reason was given"
+        raise ContentPolicyError(provider, reason)
+    metadata: dict[str, JsonValue] = {}
+    if filtered:
+        metadata["filtered"] = {"count": len(filtered), "reasons": list(dict.fromkeys(filtered))}
+    if safety:
+        metadata["safety_attributes"] = safety
+    if prompt_safety is not None:
+        metadata["prompt_safety_attributes"] = prompt_safety
+    return images, metadata
+
+
+def _one_of(option: str, value: str, allowed: tuple[str, ...], model: str) -> str:
+    if value not in allowed:
+        raise InputError(f"{model} supports {option} {', '.join(allowed)}, not {value}")
+    return value
+
+
+def _b64(provider: str, encoded: str) -> bytes:
+    standard = encoded.replace("-", "+").replace("_", "/")
+    try:
+        return base64.b64decode(standard + "=" * (-len(standard) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise ProviderUnreachableError(f"{provider} sent an image with invalid base64.") from None
