@@ -63,7 +63,16 @@ async def test_generate_edit_and_resources(
 ) -> None:
     async with connect(transport, server_env) as client:
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
-        assert set(tools) == {"generate_image", "edit_image", "list_providers", "get_job", "cancel_job"}
+        assert set(tools) == {
+            "generate_image",
+            "edit_image",
+            "upscale_image",
+            "segment_image",
+            "recontext_image",
+            "list_providers",
+            "get_job",
+            "cancel_job",
+        }
         generate_schema = tools["generate_image"].input_schema["properties"]
         assert {
             "prompt",

@@ -10,7 +10,7 @@ import io
 import warnings
 from dataclasses import dataclass
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 
 from mcp_imagegen.errors import InputError
 
@@ -181,3 +181,36 @@ def edit_mask(data: bytes, *, size: tuple[int, int], max_pixels: int) -> bytes:
         rgba = Image.new("RGBA", size, (0, 0, 0, 255))
         rgba.putalpha(keep)
     return encode(rgba, "png")
+
+
+def scribble(size: tuple[int, int], points: list[tuple[float, float]]) -> bytes:
+    """A PNG the size of an image: black, with a white dot at each point (pixel coordinates,
+    origin top left), the scribble interactive segmentation takes."""
+    width, height = size
+    radius = max(3, min(width, height) // 80)
+    canvas = Image.new("L", size, 0)
+    draw = ImageDraw.Draw(canvas)
+    for x, y in points:
+        if not (0 <= x < width and 0 <= y < height):
+            raise InputError(f"point ({x:g}, {y:g}) is outside the {width}x{height} image")
+        draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=255)
+    buffer = io.BytesIO()
+    canvas.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def cutout(image_data: bytes, mask_data: bytes, *, max_pixels: int) -> bytes:
+    """The image with the mask as its alpha channel: what the mask covers, on transparency (PNG).
+
+    A mask of another size is stretched to the image's (providers may return them smaller).
+    """
+    image, _ = decode(image_data, max_pixels=max_pixels, what="the image")
+    mask, _ = decode(mask_data, max_pixels=max_pixels, what="the mask")
+    alpha = mask.convert("L")
+    if alpha.size != image.size:
+        alpha = alpha.resize(image.size, Image.Resampling.BILINEAR)
+    result = ImageOps.exif_transpose(image).convert("RGBA")
+    result.putalpha(alpha)
+    buffer = io.BytesIO()
+    result.save(buffer, format="PNG", optimize=False)
+    return buffer.getvalue()

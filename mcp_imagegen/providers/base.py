@@ -12,7 +12,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 from pydantic import JsonValue
 
-Operation = Literal["generate", "edit"]
+Operation = Literal["generate", "edit", "upscale", "segment", "recontext"]
 
 GENERIC_OPTIONS = (
     "size",
@@ -54,6 +54,12 @@ class Capabilities:
     input_mime_types: tuple[str, ...] = ("image/png", "image/jpeg", "image/webp")
     """Input image types sent as they are; others are converted to PNG first."""
     notes: str = ""
+    operation_models: dict[str, str] = field(default_factory=dict)
+    """Default model per operation where it differs from `default_model`; the key `edit_masked`
+    is the default for edits with a mask or an edit mode."""
+
+    def default_model_for(self, operation: str) -> str:
+        return self.operation_models.get(operation, self.default_model)
 
 
 @dataclass(frozen=True)
@@ -117,11 +123,50 @@ class EditRequest(GenerateRequest):
 
 
 @dataclass(frozen=True)
+class UpscaleRequest:
+    image: InputImage
+    model: str
+    factor: str = "x2"
+    output_format: str | None = None
+    output_compression: int | None = None
+
+
+@dataclass(frozen=True)
+class SegmentRequest:
+    """Masks of what `mode` picks out: `foreground`, `background`, `prompt` (what the prompt
+    names), `semantic` (the class names in the prompt) or `interactive` (what the scribble marks)."""
+
+    image: InputImage
+    model: str
+    mode: str = "foreground"
+    prompt: str | None = None
+    scribble: InputImage | None = None
+    """White marks on black, the size of `image` (interactive mode)."""
+    max_predictions: int | None = None
+    confidence_threshold: float | None = None
+    mask_dilation: float | None = None
+    binary_color_threshold: float | None = None
+
+
+@dataclass(frozen=True)
+class RecontextRequest(GenerateRequest):
+    """A product shown in a new scene; `images` are 1-3 views of the same product."""
+
+    images: tuple[InputImage, ...] = ()
+
+
+@dataclass(frozen=True)
 class GeneratedImage:
     """One image as the provider returned it (bytes not yet validated or stored)."""
 
     data: bytes
     revised_prompt: str | None = None
+    label: str | None = None
+    """What a segmentation mask shows, e.g. `foreground` or a class name."""
+    score: float | None = None
+    """The provider's confidence in a mask."""
+    role: str | None = None
+    """`cutout` for a subject cut out on transparency; None for the operation's usual output."""
 
 
 @dataclass(frozen=True)
@@ -180,3 +225,18 @@ class ImageGenerator(Provider, Protocol):
 @runtime_checkable
 class ImageEditor(Provider, Protocol):
     async def edit(self, request: EditRequest, events: CallEvents = SILENT) -> ProviderResult: ...
+
+
+@runtime_checkable
+class ImageUpscaler(Provider, Protocol):
+    async def upscale(self, request: UpscaleRequest, events: CallEvents = SILENT) -> ProviderResult: ...
+
+
+@runtime_checkable
+class ImageSegmenter(Provider, Protocol):
+    async def segment(self, request: SegmentRequest, events: CallEvents = SILENT) -> ProviderResult: ...
+
+
+@runtime_checkable
+class ImageRecontexter(Provider, Protocol):
+    async def recontext(self, request: RecontextRequest, events: CallEvents = SILENT) -> ProviderResult: ...

@@ -37,6 +37,9 @@ from mcp_imagegen.providers.base import (
     GeneratedImage,
     GenerateRequest,
     ProviderResult,
+    RecontextRequest,
+    SegmentRequest,
+    UpscaleRequest,
 )
 from mcp_imagegen.providers.google_endpoint import GoogleEndpoint, map_google_error
 
@@ -78,11 +81,23 @@ VERTEX_NOTES = (
 )
 
 
+VERTEX_OPERATION_MODELS = {
+    "upscale": imagen.UPSCALE_MODEL,
+    "segment": imagen.SEGMENT_MODEL,
+    "recontext": imagen.RECONTEXT_MODEL,
+    "edit_masked": imagen.EDIT_MODEL,
+}
+VERTEX_IMAGEN_MODELS = (*imagen.GENERATE_MODELS, *dict.fromkeys(VERTEX_OPERATION_MODELS.values()))
+
+
 def gemini_capabilities(backend: str, models: tuple[str, ...], default_model: str) -> Capabilities:
     vertex = backend == "vertex"
     return Capabilities(
-        operations=frozenset({"generate", "edit"}),
-        models=(*models, *imagen.GENERATE_MODELS) if vertex else models,
+        operations=frozenset(
+            {"generate", "edit", "upscale", "segment", "recontext"} if vertex else {"generate", "edit"}
+        ),
+        operation_models=dict(VERTEX_OPERATION_MODELS) if vertex else {},
+        models=(*models, *VERTEX_IMAGEN_MODELS) if vertex else models,
         default_model=default_model,
         options=_VERTEX_OPTIONS if vertex else _COMMON_OPTIONS,
         output_formats=("png", "jpeg") if vertex else ("png",),
@@ -123,6 +138,23 @@ class GoogleImages:
             return await self._predict(request.model, imagen.generate_body(request), events)
         imagen.refuse_imagen_only(request)
         return await self._content(request, [], events)
+
+    async def upscale(self, request: UpscaleRequest, events: CallEvents = SILENT) -> ProviderResult:
+        self._check_imagen_served(request.model)
+        return await self._predict(request.model, imagen.upscale_body(request), events)
+
+    async def segment(self, request: SegmentRequest, events: CallEvents = SILENT) -> ProviderResult:
+        self._check_imagen_served(request.model)
+        body = imagen.segment_body(request)
+        reply = read_json_object(
+            await send(self._client, await self._exchange(request.model, "predict", body), events), self.name
+        )
+        masks = imagen.read_masks(self.name, request.mode, reply)
+        return ProviderResult(images=tuple(masks), model=request.model, metadata={"mode": request.mode})
+
+    async def recontext(self, request: RecontextRequest, events: CallEvents = SILENT) -> ProviderResult:
+        self._check_imagen_served(request.model)
+        return await self._predict(request.model, imagen.recontext_body(request), events)
 
     async def edit(self, request: EditRequest, events: CallEvents = SILENT) -> ProviderResult:
         imagen.refuse_imagen_only(request)

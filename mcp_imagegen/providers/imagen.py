@@ -17,12 +17,27 @@ from pydantic import JsonValue
 from mcp_imagegen.errors import (
     ContentPolicyError,
     InputError,
+    ProviderError,
     ProviderUnreachableError,
     UnsupportedOptionError,
 )
-from mcp_imagegen.providers.base import GeneratedImage, GenerateRequest
+from mcp_imagegen.providers.base import (
+    GeneratedImage,
+    GenerateRequest,
+    InputImage,
+    RecontextRequest,
+    SegmentRequest,
+    UpscaleRequest,
+)
 
 GENERATE_MODELS = ("imagen-4.0-generate-001", "imagen-4.0-ultra-generate-001", "imagen-4.0-fast-generate-001")
+EDIT_MODEL = "imagen-3.0-capability-001"
+UPSCALE_MODEL = "imagen-4.0-upscale-preview"
+SEGMENT_MODEL = "image-segmentation-001"
+RECONTEXT_MODEL = "imagen-product-recontext-preview-06-30"
+UPSCALE_FACTORS = ("x2", "x4")
+SEGMENT_MODES = ("foreground", "background", "prompt", "semantic", "interactive")
+MAX_PRODUCT_IMAGES = 3
 ASPECT_RATIOS = ("1:1", "3:4", "4:3", "9:16", "16:9")
 SAMPLE_IMAGE_SIZES = ("1K", "2K")
 LANGUAGES = ("auto", "en", "ja", "ko", "hi", "zh", "pt", "es")
@@ -78,6 +93,125 @@ def generate_body(request: GenerateRequest) -> dict[str, Any]:
     if request.enhance_prompt is not None:
         parameters["enhancePrompt"] = request.enhance_prompt
     return {"instances": [{"prompt": request.prompt}], "parameters": parameters}
+
+
+def upscale_body(request: UpscaleRequest) -> dict[str, Any]:
+    """Upscale one image by `x2` or `x4` (providers.md 3.5)."""
+    if request.factor not in UPSCALE_FACTORS:
+        raise InputError(f"{request.model} upscales by x2 or x4, not {request.factor}")
+    parameters: dict[str, Any] = {
+        "upscaleConfig": {"upscaleFactor": request.factor},
+        "includeRaiReason": True,
+    }
+    if request.output_format is not None:
+        parameters["outputOptions"] = _output_options(request.output_format, request.output_compression)
+    parameters.update({"sampleCount": 1, "mode": "upscale"})
+    return {"instances": [{"image": image_json(request.image)}], "parameters": parameters}
+
+
+def segment_body(request: SegmentRequest) -> dict[str, Any]:
+    """Masks of one image (providers.md 3.7); the prompt is required in prompt and semantic modes,
+    a scribble in interactive mode, and neither is allowed otherwise."""
+    mode = request.mode
+    if mode not in SEGMENT_MODES:
+        raise InputError(f"segment mode must be one of {', '.join(SEGMENT_MODES)}, not {mode}")
+    if mode in ("prompt", "semantic") and not request.prompt:
+        what = "what to find" if mode == "prompt" else "the class names to find (labels)"
+        raise InputError(f"segment mode {mode} needs {what}")
+    if mode not in ("prompt", "semantic") and request.prompt:
+        raise InputError(f"segment mode {mode} takes no prompt; use mode prompt to find what a prompt names")
+    if (mode == "interactive") != (request.scribble is not None):
+        raise InputError("segment mode interactive needs points (and only it takes them)")
+    instance: dict[str, Any] = {}
+    if request.prompt:
+        instance["prompt"] = request.prompt
+    instance["image"] = image_json(request.image)
+    if request.scribble is not None:
+        instance["scribble"] = {"image": image_json(request.scribble)}
+    parameters: dict[str, Any] = {"mode": mode.upper()}
+    optional = {
+        "maxPredictions": request.max_predictions,
+        "confidenceThreshold": request.confidence_threshold,
+        "maskDilation": request.mask_dilation,
+        "binaryColorThreshold": request.binary_color_threshold,
+    }
+    parameters.update({key: value for key, value in optional.items() if value is not None})
+    return {"instances": [instance], "parameters": parameters}
+
+
+def recontext_body(request: RecontextRequest) -> dict[str, Any]:
+    """A product (1-3 views) placed in the scene the prompt describes (providers.md 3.6)."""
+    if not 1 <= len(request.images) <= MAX_PRODUCT_IMAGES:
+        raise InputError(
+            f"recontext takes 1 to {MAX_PRODUCT_IMAGES} product images, not {len(request.images)}"
+        )
+    if request.n > MAX_SAMPLES:
+        raise InputError(f"{request.model} makes at most {MAX_SAMPLES} images per call, not {request.n}")
+    instance: dict[str, Any] = {}
+    if request.prompt:
+        instance["prompt"] = request.prompt
+    instance["productImages"] = [{"image": image_json(image)} for image in request.images]
+    parameters: dict[str, Any] = {"sampleCount": request.n}
+    if request.seed is not None:
+        parameters["seed"] = request.seed
+    if request.safety_filter is not None:
+        parameters["safetySetting"] = SAFETY_SETTINGS[request.safety_filter]
+    if request.person_generation is not None:
+        parameters["personGeneration"] = PERSON_GENERATION[request.person_generation]
+    if request.add_watermark is not None:
+        parameters["addWatermark"] = request.add_watermark
+    if request.output_format is not None:
+        parameters["outputOptions"] = _output_options(request.output_format, request.output_compression)
+    if request.enhance_prompt is not None:
+        parameters["enhancePrompt"] = request.enhance_prompt
+    return {"instances": [instance], "parameters": parameters}
+
+
+def image_json(image: InputImage) -> dict[str, str]:
+    return {"bytesBase64Encoded": base64.b64encode(image.data).decode(), "mimeType": image.mime_type}
+
+
+def read_masks(provider: str, mode: str, body: dict[str, Any]) -> list[GeneratedImage]:
+    """Each predicted mask with its label and score; an empty answer says nothing was found."""
+    masks: list[GeneratedImage] = []
+    predictions = body.get("predictions")
+    for entry in predictions if isinstance(predictions, list) else []:
+        if not isinstance(entry, dict) or not isinstance(entry.get("bytesBase64Encoded"), str):
+            continue
+        labels = entry.get("labels")
+        first = labels[0] if isinstance(labels, list) and labels and isinstance(labels[0], dict) else {}
+        score = first.get("score")
+        masks.append(
+            GeneratedImage(
+                _b64(provider, entry["bytesBase64Encoded"]),
+                label=str(first["label"]) if "label" in first else None,
+                score=float(score) if isinstance(score, int | float | str) and _is_number(score) else None,
+            )
+        )
+    if not masks:
+        raise ProviderError(
+            provider, f"found nothing to mask in {mode} mode; try another mode or a lower threshold"
+        )
+    return masks
+
+
+def _is_number(value: object) -> bool:
+    try:
+        float(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+def _output_options(output_format: str, compression: int | None) -> dict[str, Any]:
+    options: dict[str, Any] = {"mimeType": f"image/{output_format}"}
+    if compression is not None:
+        if output_format != "jpeg":
+            raise InputError(
+                "Imagen compresses jpeg output only; use output_format jpeg with output_compression"
+            )
+        options["compressionQuality"] = compression
+    return options
 
 
 def _shared_parameters(request: GenerateRequest) -> dict[str, Any]:

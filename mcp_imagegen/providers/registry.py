@@ -15,7 +15,16 @@ import httpx2
 from mcp_imagegen.config import EndpointSettings, Settings
 from mcp_imagegen.errors import ConfigError, InputError, UnsupportedOptionError
 from mcp_imagegen.providers._http import RetryPolicy
-from mcp_imagegen.providers.base import Capabilities, ImageEditor, ImageGenerator, Operation, Provider
+from mcp_imagegen.providers.base import (
+    Capabilities,
+    ImageEditor,
+    ImageGenerator,
+    ImageRecontexter,
+    ImageSegmenter,
+    ImageUpscaler,
+    Operation,
+    Provider,
+)
 
 
 @dataclass(frozen=True)
@@ -234,9 +243,14 @@ class ProviderRegistry:
         return self._specs[name].capabilities(self._settings)
 
     def default_name(self, operation: Operation) -> str:
-        """`IMAGEGEN_DEFAULT_PROVIDER` if set, else the first configured real provider."""
-        if self._settings.default_provider:
-            return self._settings.default_provider
+        """`IMAGEGEN_DEFAULT_PROVIDER` if set and able, else the first configured real provider
+        that can do `operation`."""
+        preferred = self._settings.default_provider
+        if preferred and (
+            preferred not in self._specs
+            or operation in self._specs[preferred].capabilities(self._settings).operations
+        ):
+            return preferred
         for spec in self._specs.values():
             real = spec.name != "placeholder" and spec.is_configured(self._settings)
             if real and operation in spec.capabilities(self._settings).operations:
@@ -250,23 +264,55 @@ class ProviderRegistry:
             "IMAGEGEN_DEFAULT_PROVIDER=placeholder."
         )
 
-    def generator(self, name: str | None) -> ImageGenerator:
-        provider = self._for(name, "generate")
+    def generator(self, name: str | None, model: str | None = None) -> ImageGenerator:
+        provider = self._for(name, "generate", model)
         if not isinstance(provider, ImageGenerator):
             raise self._cannot(provider.name, "generate")
         return provider
 
-    def editor(self, name: str | None) -> ImageEditor:
-        provider = self._for(name, "edit")
+    def editor(self, name: str | None, model: str | None = None) -> ImageEditor:
+        provider = self._for(name, "edit", model)
         if not isinstance(provider, ImageEditor):
             raise self._cannot(provider.name, "edit")
         return provider
 
-    def _for(self, name: str | None, operation: Operation) -> Provider:
-        provider = self._get(name or self.default_name(operation))
+    def upscaler(self, name: str | None, model: str | None = None) -> ImageUpscaler:
+        provider = self._for(name, "upscale", model)
+        if not isinstance(provider, ImageUpscaler):
+            raise self._cannot(provider.name, "upscale")
+        return provider
+
+    def segmenter(self, name: str | None, model: str | None = None) -> ImageSegmenter:
+        provider = self._for(name, "segment", model)
+        if not isinstance(provider, ImageSegmenter):
+            raise self._cannot(provider.name, "segment")
+        return provider
+
+    def recontexter(self, name: str | None, model: str | None = None) -> ImageRecontexter:
+        provider = self._for(name, "recontext", model)
+        if not isinstance(provider, ImageRecontexter):
+            raise self._cannot(provider.name, "recontext")
+        return provider
+
+    def _for(self, name: str | None, operation: Operation, model: str | None) -> Provider:
+        provider = self._get(name or self._by_model(operation, model) or self.default_name(operation))
         if operation not in provider.capabilities.operations:
             raise self._cannot(provider.name, operation)
         return provider
+
+    def _by_model(self, operation: Operation, model: str | None) -> str | None:
+        """With no provider named: the one configured provider that serves `model`, if exactly one does."""
+        if model is None:
+            return None
+        serving = [
+            spec.name
+            for spec in self._specs.values()
+            if spec.name != "placeholder"
+            and spec.is_configured(self._settings)
+            and operation in (caps := spec.capabilities(self._settings)).operations
+            and model in caps.models
+        ]
+        return serving[0] if len(serving) == 1 else None
 
     def _cannot(self, name: str, operation: Operation) -> UnsupportedOptionError:
         able = [other for other in self._specs if operation in self.capabilities(other).operations]

@@ -38,6 +38,7 @@ from mcp_imagegen.server.jobs import JobManager
 from mcp_imagegen.server.limits import RateLimiter
 from mcp_imagegen.server.state import AppState
 from mcp_imagegen.server.tools import register_tools
+from mcp_imagegen.server.transform_tools import register_transform_tools
 from mcp_imagegen.store.local import LocalStore, Retention
 
 logger = logging.getLogger(__name__)
@@ -171,4 +172,5 @@ def build_server(
         auth=auth,
     )
     register_tools(server)
+    register_transform_tools(server)
     return server

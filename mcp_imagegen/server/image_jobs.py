@@ -21,24 +21,27 @@ from pydantic import JsonValue
 
 from mcp_imagegen.errors import InputError, ProviderUnreachableError
 from mcp_imagegen.images import codec
-from mcp_imagegen.providers.base import CallEvents, GenerateRequest, InputImage, ProviderResult
+from mcp_imagegen.providers.base import CallEvents, InputImage, ProviderResult
 from mcp_imagegen.server.jobs import Job
 from mcp_imagegen.server.results import image_result
 from mcp_imagegen.server.state import AppState
 from mcp_imagegen.store.base import ImageKind, NewImage, StoredImage
 
 ProviderCall = Callable[[CallEvents], Awaitable[ProviderResult]]
+ROLE_KINDS: dict[str, ImageKind] = {"cutout": "cutout"}
+"""Store kinds for outputs whose role differs from the operation's usual output."""
 
 
 class JobEvents:
     """`CallEvents` for one job: steps become job steps; partial images are decoded, stored
     as `partial` images and announced with their URI."""
 
-    def __init__(self, job: Job, app: AppState, provider: str, request: GenerateRequest) -> None:
+    def __init__(self, job: Job, app: AppState, provider: str, model: str, prompt: str | None) -> None:
         self._job = job
         self._app = app
         self._provider = provider
-        self._request = request
+        self._model = model
+        self._prompt = prompt
         self.partials: list[StoredImage] = []
 
     def step(self, message: str) -> None:
@@ -61,8 +64,8 @@ class JobEvents:
             height=facts.height,
             kind="partial",
             provider=self._provider,
-            model=self._request.model,
-            prompt=self._request.prompt,
+            model=self._model,
+            prompt=self._prompt,
             metadata={"job_id": self._job.id, "partial_image_index": index},
         )
         with anyio.CancelScope(shield=True):  # a stored partial must be remembered, or it is never removed
@@ -78,13 +81,15 @@ class JobEvents:
 
 @dataclass(frozen=True)
 class ImageWork:
-    """Everything a generate or edit job needs once the request is validated and the inputs
-    are read; calling it with the job runs the job."""
+    """Everything an image job needs once the call is validated and its inputs are read;
+    calling it with the job runs the job. Every image tool's job is one of these."""
 
     app: AppState
     provider: str
-    request: GenerateRequest
-    options: dict[str, Any]
+    model: str
+    prompt: str | None
+    parameters: dict[str, Any]
+    """The call's options as the user gave them, kept in each image's metadata."""
     kind: ImageKind
     call: ProviderCall
     inputs: tuple[InputImage, ...] = ()
@@ -92,7 +97,7 @@ class ImageWork:
     keep_partials: bool = False
 
     async def __call__(self, job: Job) -> ImageOutcome:
-        events = JobEvents(job, self.app, self.provider, self.request)
+        events = JobEvents(job, self.app, self.provider, self.model, self.prompt)
         try:
             result = await self.call(events)
             job.step(f"storing {len(result.images)} image(s)")
@@ -135,22 +140,27 @@ class ImageWork:
                     "it was not stored."
                 ) from None
             metadata: dict[str, JsonValue] = {
-                "parameters": {"n": self.request.n, **self.options},
+                "parameters": self.parameters,
                 "provider_response": result.metadata,
                 "index": index,
                 **extra,
             }
-            if generated.revised_prompt:
-                metadata["revised_prompt"] = generated.revised_prompt
+            for key, value in (
+                ("revised_prompt", generated.revised_prompt),
+                ("label", generated.label),
+                ("score", generated.score),
+            ):
+                if value is not None:
+                    metadata[key] = value
             new = NewImage(
                 data=generated.data,
                 mime_type=image_facts.mime_type,
                 width=image_facts.width,
                 height=image_facts.height,
-                kind=self.kind,
+                kind=ROLE_KINDS.get(generated.role or "", self.kind),
                 provider=self.provider,
                 model=result.model,
-                prompt=self.request.prompt,
+                prompt=self.prompt,
                 parent_ids=parents,
                 metadata=metadata,
             )

@@ -37,6 +37,11 @@ class ImageRef(BaseModel):
     height: int
     bytes: int
     revised_prompt: str | None = Field(None, description="The prompt as the provider rewrote it, if it did.")
+    kind: str = Field(description="generated, edited, upscaled, recontexted, segment_mask or cutout.")
+    label: str | None = Field(None, description="For a segmentation mask or cutout: what it shows.")
+    score: float | None = Field(
+        None, description="For a segmentation mask or cutout: the model's confidence."
+    )
     preview: PreviewInfo = Field(description="The inline copy in this result, which may be downscaled.")
 
 
@@ -115,6 +120,7 @@ async def image_result(
 
 def _ref(image: StoredImage, preview: Preview) -> ImageRef:
     revised = image.metadata.get("revised_prompt")
+    label, score = image.metadata.get("label"), image.metadata.get("score")
     return ImageRef(
         id=image.id,
         uri=image.uri,
@@ -124,6 +130,9 @@ def _ref(image: StoredImage, preview: Preview) -> ImageRef:
         height=image.height,
         bytes=image.bytes,
         revised_prompt=revised if isinstance(revised, str) else None,
+        kind=image.kind,
+        label=label if isinstance(label, str) else None,
+        score=float(score) if isinstance(score, int | float) else None,
         preview=PreviewInfo(
             mime_type=preview.mime_type, width=preview.width, height=preview.height, bytes=len(preview.data)
         ),

@@ -41,6 +41,13 @@ Quality = Literal["auto", "low", "medium", "high", "xhigh", "max"]
 Background = Literal["auto", "transparent", "opaque"]
 OutputFormat = Literal["png", "jpeg", "webp"]
 
+ImageArg = Annotated[
+    str,
+    Field(
+        description="The image: an imagegen://images/{id} URI, an absolute file path in an allowed folder, "
+        "an http(s) URL if the server allows them, a data URI, or base64."
+    ),
+]
 PromptArg = Annotated[
     str, Field(description="What to draw (or, for edits, what to change).", min_length=1, max_length=32000)
 ]
@@ -176,7 +183,7 @@ def user_errors() -> Iterator[None]:
         raise ToolError(str(exc)) from None
 
 
-def _app(ctx: Context[AppState, Any]) -> AppState:
+def app_state(ctx: Context[AppState, Any]) -> AppState:
     return ctx.request_context.lifespan_context
 
 
@@ -217,9 +224,9 @@ async def generate_image(
     job_id instead: call get_job with it to collect the images.
     """
     with user_errors():
-        app = _app(ctx)
-        generator = app.providers.generator(provider)
-        options = _given(
+        app = app_state(ctx)
+        generator = app.providers.generator(provider, model)
+        options = given(
             size=size,
             aspect_ratio=aspect_ratio,
             quality=quality,
@@ -238,16 +245,17 @@ async def generate_image(
             enhance_prompt=enhance_prompt,
             guidance_scale=guidance_scale,
         )
-        _check_options(generator.name, generator.capabilities, n, options)
+        check_options(generator.name, generator.capabilities, n, options)
         _check_partials(options, keep_partials)
         request = GenerateRequest(
-            prompt=prompt, model=_model(generator.capabilities, model, generator.name), n=n, **options
+            prompt=prompt, model=chosen_model(generator.capabilities, model, generator.name), n=n, **options
         )
         work = ImageWork(
             app,
             generator.name,
-            request,
-            options,
+            request.model,
+            prompt,
+            {"n": n, **options},
             "generated",
             functools.partial(generator.generate, request),
             keep_partials=keep_partials,
@@ -259,13 +267,7 @@ async def generate_image(
 
 
 async def edit_image(
-    image: Annotated[
-        str,
-        Field(
-            description="The image to edit: an imagegen://images/{id} URI, an absolute file path in an "
-            "allowed folder, a data URI, or base64."
-        ),
-    ],
+    image: ImageArg,
     prompt: PromptArg,
     ctx: Context[AppState, Any],
     mask: Annotated[
@@ -309,10 +311,10 @@ async def edit_image(
     job handle (status 'running', job_id) when the provider takes longer than wait_seconds.
     """
     with user_errors():
-        app = _app(ctx)
-        editor = app.providers.editor(provider)
+        app = app_state(ctx)
+        editor = app.providers.editor(provider, model)
         caps = editor.capabilities
-        options = _given(
+        options = given(
             size=size,
             aspect_ratio=aspect_ratio,
             quality=quality,
@@ -331,25 +333,24 @@ async def edit_image(
             raise InputError(
                 f"{editor.name} takes at most {caps.max_input_images} input image(s), got {len(references)}"
             )
-        _check_options(editor.name, caps, n, options)
+        check_options(editor.name, caps, n, options)
         _check_partials(options, keep_partials)
-        chosen_model = _model(caps, model, editor.name)
+        edit_model = chosen_model(caps, model, editor.name, "edit_masked" if mask is not None else "edit")
         await ctx.report_progress(0, None, "reading the input images")
         inputs = tuple(
             [
-                await _input_image(app, ref, caps, f"image {i + 1}" if i else "image")
+                await input_image(app, ref, caps, f"image {i + 1}" if i else "image")
                 for i, ref in enumerate(references)
             ]
         )
         mask_image = await _mask_image(app, mask, inputs[0]) if mask is not None else None
-        request = EditRequest(
-            prompt=prompt, model=chosen_model, n=n, images=inputs, mask=mask_image, **options
-        )
+        request = EditRequest(prompt=prompt, model=edit_model, n=n, images=inputs, mask=mask_image, **options)
         work = ImageWork(
             app,
             editor.name,
-            request,
-            options,
+            request.model,
+            prompt,
+            {"n": n, **options},
             "edited",
             functools.partial(editor.edit, request),
             inputs=inputs,
@@ -386,7 +387,7 @@ class ProvidersList(BaseModel):
 async def list_providers(ctx: Context[AppState, Any]) -> ProvidersList:
     """List every image provider: whether it is configured, what it can do, its models and options,
     and which environment variables enable the ones that are not configured."""
-    registry = _app(ctx).providers
+    registry = app_state(ctx).providers
     try:
         default: str | None = registry.default_name("generate")
     except ConfigError:
@@ -432,7 +433,7 @@ async def get_job(
     call get_job once more. Cancelling a get_job call does not cancel the job.
     """
     with user_errors():
-        job = _app(ctx).jobs.get(job_id)
+        job = app_state(ctx).jobs.get(job_id)
         return await deliver(ctx, job, wait_seconds, owner=False)
 
 
@@ -453,7 +454,7 @@ async def cancel_job(job_id: JobIdArg, ctx: Context[AppState, Any]) -> JobStatus
     that has already finished is left as it is, and its status says so.
     """
     with user_errors():
-        job = _app(ctx).jobs.get(job_id)
+        job = app_state(ctx).jobs.get(job_id)
         if not job.done:
             job.cancel()
             await job.wait(CANCEL_GRACE_S)
@@ -480,12 +481,12 @@ def register_tools(server: MCPServer[AppState]) -> None:
     server.add_tool(cancel_job, annotations=CANCEL_JOB_ANNOTATIONS, title=CANCEL_JOB_ANNOTATIONS.title)
 
 
-def _given(**options: Any) -> dict[str, Any]:
+def given(**options: Any) -> dict[str, Any]:
     return {name: value for name, value in options.items() if value is not None}
 
 
-def _model(caps: Capabilities, model: str | None, provider: str) -> str:
-    chosen = model or caps.default_model
+def chosen_model(caps: Capabilities, model: str | None, provider: str, operation: str = "generate") -> str:
+    chosen = model or caps.default_model_for(operation)
     if not chosen:
         raise ConfigError(
             f"{provider} has no default model: pass model, or set AZURE_OPENAI_DEPLOYMENT for Azure"
@@ -493,7 +494,7 @@ def _model(caps: Capabilities, model: str | None, provider: str) -> str:
     return chosen
 
 
-def _check_options(provider: str, caps: Capabilities, n: int, options: dict[str, Any]) -> None:
+def check_options(provider: str, caps: Capabilities, n: int, options: dict[str, Any]) -> None:
     """Refuse what the provider cannot do, before any network call or input decoding.
 
     Normalises `aspect_ratio` in place (" 16 : 9 " becomes "16:9").
@@ -532,7 +533,7 @@ def _check_partials(options: dict[str, Any], keep_partials: bool) -> None:
         raise InputError("keep_partials applies only with partial_images (1-3)")
 
 
-async def _input_image(app: AppState, reference: str, caps: Capabilities, what: str) -> InputImage:
+async def input_image(app: AppState, reference: str, caps: Capabilities, what: str) -> InputImage:
     raw = await app.inputs.resolve(reference, what)
     normalized = await anyio.to_thread.run_sync(
         lambda: codec.normalize_input(

@@ -8,7 +8,9 @@ from typing import Literal, Protocol
 
 from pydantic import JsonValue
 
-ImageKind = Literal["generated", "edited", "input", "mask", "partial"]
+ImageKind = Literal[
+    "generated", "edited", "input", "mask", "partial", "upscaled", "segment_mask", "cutout", "recontexted"
+]
 """`partial`: an intermediate image streamed during a call; readable by URI, left out of
 listings, and removed when its call ends unless the caller asked to keep it."""
 URI_PREFIX = "imagegen://images/"
