@@ -185,3 +185,57 @@ def test_sdk_sees_filtered_imagen_results(fake_google: FakeGoogle) -> None:
         "56562880: the image may depict violence.",
         None,
     ]
+
+
+def test_sdk_upscale_segment_and_recontext_on_vertex(fake_google: FakeGoogle) -> None:
+    client = vertex_sdk(fake_google)
+    source = types.Image(image_bytes=png_bytes((40, 30)), mime_type="image/png")
+    upscaled = client.models.upscale_image(
+        model="imagen-4.0-upscale-preview",
+        image=source,
+        upscale_factor="x4",
+        config=types.UpscaleImageConfig(output_mime_type="image/png", include_rai_reason=True),
+    )
+    assert fake_google.last.json["parameters"] == {
+        "upscaleConfig": {"upscaleFactor": "x4"},
+        "includeRaiReason": True,
+        "outputOptions": {"mimeType": "image/png"},
+        "sampleCount": 1,
+        "mode": "upscale",
+    }
+    upscaled_image = (upscaled.generated_images or [])[0].image
+    assert upscaled_image is not None and image_size(upscaled_image.image_bytes or b"") == (160, 120)
+
+    masks = client.models.segment_image(
+        model="image-segmentation-001",
+        source=types.SegmentImageSource(image=source, prompt="cat, sofa"),
+        config=types.SegmentImageConfig(mode="SEMANTIC", max_predictions=5, confidence_threshold=0.5),
+    )
+    assert fake_google.last.json["instances"][0]["prompt"] == "cat, sofa"
+    assert fake_google.last.json["parameters"] == {
+        "mode": "SEMANTIC",
+        "maxPredictions": 5,
+        "confidenceThreshold": 0.5,
+    }
+    found = masks.generated_masks or []
+    assert [(mask.labels or [])[0].label for mask in found] == ["cat", "sofa"]
+    assert (found[0].labels or [])[0].score == 0.98
+    assert found[0].mask is not None and image_size(found[0].mask.image_bytes or b"") == (40, 30)
+
+    scribble = types.Image(image_bytes=png_bytes((40, 30), (255, 255, 255)), mime_type="image/png")
+    client.models.segment_image(
+        model="image-segmentation-001",
+        source=types.SegmentImageSource(image=source, scribble_image=types.ScribbleImage(image=scribble)),
+        config=types.SegmentImageConfig(mode="INTERACTIVE"),
+    )
+    assert set(fake_google.last.json["instances"][0]) == {"image", "scribble"}
+
+    placed = client.models.recontext_image(
+        model="imagen-product-recontext-preview-06-30",
+        source=types.RecontextImageSource(
+            prompt="on a beach", product_images=[types.ProductImage(product_image=source)] * 2
+        ),
+        config=types.RecontextImageConfig(number_of_images=2, seed=1, add_watermark=False),
+    )
+    assert len(fake_google.last.json["instances"][0]["productImages"]) == 2
+    assert len(placed.generated_images or []) == 2

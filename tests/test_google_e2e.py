@@ -5,10 +5,12 @@ the loopback fake."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from tests.connect import Transport, connect
 from tests.fakes.google_genai import FakeGoogle
@@ -154,3 +156,93 @@ async def test_imagen_generate_through_the_tool(google_env: dict[str, str], fake
             "generate_image", {"prompt": "x", "provider": "vertex", "negative_prompt": "people"}
         )
         assert refused.is_error and "those are Imagen options" in str(refused.content)
+
+
+async def test_upscale_segment_and_recontext_through_the_tools(
+    google_env: dict[str, str], fake_google: FakeGoogle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IMAGEGEN_DEFAULT_PROVIDER", "google")  # google cannot do these: vertex is chosen
+    async with connect("memory", google_env) as client:
+        made = structured(
+            await client.call_tool("generate_image", {"prompt": "a red box", "image_size": "1K"})
+        )
+        assert made["provider"] == "google"
+        source = made["images"][0]
+
+        upscaled = structured(
+            await client.call_tool("upscale_image", {"image": source["uri"], "factor": "x4"})
+        )
+        assert (upscaled["provider"], upscaled["model"]) == ("vertex", "imagen-4.0-upscale-preview")
+        big = upscaled["images"][0]
+        assert (big["width"], big["height"], big["kind"]) == (
+            source["width"] * 4,
+            source["height"] * 4,
+            "upscaled",
+        )
+        assert upscaled["parent_ids"] == [source["id"]]
+
+        segmented = await client.call_tool(
+            "segment_image",
+            {"image": source["uri"], "mode": "semantic", "labels": ["box", "floor"], "cutout": True},
+        )
+        facts = structured(segmented)
+        assert fake_google.last.json["instances"][0]["prompt"] == "box, floor"
+        kinds = [(image["kind"], image["label"], image["score"]) for image in facts["images"]]
+        assert kinds == [
+            ("segment_mask", "box", 0.98),
+            ("segment_mask", "floor", 0.88),
+            ("cutout", "box", 0.98),
+            ("cutout", "floor", 0.88),
+        ]
+        mask_blob, mask_mime = await read_blob(client, facts["images"][0]["uri"])
+        cutout_blob, _ = await read_blob(client, facts["images"][2]["uri"])
+        assert mask_mime == "image/png"
+        with Image.open(io.BytesIO(cutout_blob)) as cut:
+            assert cut.mode == "RGBA" and cut.size == (source["width"], source["height"])
+            assert cut.getpixel((0, 0))[3] == 0, "outside the mask is transparent"
+            assert cut.getpixel((source["width"] // 2, source["height"] // 2))[3] == 255
+        # A mask from segment_image is a valid edit mask (white = the area to change).
+        assert mask_blob.startswith(b"\x89PNG")
+
+        interactive = structured(
+            await client.call_tool(
+                "segment_image",
+                {"image": source["uri"], "mode": "interactive", "points": [[10, 10], [20, 15]]},
+            )
+        )
+        assert interactive["images"][0]["label"] == "interactive"
+        assert "scribble" in fake_google.last.json["instances"][0]
+
+        placed = structured(
+            await client.call_tool(
+                "recontext_image", {"images": [source["uri"]], "prompt": "on a beach", "n": 2}
+            )
+        )
+        assert placed["model"] == "imagen-product-recontext-preview-06-30" and len(placed["images"]) == 2
+        assert all(image["kind"] == "recontexted" for image in placed["images"])
+        assert placed["parent_ids"] == [source["id"]]
+
+        refused = await client.call_tool("segment_image", {"image": source["uri"], "labels": ["box"]})
+        assert refused.is_error and "labels apply to mode semantic" in str(refused.content)
+        outside = await client.call_tool(
+            "segment_image", {"image": source["uri"], "mode": "interactive", "points": [[5000, 1]]}
+        )
+        assert outside.is_error and "is outside the" in str(outside.content)
+
+
+async def test_only_providers_with_the_capability_are_used(
+    fake_google: FakeGoogle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GEMINI_API_KEY", fake_google.api_key)
+    monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", fake_google.url)
+    async with connect("memory", {}) as client:
+        result = await client.call_tool(
+            "upscale_image", {"image": "data:image/png;base64,iVBORw0KGgo=", "factor": "x2"}
+        )
+        assert result.is_error and "no image provider is configured" in str(result.content)
+        named = await client.call_tool(
+            "upscale_image", {"image": "data:image/png;base64,iVBORw0KGgo=", "provider": "google"}
+        )
+        assert named.is_error and "google cannot upscale images; providers that can: vertex" in str(
+            named.content
+        )

@@ -20,7 +20,14 @@ from PIL import Image
 from mcp_imagegen.config import GoogleSettings, VertexSettings
 from mcp_imagegen.errors import ContentPolicyError, InputError, ProviderError
 from mcp_imagegen.providers._http import RetryPolicy
-from mcp_imagegen.providers.base import EditRequest, GenerateRequest, InputImage
+from mcp_imagegen.providers.base import (
+    EditRequest,
+    GenerateRequest,
+    InputImage,
+    RecontextRequest,
+    SegmentRequest,
+    UpscaleRequest,
+)
 from mcp_imagegen.providers.google import GEMINI_IMAGE_MODELS, GoogleImages, gemini_capabilities
 from mcp_imagegen.providers.google_endpoint import gemini_endpoint, vertex_endpoint
 from tests.conftest import image_size, png_bytes
@@ -315,3 +322,115 @@ async def test_imagen_rules_are_checked_before_any_request(
     with pytest.raises(InputError, match="the Gemini API no longer serves"):
         await gemini(fake_google, http).generate(GenerateRequest(prompt="x", model="imagen-4.0-generate-001"))
     assert fake_google.requests == []
+
+
+async def test_upscale_segment_and_recontext_match_the_sdk(
+    fake_google: FakeGoogle, http: httpx2.AsyncClient
+) -> None:
+    data = png_bytes((40, 30))
+    image = input_image(data)
+    sdk_image = types.Image(image_bytes=data, mime_type="image/png")
+    client = vertex_sdk(fake_google)
+    provider = vertex(fake_google, http)
+
+    client.models.upscale_image(
+        model="imagen-4.0-upscale-preview",
+        image=sdk_image,
+        upscale_factor="x2",
+        config=types.UpscaleImageConfig(
+            output_mime_type="image/jpeg", output_compression_quality=90, include_rai_reason=True
+        ),
+    )
+    sdk_sent = fake_google.last
+    upscaled = await provider.upscale(
+        UpscaleRequest(
+            image=image,
+            model="imagen-4.0-upscale-preview",
+            factor="x2",
+            output_format="jpeg",
+            output_compression=90,
+        )
+    )
+    assert_same_wire(fake_google.last, sdk_sent)
+    assert list(fake_google.last.json["parameters"]) == list(sdk_sent.json["parameters"])
+    assert image_size(upscaled.images[0].data) == (80, 60)
+
+    client.models.segment_image(
+        model="image-segmentation-001",
+        source=types.SegmentImageSource(image=sdk_image, prompt="the red box"),
+        config=types.SegmentImageConfig(
+            mode="PROMPT",
+            max_predictions=3,
+            confidence_threshold=0.2,
+            mask_dilation=0.01,
+            binary_color_threshold=96,
+        ),
+    )
+    sdk_sent = fake_google.last
+    masks = await provider.segment(
+        SegmentRequest(
+            image=image,
+            model="image-segmentation-001",
+            mode="prompt",
+            prompt="the red box",
+            max_predictions=3,
+            confidence_threshold=0.2,
+            mask_dilation=0.01,
+            binary_color_threshold=96,
+        )
+    )
+    assert_same_wire(fake_google.last, sdk_sent)
+    assert [(mask.label, mask.score) for mask in masks.images] == [("the red box", 0.98)]
+
+    client.models.recontext_image(
+        model="imagen-product-recontext-preview-06-30",
+        source=types.RecontextImageSource(
+            prompt="on a beach", product_images=[types.ProductImage(product_image=sdk_image)]
+        ),
+        config=types.RecontextImageConfig(
+            number_of_images=2,
+            seed=1,
+            person_generation="ALLOW_ADULT",
+            add_watermark=False,
+            output_mime_type="image/png",
+            enhance_prompt=False,
+        ),
+    )
+    sdk_sent = fake_google.last
+    placed = await provider.recontext(
+        RecontextRequest(
+            prompt="on a beach",
+            model="imagen-product-recontext-preview-06-30",
+            n=2,
+            seed=1,
+            person_generation="allow_adult",
+            add_watermark=False,
+            output_format="png",
+            enhance_prompt=False,
+            images=(image,),
+        )
+    )
+    assert_same_wire(fake_google.last, sdk_sent)
+    assert list(fake_google.last.json["parameters"]) == list(sdk_sent.json["parameters"])
+    assert len(placed.images) == 2
+
+
+async def test_segment_rules_and_empty_answers(fake_google: FakeGoogle, http: httpx2.AsyncClient) -> None:
+    image = input_image(png_bytes((40, 30)))
+    provider = vertex(fake_google, http)
+    for request, expected in [
+        (SegmentRequest(image=image, model="image-segmentation-001", mode="prompt"), "needs what to find"),
+        (
+            SegmentRequest(image=image, model="image-segmentation-001", mode="semantic"),
+            "needs the class names",
+        ),
+        (SegmentRequest(image=image, model="image-segmentation-001", prompt="cat"), "takes no prompt"),
+        (SegmentRequest(image=image, model="image-segmentation-001", mode="interactive"), "needs points"),
+    ]:
+        with pytest.raises(InputError, match=expected):
+            await provider.segment(request)
+    assert fake_google.requests == []
+    with pytest.raises(ProviderError, match="found nothing to mask in foreground mode"):
+        await provider.segment(
+            SegmentRequest(image=image, model="image-segmentation-001", confidence_threshold=0.99)
+        )

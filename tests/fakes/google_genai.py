@@ -37,6 +37,7 @@ ASPECT_SIZES = {
     "21:9": (1536, 672),
 }
 SIZE_SCALE = {"1K": 1, "2K": 2, "4K": 4}
+SEGMENT_MODES = ("FOREGROUND", "BACKGROUND", "PROMPT", "SEMANTIC", "INTERACTIVE")
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,12 @@ class FakeGoogle:
         if not isinstance(instances, list) or len(instances) != 1 or not isinstance(instances[0], dict):
             return _error(400, "instances must hold exactly one instance.", "INVALID_ARGUMENT")
         instance = instances[0]
+        if parameters.get("mode") == "upscale":
+            return self._upscale(instance, parameters)
+        if str(parameters.get("mode", "")).upper() in SEGMENT_MODES:
+            return self._segment(instance, parameters)
+        if "productImages" in instance:
+            return self._recontext(instance, parameters)
         if not isinstance(instance.get("prompt"), str) or not instance["prompt"]:
             return _error(400, "Prompt is required.", "INVALID_ARGUMENT")
         if "seed" in parameters and parameters.get("addWatermark", True):
@@ -211,6 +218,71 @@ class FakeGoogle:
             )
         return JSONResponse({"predictions": predictions} if predictions else {})
 
+    def _upscale(self, instance: dict[str, Any], parameters: dict[str, Any]) -> JSONResponse:
+        source = _image_field(instance.get("image"))
+        factor = parameters.get("upscaleConfig", {}).get("upscaleFactor")
+        if source is None or factor not in ("x2", "x4"):
+            return _error(400, "An image and upscaleFactor x2 or x4 are required.", "INVALID_ARGUMENT")
+        with Image.open(io.BytesIO(source)) as opened:
+            multiple = int(factor[1])
+            size = (opened.width * multiple, opened.height * multiple)
+        mime = parameters.get("outputOptions", {}).get("mimeType", "image/png")
+        image = self._image(size, "JPEG" if mime == "image/jpeg" else "PNG")
+        return JSONResponse(
+            {"predictions": [{"bytesBase64Encoded": base64.b64encode(image).decode(), "mimeType": mime}]}
+        )
+
+    def _segment(self, instance: dict[str, Any], parameters: dict[str, Any]) -> JSONResponse:
+        mode = str(parameters["mode"]).upper()
+        source = _image_field(instance.get("image"))
+        if source is None:
+            return _error(400, "An image is required.", "INVALID_ARGUMENT")
+        if mode in ("PROMPT", "SEMANTIC") and not instance.get("prompt"):
+            return _error(400, f"A prompt is required for {mode} mode.", "INVALID_ARGUMENT")
+        if mode == "INTERACTIVE" and _image_field(instance.get("scribble", {}).get("image")) is None:
+            return _error(400, "A scribble image is required for INTERACTIVE mode.", "INVALID_ARGUMENT")
+        with Image.open(io.BytesIO(source)) as opened:
+            size = opened.size
+        labels = [part.strip() for part in str(instance.get("prompt", "")).split(",") if part.strip()]
+        if mode in {"FOREGROUND", "BACKGROUND", "INTERACTIVE"}:
+            labels = [mode.lower()]
+        limit = int(parameters.get("maxPredictions", len(labels)))
+        threshold = float(parameters.get("confidenceThreshold", 0))
+        predictions: list[dict[str, Any]] = []
+        for index, label in enumerate(labels[:limit]):
+            score = round(0.98 - index * 0.1, 2)
+            if score < threshold:
+                continue
+            mask = Image.new("L", size, 0)
+            ImageDraw.Draw(mask).rectangle(
+                (size[0] // 4, size[1] // 4, size[0] * 3 // 4 - index, size[1] * 3 // 4), fill=255
+            )
+            buffer = io.BytesIO()
+            mask.save(buffer, format="PNG")
+            predictions.append(
+                {
+                    "bytesBase64Encoded": base64.b64encode(buffer.getvalue()).decode(),
+                    "mimeType": "image/png",
+                    "labels": [{"label": label, "score": score}],
+                }
+            )
+        return JSONResponse({"predictions": predictions} if predictions else {})
+
+    def _recontext(self, instance: dict[str, Any], parameters: dict[str, Any]) -> JSONResponse:
+        products = instance.get("productImages")
+        if not isinstance(products, list) or not 1 <= len(products) <= 3:
+            return _error(400, "1 to 3 product images are required.", "INVALID_ARGUMENT")
+        if any(_image_field(product.get("image")) is None for product in products):
+            return _error(400, "Each product image needs bytesBase64Encoded.", "INVALID_ARGUMENT")
+        mime = parameters.get("outputOptions", {}).get("mimeType", "image/png")
+        predictions = []
+        for _ in range(int(parameters.get("sampleCount", 1))):
+            image = self._image(
+                (1024 // self.scale_down, 1024 // self.scale_down), "JPEG" if mime == "image/jpeg" else "PNG"
+            )
+            predictions.append({"bytesBase64Encoded": base64.b64encode(image).decode(), "mimeType": mime})
+        return JSONResponse({"predictions": predictions})
+
     def _output_size(self, image_config: dict[str, Any], first_input: bytes | None) -> tuple[int, int]:
         if first_input is not None and "aspectRatio" not in image_config:
             with Image.open(io.BytesIO(first_input)) as opened:
@@ -229,6 +301,13 @@ class FakeGoogle:
         buffer = io.BytesIO()
         image.save(buffer, format=pil_format)
         return buffer.getvalue()
+
+
+def _image_field(value: object) -> bytes | None:
+    """`{"bytesBase64Encoded": ..., "mimeType": ...}` as bytes (either base64 alphabet)."""
+    if not isinstance(value, dict) or not isinstance(value.get("bytesBase64Encoded"), str):
+        return None
+    return decode_b64(value["bytesBase64Encoded"])
 
 
 def _inline(part: dict[str, Any]) -> bytes | None:
