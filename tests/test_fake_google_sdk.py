@@ -239,3 +239,59 @@ def test_sdk_upscale_segment_and_recontext_on_vertex(fake_google: FakeGoogle) ->
     )
     assert len(fake_google.last.json["instances"][0]["productImages"]) == 2
     assert len(placed.generated_images or []) == 2
+
+
+@pytest.mark.filterwarnings(IMAGEN_DEPRECATION)
+def test_sdk_edit_image_with_mask_and_customisation_references(fake_google: FakeGoogle) -> None:
+    client = vertex_sdk(fake_google)
+    base = types.Image(image_bytes=png_bytes((40, 30)), mime_type="image/png")
+    mask = types.Image(image_bytes=png_bytes((40, 30), (255, 255, 255)), mime_type="image/png")
+    edited = client.models.edit_image(
+        model="imagen-3.0-capability-001",
+        prompt="add a hat",
+        reference_images=[
+            types.RawReferenceImage(reference_id=1, reference_image=base),
+            types.MaskReferenceImage(
+                reference_id=2,
+                reference_image=mask,
+                config=types.MaskReferenceConfig(mask_mode="MASK_MODE_USER_PROVIDED", mask_dilation=0.03),
+            ),
+        ],
+        config=types.EditImageConfig(
+            edit_mode="EDIT_MODE_INPAINT_INSERTION", number_of_images=2, guidance_scale=60
+        ),
+    )
+    references = fake_google.last.json["instances"][0]["referenceImages"]
+    assert [reference["referenceType"] for reference in references] == [
+        "REFERENCE_TYPE_RAW",
+        "REFERENCE_TYPE_MASK",
+    ]
+    assert references[1]["maskImageConfig"] == {"maskMode": "MASK_MODE_USER_PROVIDED", "dilation": 0.03}
+    images = edited.generated_images or []
+    assert len(images) == 2 and images[0].image is not None
+    assert image_size(images[0].image.image_bytes or b"") == (40, 30)
+
+    client.models.edit_image(
+        model="imagen-3.0-capability-001",
+        prompt="a portrait of [1] in the style of [2]",
+        reference_images=[
+            types.SubjectReferenceImage(
+                reference_id=1,
+                reference_image=base,
+                config=types.SubjectReferenceConfig(
+                    subject_type="SUBJECT_TYPE_PERSON", subject_description="a man"
+                ),
+            ),
+            types.StyleReferenceImage(
+                reference_id=2,
+                reference_image=base,
+                config=types.StyleReferenceConfig(style_description="watercolor"),
+            ),
+        ],
+    )
+    references = fake_google.last.json["instances"][0]["referenceImages"]
+    assert references[0]["subjectImageConfig"] == {
+        "subject_type": "SUBJECT_TYPE_PERSON",
+        "subject_description": "a man",
+    }
+    assert references[1]["styleImageConfig"] == {"style_description": "watercolor"}

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from tests.connect import Transport, connect
-from tests.fakes.google_genai import FakeGoogle
+from tests.fakes.google_genai import FakeGoogle, decode_b64
 from tests.test_e2e import images_of, read_blob, read_json
 
 pytestmark = pytest.mark.anyio
@@ -246,3 +246,92 @@ async def test_only_providers_with_the_capability_are_used(
         assert named.is_error and "google cannot upscale images; providers that can: vertex" in str(
             named.content
         )
+
+
+async def test_imagen_edits_through_the_tool(google_env: dict[str, str], fake_google: FakeGoogle) -> None:
+    async with connect("memory", google_env) as client:
+        made = structured(
+            await client.call_tool("generate_image", {"prompt": "a room", "provider": "vertex"})
+        )
+        source = made["images"][0]
+        mask = structured(
+            await client.call_tool("segment_image", {"image": source["uri"], "mode": "foreground"})
+        )
+        mask_uri = mask["images"][0]["uri"]
+
+        inpainted = structured(
+            await client.call_tool(
+                "edit_image",
+                {
+                    "image": source["uri"],
+                    "mask": mask_uri,
+                    "prompt": "a red armchair",
+                    "provider": "vertex",
+                    "mask_dilation": 0.02,
+                },
+            )
+        )
+        assert inpainted["model"] == "imagen-3.0-capability-001", "a mask picks Imagen's editor on vertex"
+        sent = fake_google.last.json
+        references = sent["instances"][0]["referenceImages"]
+        assert [reference["referenceType"] for reference in references] == [
+            "REFERENCE_TYPE_RAW",
+            "REFERENCE_TYPE_MASK",
+        ]
+        assert references[1]["maskImageConfig"] == {"maskMode": "MASK_MODE_USER_PROVIDED", "dilation": 0.02}
+        assert sent["parameters"]["editMode"] == "EDIT_MODE_INPAINT_INSERTION"
+        with Image.open(
+            io.BytesIO(decode_b64(references[1]["referenceImage"]["bytesBase64Encoded"]))
+        ) as sent_mask:
+            width, height = sent_mask.size
+            assert sent_mask.convert("L").getpixel((width // 2, height // 2)) == 255, (
+                "white marks the area to change"
+            )
+            assert sent_mask.convert("L").getpixel((0, 0)) == 0
+        metadata = await read_json(client, inpainted["images"][0]["uri"] + "/metadata")
+        assert metadata["parent_ids"] == [source["id"]] and "mask_id" in metadata
+
+        swapped = structured(
+            await client.call_tool(
+                "edit_image",
+                {
+                    "image": source["uri"],
+                    "prompt": "a beach",
+                    "provider": "vertex",
+                    "mode": "background_swap",
+                },
+            )
+        )
+        assert swapped["model"] == "imagen-3.0-capability-001"
+        references = fake_google.last.json["instances"][0]["referenceImages"]
+        assert references[1] == {
+            "referenceId": 2,
+            "referenceType": "REFERENCE_TYPE_MASK",
+            "maskImageConfig": {"maskMode": "MASK_MODE_BACKGROUND"},
+        }
+        assert fake_google.last.json["parameters"]["editMode"] == "EDIT_MODE_BGSWAP"
+
+        styled = structured(
+            await client.call_tool(
+                "edit_image",
+                {
+                    "image": source["uri"],
+                    "images": [made["images"][0]["uri"]],
+                    "prompt": "[1] painted in the style of [2]",
+                    "provider": "vertex",
+                    "reference_type": "style",
+                    "reference_description": "watercolor",
+                },
+            )
+        )
+        assert styled["model"] == "imagen-3.0-capability-001"
+        references = fake_google.last.json["instances"][0]["referenceImages"]
+        assert [reference["referenceType"] for reference in references] == ["REFERENCE_TYPE_STYLE"] * 2
+        assert references[0]["styleImageConfig"] == {"styleDescription": "watercolor"}
+        assert "editMode" not in fake_google.last.json["parameters"]
+
+        refused = await client.call_tool(
+            "edit_image",
+            {"image": source["uri"], "prompt": "x", "provider": "vertex", "subject_type": "person"},
+        )
+        assert refused.is_error and "go with reference_type" in str(refused.content)

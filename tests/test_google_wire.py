@@ -58,11 +58,20 @@ def vertex(fake: FakeGoogle, http: httpx2.AsyncClient) -> GoogleImages:
     return GoogleImages(vertex_endpoint(settings), http, caps, 30, NO_RETRY)
 
 
+SNAKE_KEYS = {
+    "mime_type": "mimeType",
+    "style_description": "styleDescription",
+    "subject_type": "subjectType",
+    "subject_description": "subjectDescription",
+}
+
+
 def normalised(value: Any) -> Any:
-    """The body with the SDK's two spelling habits undone: `mime_type` and URL-safe base64."""
+    """The body with the SDK's spelling habits undone: snake_case inside pass-through objects
+    (providers.md 3.11) and URL-safe base64."""
     if isinstance(value, dict):
         return {
-            ("mimeType" if key == "mime_type" else key): (
+            SNAKE_KEYS.get(key, key): (
                 decode_b64(item) if key in ("data", "bytesBase64Encoded") else normalised(item)
             )
             for key, item in value.items()
@@ -434,3 +443,163 @@ async def test_segment_rules_and_empty_answers(fake_google: FakeGoogle, http: ht
         await provider.segment(
             SegmentRequest(image=image, model="image-segmentation-001", confidence_threshold=0.99)
         )
+
+
+def mask_pixels(reference: dict[str, Any]) -> list[int]:
+    with Image.open(io.BytesIO(decode_b64(reference["referenceImage"]["bytesBase64Encoded"]))) as opened:
+        return list(opened.convert("L").tobytes())
+
+
+@pytest.mark.filterwarnings("ignore:The .* method is deprecated")
+async def test_imagen_masked_edit_matches_the_sdk(fake_google: FakeGoogle, http: httpx2.AsyncClient) -> None:
+    base = png_bytes((40, 30))
+    white_on_black = Image.new("L", (40, 30), 0)
+    white_on_black.paste(255, (10, 5, 30, 25))
+    buffer = io.BytesIO()
+    white_on_black.save(buffer, format="PNG")
+    neutral = Image.new("RGBA", (40, 30), (0, 0, 0, 255))
+    neutral.paste((0, 0, 0, 0), (10, 5, 30, 25))
+    neutral_buffer = io.BytesIO()
+    neutral.save(neutral_buffer, format="PNG")
+    client = vertex_sdk(fake_google)
+    client.models.edit_image(
+        model="imagen-3.0-capability-001",
+        prompt="add a hat",
+        reference_images=[
+            types.RawReferenceImage(
+                reference_id=1, reference_image=types.Image(image_bytes=base, mime_type="image/png")
+            ),
+            types.MaskReferenceImage(
+                reference_id=2,
+                reference_image=types.Image(image_bytes=buffer.getvalue(), mime_type="image/png"),
+                config=types.MaskReferenceConfig(mask_mode="MASK_MODE_USER_PROVIDED", mask_dilation=0.03),
+            ),
+        ],
+        config=types.EditImageConfig(
+            edit_mode="EDIT_MODE_INPAINT_REMOVAL",
+            number_of_images=2,
+            guidance_scale=60,
+            negative_prompt="blur",
+            include_rai_reason=True,
+            include_safety_attributes=True,
+            output_mime_type="image/png",
+        ),
+    )
+    sdk_sent = fake_google.last
+    result = await vertex(fake_google, http).edit(
+        EditRequest(
+            prompt="add a hat",
+            model="imagen-3.0-capability-001",
+            n=2,
+            images=(input_image(base),),
+            mask=InputImage(neutral_buffer.getvalue(), "image/png", 40, 30, "mask.png"),
+            mode="remove",
+            mask_dilation=0.03,
+            guidance_scale=60,
+            negative_prompt="blur",
+            output_format="png",
+        )
+    )
+    mine, sdk = fake_google.last.json, sdk_sent.json
+    assert mask_pixels(mine["instances"][0]["referenceImages"][1]) == mask_pixels(
+        sdk["instances"][0]["referenceImages"][1]
+    )
+    for body in (mine, sdk):
+        del body["instances"][0]["referenceImages"][1]["referenceImage"]
+    assert normalised(mine) == normalised(sdk)
+    assert list(mine["parameters"]) == list(sdk["parameters"])
+    assert len(result.images) == 2
+
+
+@pytest.mark.filterwarnings("ignore:The .* method is deprecated")
+async def test_imagen_auto_mask_and_customisation_match_the_sdk(
+    fake_google: FakeGoogle, http: httpx2.AsyncClient
+) -> None:
+    data = png_bytes((40, 30))
+    sdk_image = types.Image(image_bytes=data, mime_type="image/png")
+    client = vertex_sdk(fake_google)
+    provider = vertex(fake_google, http)
+    client.models.edit_image(
+        model="imagen-3.0-capability-001",
+        prompt="a beach",
+        reference_images=[
+            types.RawReferenceImage(reference_id=1, reference_image=sdk_image),
+            types.MaskReferenceImage(
+                reference_id=2, config=types.MaskReferenceConfig(mask_mode="MASK_MODE_BACKGROUND")
+            ),
+        ],
+        config=types.EditImageConfig(
+            edit_mode="EDIT_MODE_BGSWAP",
+            number_of_images=1,
+            include_rai_reason=True,
+            include_safety_attributes=True,
+        ),
+    )
+    sdk_sent = fake_google.last
+    await provider.edit(
+        EditRequest(
+            prompt="a beach",
+            model="imagen-3.0-capability-001",
+            images=(input_image(data),),
+            mode="background_swap",
+        )
+    )
+    assert_same_wire(fake_google.last, sdk_sent)
+
+    client.models.edit_image(
+        model="imagen-3.0-capability-001",
+        prompt="[1] as a knight",
+        reference_images=[
+            types.SubjectReferenceImage(
+                reference_id=1,
+                reference_image=sdk_image,
+                config=types.SubjectReferenceConfig(
+                    subject_type="SUBJECT_TYPE_ANIMAL", subject_description="a dog"
+                ),
+            )
+        ],
+        config=types.EditImageConfig(
+            number_of_images=1, include_rai_reason=True, include_safety_attributes=True
+        ),
+    )
+    sdk_sent = fake_google.last
+    await provider.edit(
+        EditRequest(
+            prompt="[1] as a knight",
+            model="imagen-3.0-capability-001",
+            images=(input_image(data),),
+            reference_type="subject",
+            subject_type="animal",
+            reference_description="a dog",
+        )
+    )
+    assert_same_wire(fake_google.last, sdk_sent)
+
+
+async def test_imagen_edit_rules(fake_google: FakeGoogle, http: httpx2.AsyncClient) -> None:
+    image = input_image(png_bytes((40, 30)))
+    provider = vertex(fake_google, http)
+    model = "imagen-3.0-capability-001"
+    for request, expected in [
+        (
+            EditRequest(prompt="x", model=model, images=(image,), mode="insert"),
+            "edit mode insert needs a mask",
+        ),
+        (
+            EditRequest(prompt="x", model=model, images=(image,), mask_mode="semantic"),
+            "needs 1 to 5 mask_classes",
+        ),
+        (EditRequest(prompt="x", model=model, images=(image, image)), "takes one image"),
+        (EditRequest(prompt="x", model=model, images=(image,), aspect_ratio="1:1"), "keep the input's size"),
+        (
+            EditRequest(prompt="x", model=model, images=(image,), reference_type="style", mode="insert"),
+            "take no mode",
+        ),
+        (
+            EditRequest(prompt="x", model="gemini-3-pro-image", images=(image,), mode="insert"),
+            "those are Imagen options",
+        ),
+    ]:
+        with pytest.raises(InputError, match=expected):
+            await provider.edit(request)
+        assert fake_google.requests == [], expected

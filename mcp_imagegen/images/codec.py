@@ -214,3 +214,13 @@ def cutout(image_data: bytes, mask_data: bytes, *, max_pixels: int) -> bytes:
     buffer = io.BytesIO()
     result.save(buffer, format="PNG", optimize=False)
     return buffer.getvalue()
+
+
+def white_where_transparent(mask_png: bytes) -> bytes:
+    """Our edit mask (transparent = change) as the white-on-black mask Imagen takes (white = change)."""
+    with Image.open(io.BytesIO(mask_png)) as mask:
+        alpha = mask.convert("RGBA").getchannel("A")
+    inverted = alpha.point(lambda value: 255 if value == 0 else 0)
+    buffer = io.BytesIO()
+    inverted.save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -33,6 +33,11 @@ GENERIC_OPTIONS = (
     "add_watermark",
     "enhance_prompt",
     "guidance_scale",
+    "mode",
+    "mask_mode",
+    "mask_classes",
+    "mask_dilation",
+    "reference_type",
 )
 """Optional tool parameters a provider may or may not honour; `Capabilities.options` lists
 the subset a provider supports, and anything else given by the caller is refused."""
@@ -120,6 +125,19 @@ class EditRequest(GenerateRequest):
     images: tuple[InputImage, ...] = ()
     mask: InputImage | None = None
     input_fidelity: str | None = None
+    mode: str | None = None
+    """`insert`, `remove`, `outpaint`, `background_swap` or `product` (Imagen edit modes)."""
+    mask_mode: str | None = None
+    """How the edit area is found: `user_provided` (the mask), `background`, `foreground`, `semantic`."""
+    mask_classes: tuple[int, ...] = ()
+    """Semantic mask mode: up to 5 class ids."""
+    mask_dilation: float | None = None
+    reference_type: str | None = None
+    """`style`, `subject` or `control`: every input image is a reference of that type."""
+    reference_description: str | None = None
+    """What the style or subject references show."""
+    subject_type: str | None = None
+    control_type: str | None = None
 
 
 @dataclass(frozen=True)

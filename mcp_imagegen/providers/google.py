@@ -15,6 +15,7 @@ import binascii
 from typing import Any
 
 import anyio
+import anyio.to_thread
 import httpx2
 from anyio.abc import TaskGroup
 from pydantic import JsonValue
@@ -27,6 +28,7 @@ from mcp_imagegen.errors import (
     ProviderUnreachableError,
     UnsupportedOptionError,
 )
+from mcp_imagegen.images import codec
 from mcp_imagegen.providers import imagen
 from mcp_imagegen.providers._http import DEFAULT_RETRY, Exchange, RetryPolicy, read_json_object, send
 from mcp_imagegen.providers.base import (
@@ -157,11 +159,18 @@ class GoogleImages:
         return await self._predict(request.model, imagen.recontext_body(request), events)
 
     async def edit(self, request: EditRequest, events: CallEvents = SILENT) -> ProviderResult:
+        if imagen.is_imagen(request.model):
+            self._check_imagen_served(request.model)
+            mask = request.mask
+            mask_png = (
+                await anyio.to_thread.run_sync(codec.white_where_transparent, mask.data) if mask else None
+            )
+            return await self._predict(request.model, imagen.edit_body(request, mask_png), events)
         imagen.refuse_imagen_only(request)
         if request.mask is not None:
             raise InputError(
                 f"{request.model} edits by instruction and takes no mask; describe the area in the prompt, "
-                "or use an Imagen model on vertex (e.g. imagen-3.0-capability-001) for mask edits"
+                f"or use an Imagen model on vertex ({imagen.EDIT_MODEL}) for mask edits"
             )
         parts = [
             {"inlineData": {"data": base64.b64encode(image.data).decode(), "mimeType": image.mime_type}}

@@ -22,6 +22,7 @@ from mcp_imagegen.errors import (
     UnsupportedOptionError,
 )
 from mcp_imagegen.providers.base import (
+    EditRequest,
     GeneratedImage,
     GenerateRequest,
     InputImage,
@@ -56,6 +57,11 @@ IMAGEN_ONLY_OPTIONS = (
     "add_watermark",
     "enhance_prompt",
     "guidance_scale",
+    "mode",
+    "mask_mode",
+    "mask_classes",
+    "mask_dilation",
+    "reference_type",
 )
 """Options that only Imagen models take; a Gemini model given one is refused with a pointer here."""
 PROMPT_SAFETY_ENTRY = "Positive Prompt"
@@ -93,6 +99,161 @@ def generate_body(request: GenerateRequest) -> dict[str, Any]:
     if request.enhance_prompt is not None:
         parameters["enhancePrompt"] = request.enhance_prompt
     return {"instances": [{"prompt": request.prompt}], "parameters": parameters}
+
+
+EDIT_MODES = {
+    "insert": "EDIT_MODE_INPAINT_INSERTION",
+    "remove": "EDIT_MODE_INPAINT_REMOVAL",
+    "outpaint": "EDIT_MODE_OUTPAINT",
+    "background_swap": "EDIT_MODE_BGSWAP",
+    "product": "EDIT_MODE_PRODUCT_IMAGE",
+}
+MASK_MODES = {
+    "user_provided": "MASK_MODE_USER_PROVIDED",
+    "background": "MASK_MODE_BACKGROUND",
+    "foreground": "MASK_MODE_FOREGROUND",
+    "semantic": "MASK_MODE_SEMANTIC",
+}
+SUBJECT_TYPES = {
+    "default": "SUBJECT_TYPE_DEFAULT",
+    "person": "SUBJECT_TYPE_PERSON",
+    "animal": "SUBJECT_TYPE_ANIMAL",
+    "product": "SUBJECT_TYPE_PRODUCT",
+}
+CONTROL_TYPES = {
+    "canny": "CONTROL_TYPE_CANNY",
+    "scribble": "CONTROL_TYPE_SCRIBBLE",
+    "face_mesh": "CONTROL_TYPE_FACE_MESH",
+}
+MAX_MASK_CLASSES = 5
+
+
+def edit_body(request: EditRequest, mask_png: bytes | None) -> dict[str, Any]:
+    """An Imagen edit (providers.md 3.4).
+
+    Either a masked edit of the first image (a RAW reference, then a MASK reference that is the
+    user's mask as white-on-black, or one the service computes from `mask_mode`), with an
+    edit mode; or, with `reference_type`, a customisation where every input image is a
+    STYLE, SUBJECT or CONTROL reference that the prompt refers to as [1], [2]...
+    """
+    if request.n > MAX_SAMPLES:
+        raise InputError(f"{request.model} makes at most {MAX_SAMPLES} images per call, not {request.n}")
+    if request.aspect_ratio is not None or request.size is not None:
+        raise InputError("Imagen edits keep the input's size: leave size and aspect_ratio out")
+    references = (
+        _customisation_references(request) if request.reference_type else _edit_references(request, mask_png)
+    )
+    parameters: dict[str, Any] = {}
+    if request.negative_prompt is not None:
+        parameters["negativePrompt"] = request.negative_prompt
+    parameters["sampleCount"] = request.n
+    if request.guidance_scale is not None:
+        parameters["guidanceScale"] = request.guidance_scale
+    if request.seed is not None:
+        if request.add_watermark is not False:
+            raise InputError(
+                "Imagen takes a seed only without the watermark: pass add_watermark false with seed"
+            )
+        parameters["seed"] = request.seed
+    parameters.update(_shared_parameters(request))
+    if request.add_watermark is not None:
+        parameters["addWatermark"] = request.add_watermark
+    edit_mode = _edit_mode(request, mask_png)
+    if edit_mode is not None:
+        parameters["editMode"] = edit_mode
+    return {
+        "instances": [{"prompt": request.prompt, "referenceImages": references}],
+        "parameters": parameters,
+    }
+
+
+def _edit_mode(request: EditRequest, mask_png: bytes | None) -> str | None:
+    if request.reference_type:
+        if request.mode:
+            raise InputError("reference_type edits take no mode; describe the change in the prompt")
+        return None
+    if request.mode:
+        return EDIT_MODES[request.mode]
+    return EDIT_MODES["insert"] if mask_png is not None or request.mask_mode else None
+
+
+def _edit_references(request: EditRequest, mask_png: bytes | None) -> list[dict[str, Any]]:
+    if len(request.images) != 1:
+        raise InputError(
+            "an Imagen masked edit takes one image; to use more as style, subject or control references, "
+            "set reference_type"
+        )
+    mask_mode = request.mask_mode or ("user_provided" if mask_png is not None else None)
+    if request.mode == "background_swap" and mask_mode is None:
+        mask_mode = "background"
+    if request.mode in ("insert", "remove", "outpaint") and mask_mode is None:
+        raise InputError(
+            f"edit mode {request.mode} needs a mask, or a mask_mode (background, foreground, semantic)"
+        )
+    if (mask_mode == "user_provided") != (mask_png is not None):
+        raise InputError(
+            "mask_mode user_provided goes with a mask image, and a mask image with user_provided"
+        )
+    if request.mask_classes and mask_mode != "semantic":
+        raise InputError("mask_classes apply to mask_mode semantic")
+    if mask_mode == "semantic" and not 1 <= len(request.mask_classes) <= MAX_MASK_CLASSES:
+        raise InputError(
+            f"mask_mode semantic needs 1 to {MAX_MASK_CLASSES} mask_classes (segmentation class ids)"
+        )
+    references: list[dict[str, Any]] = [
+        {
+            "referenceImage": image_json(request.images[0]),
+            "referenceId": 1,
+            "referenceType": "REFERENCE_TYPE_RAW",
+        }
+    ]
+    if mask_mode is not None:
+        config: dict[str, Any] = {"maskMode": MASK_MODES[mask_mode]}
+        if request.mask_classes:
+            config["maskClasses"] = list(request.mask_classes)
+        if request.mask_dilation is not None:
+            config["dilation"] = request.mask_dilation
+        mask: dict[str, Any] = {}
+        if mask_png is not None:
+            mask["referenceImage"] = {
+                "bytesBase64Encoded": base64.b64encode(mask_png).decode(),
+                "mimeType": "image/png",
+            }
+        mask.update({"referenceId": 2, "referenceType": "REFERENCE_TYPE_MASK", "maskImageConfig": config})
+        references.append(mask)
+    return references
+
+
+def _customisation_references(request: EditRequest) -> list[dict[str, Any]]:
+    kind = request.reference_type
+    if request.mask is not None or request.mask_mode:
+        raise InputError("reference_type edits take no mask")
+    references = []
+    for index, image in enumerate(request.images, start=1):
+        reference: dict[str, Any] = {"referenceImage": image_json(image), "referenceId": index}
+        if kind == "style":
+            reference["referenceType"] = "REFERENCE_TYPE_STYLE"
+            reference["styleImageConfig"] = _without_none({"styleDescription": request.reference_description})
+        elif kind == "subject":
+            reference["referenceType"] = "REFERENCE_TYPE_SUBJECT"
+            reference["subjectImageConfig"] = _without_none(
+                {
+                    "subjectType": SUBJECT_TYPES[request.subject_type or "default"],
+                    "subjectDescription": request.reference_description,
+                }
+            )
+        else:
+            reference["referenceType"] = "REFERENCE_TYPE_CONTROL"
+            reference["controlImageConfig"] = {
+                "controlType": CONTROL_TYPES[request.control_type or "scribble"],
+                "computeControl": True,
+            }
+        references.append(reference)
+    return references
+
+
+def _without_none(values: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in values.items() if value is not None}
 
 
 def upscale_body(request: UpscaleRequest) -> dict[str, Any]:
@@ -239,7 +400,7 @@ def _shared_parameters(request: GenerateRequest) -> dict[str, Any]:
 
 def refuse_imagen_only(request: GenerateRequest) -> None:
     """A Gemini model given an Imagen-only option: say which models take it."""
-    given = [name for name in IMAGEN_ONLY_OPTIONS if getattr(request, name) is not None]
+    given = [name for name in IMAGEN_ONLY_OPTIONS if getattr(request, name, None) not in (None, ())]
     if given:
         raise UnsupportedOptionError(
             f"{request.model} does not take {', '.join(given)}; those are Imagen options "

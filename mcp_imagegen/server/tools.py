@@ -302,6 +302,48 @@ async def edit_image(
     keep_partials: KeepPartialsArg = False,
     image_size: ImageSizeArg = None,
     person_generation: PersonArg = None,
+    mode: Annotated[
+        Literal["insert", "remove", "outpaint", "background_swap", "product"] | None,
+        Field(
+            description="What kind of edit (Imagen on vertex): insert or remove something in the masked "
+            "area, outpaint into it (the image padded, the mask marking the new area), background_swap "
+            "(keeps the subject), product (a product shot)."
+        ),
+    ] = None,
+    mask_mode: Annotated[
+        Literal["user_provided", "background", "foreground", "semantic"] | None,
+        Field(
+            description="Where to edit when no mask is given (Imagen): background, foreground, or semantic "
+            "with mask_classes; user_provided means the mask parameter."
+        ),
+    ] = None,
+    mask_classes: Annotated[
+        list[int] | None, Field(description="mask_mode semantic: 1-5 segmentation class ids.", max_length=5)
+    ] = None,
+    mask_dilation: Annotated[
+        float | None, Field(description="Grow the edit area by this fraction of the image (0-1).", ge=0, le=1)
+    ] = None,
+    reference_type: Annotated[
+        Literal["style", "subject", "control"] | None,
+        Field(
+            description="Imagen customisation: every input image is a style, subject or control reference, "
+            "referred to in the prompt as [1], [2]... No mask."
+        ),
+    ] = None,
+    reference_description: Annotated[
+        str | None,
+        Field(description="With reference_type style or subject: what the references show.", max_length=500),
+    ] = None,
+    subject_type: Annotated[
+        Literal["default", "person", "animal", "product"] | None,
+        Field(description="With reference_type subject."),
+    ] = None,
+    control_type: Annotated[
+        Literal["canny", "scribble", "face_mesh"] | None, Field(description="With reference_type control.")
+    ] = None,
+    guidance_scale: GuidanceArg = None,
+    safety_filter: SafetyArg = None,
+    add_watermark: WatermarkArg = None,
     wait_seconds: WaitArg = None,
 ) -> Annotated[CallToolResult, ImageResult]:
     """Edit an image by instruction, optionally only inside a mask, optionally using more input images.
@@ -327,7 +369,17 @@ async def edit_image(
             partial_images=partial_images or None,
             image_size=image_size,
             person_generation=person_generation,
+            mode=mode,
+            mask_mode=mask_mode,
+            mask_classes=tuple(mask_classes) if mask_classes else None,
+            mask_dilation=mask_dilation,
+            reference_type=reference_type,
+            guidance_scale=guidance_scale,
+            safety_filter=safety_filter,
+            add_watermark=add_watermark,
         )
+        if (reference_description or subject_type or control_type) and not reference_type:
+            raise InputError("reference_description, subject_type and control_type go with reference_type")
         references = [image, *(images or [])]
         if len(references) > caps.max_input_images:
             raise InputError(
@@ -335,7 +387,8 @@ async def edit_image(
             )
         check_options(editor.name, caps, n, options)
         _check_partials(options, keep_partials)
-        edit_model = chosen_model(caps, model, editor.name, "edit_masked" if mask is not None else "edit")
+        masked = mask is not None or mode or mask_mode or reference_type
+        edit_model = chosen_model(caps, model, editor.name, "edit_masked" if masked else "edit")
         await ctx.report_progress(0, None, "reading the input images")
         inputs = tuple(
             [
@@ -344,13 +397,31 @@ async def edit_image(
             ]
         )
         mask_image = await _mask_image(app, mask, inputs[0]) if mask is not None else None
-        request = EditRequest(prompt=prompt, model=edit_model, n=n, images=inputs, mask=mask_image, **options)
+        request = EditRequest(
+            prompt=prompt,
+            model=edit_model,
+            n=n,
+            images=inputs,
+            mask=mask_image,
+            reference_description=reference_description,
+            subject_type=subject_type,
+            control_type=control_type,
+            **options,
+        )
         work = ImageWork(
             app,
             editor.name,
             request.model,
             prompt,
-            {"n": n, **options},
+            {
+                "n": n,
+                **options,
+                **given(
+                    reference_description=reference_description,
+                    subject_type=subject_type,
+                    control_type=control_type,
+                ),
+            },
             "edited",
             functools.partial(editor.edit, request),
             inputs=inputs,

@@ -38,6 +38,24 @@ ASPECT_SIZES = {
 }
 SIZE_SCALE = {"1K": 1, "2K": 2, "4K": 4}
 SEGMENT_MODES = ("FOREGROUND", "BACKGROUND", "PROMPT", "SEMANTIC", "INTERACTIVE")
+EDIT_MODES = (
+    "EDIT_MODE_DEFAULT",
+    "EDIT_MODE_INPAINT_REMOVAL",
+    "EDIT_MODE_INPAINT_INSERTION",
+    "EDIT_MODE_OUTPAINT",
+    "EDIT_MODE_CONTROLLED_EDITING",
+    "EDIT_MODE_STYLE",
+    "EDIT_MODE_BGSWAP",
+    "EDIT_MODE_PRODUCT_IMAGE",
+)
+REFERENCE_TYPES = (
+    "REFERENCE_TYPE_RAW",
+    "REFERENCE_TYPE_MASK",
+    "REFERENCE_TYPE_CONTROL",
+    "REFERENCE_TYPE_STYLE",
+    "REFERENCE_TYPE_SUBJECT",
+    "REFERENCE_TYPE_CONTENT",
+)
 
 
 @dataclass(frozen=True)
@@ -188,6 +206,8 @@ class FakeGoogle:
             return self._segment(instance, parameters)
         if "productImages" in instance:
             return self._recontext(instance, parameters)
+        if "referenceImages" in instance:
+            return self._edit(instance, parameters)
         if not isinstance(instance.get("prompt"), str) or not instance["prompt"]:
             return _error(400, "Prompt is required.", "INVALID_ARGUMENT")
         if "seed" in parameters and parameters.get("addWatermark", True):
@@ -267,6 +287,44 @@ class FakeGoogle:
                 }
             )
         return JSONResponse({"predictions": predictions} if predictions else {})
+
+    def _edit(self, instance: dict[str, Any], parameters: dict[str, Any]) -> JSONResponse:
+        references = instance["referenceImages"]
+        if not isinstance(references, list) or not references:
+            return _error(400, "referenceImages must not be empty.", "INVALID_ARGUMENT")
+        if "aspectRatio" in parameters and any(
+            r.get("referenceType") == "REFERENCE_TYPE_MASK" for r in references
+        ):
+            return _error(400, "aspect_ratio is not supported for mask editing.", "INVALID_ARGUMENT")
+        edit_mode = parameters.get("editMode")
+        if edit_mode is not None and edit_mode not in EDIT_MODES:
+            return _error(400, f"Invalid editMode {edit_mode}.", "INVALID_ARGUMENT")
+        first = _image_field(references[0].get("referenceImage"))
+        if first is None:
+            return _error(400, "The first reference needs an image.", "INVALID_ARGUMENT")
+        with Image.open(io.BytesIO(first)) as opened:
+            size = opened.size
+        for reference in references:
+            kind = reference.get("referenceType")
+            if kind not in REFERENCE_TYPES:
+                return _error(400, f"Invalid referenceType {kind}.", "INVALID_ARGUMENT")
+            if kind == "REFERENCE_TYPE_MASK":
+                mode = reference.get("maskImageConfig", {}).get("maskMode")
+                mask = _image_field(reference.get("referenceImage"))
+                if (mode == "MASK_MODE_USER_PROVIDED") != (mask is not None):
+                    return _error(
+                        400, "A user-provided mask needs a mask image, and only it.", "INVALID_ARGUMENT"
+                    )
+                if mask is not None:
+                    with Image.open(io.BytesIO(mask)) as opened_mask:
+                        if opened_mask.size != size:
+                            return _error(400, "The mask must be the size of the image.", "INVALID_ARGUMENT")
+        mime = parameters.get("outputOptions", {}).get("mimeType", "image/png")
+        predictions = []
+        for _ in range(int(parameters.get("sampleCount", 1))):
+            image = self._image(size, "JPEG" if mime == "image/jpeg" else "PNG")
+            predictions.append({"bytesBase64Encoded": base64.b64encode(image).decode(), "mimeType": mime})
+        return JSONResponse({"predictions": predictions})
 
     def _recontext(self, instance: dict[str, Any], parameters: dict[str, Any]) -> JSONResponse:
         products = instance.get("productImages")
