@@ -6,14 +6,23 @@ the loopback fake."""
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from PIL import Image
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from tests.connect import Transport, connect
 from tests.fakes.google_genai import FakeGoogle, decode_b64
+from tests.fakes.loopback import LoopbackServer
 from tests.test_e2e import images_of, read_blob, read_json
 
 pytestmark = pytest.mark.anyio
@@ -120,7 +129,37 @@ async def test_refusals_store_nothing_and_say_why(
             },
         )
         assert masked.is_error and "vertex does not support size" in str(masked.content)
+        fake_google.filtered = 2
+        filtered = await client.call_tool(
+            "generate_image",
+            {"prompt": "x", "provider": "vertex", "model": "imagen-4.0-generate-001", "n": 2},
+        )
+        assert filtered.is_error
+        assert (
+            "vertex refused the request under its content policy: 56562880: the image may depict violence"
+            in str(filtered.content)
+        )
     assert not list((tmp_path / "store" / "images").rglob("*.*"))
+
+
+async def test_a_model_only_one_configured_provider_serves_routes_there(
+    fake_google: FakeGoogle, fake_openai: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in {
+        "OPENAI_API_KEY": fake_openai.api_key,
+        "OPENAI_BASE_URL": f"{fake_openai.url}/v1",
+        "GEMINI_API_KEY": fake_google.api_key,
+        "GOOGLE_GEMINI_BASE_URL": fake_google.url,
+    }.items():
+        monkeypatch.setenv(name, value)
+    async with connect("memory", {}) as client:
+        by_default = structured(await client.call_tool("generate_image", {"prompt": "x"}))
+        assert by_default["provider"] == "openai", "openai is configured first"
+        by_model = structured(
+            await client.call_tool("generate_image", {"prompt": "x", "model": "gemini-3-pro-image"})
+        )
+        assert (by_model["provider"], by_model["model"]) == ("google", "gemini-3-pro-image")
+        assert fake_google.last.model == "gemini-3-pro-image"
 
 
 async def test_imagen_generate_through_the_tool(google_env: dict[str, str], fake_google: FakeGoogle) -> None:
@@ -158,11 +197,13 @@ async def test_imagen_generate_through_the_tool(google_env: dict[str, str], fake
         assert refused.is_error and "those are Imagen options" in str(refused.content)
 
 
+@pytest.mark.parametrize("transport", ["memory", "stdio"])
 async def test_upscale_segment_and_recontext_through_the_tools(
-    google_env: dict[str, str], fake_google: FakeGoogle, monkeypatch: pytest.MonkeyPatch
+    transport: Transport, google_env: dict[str, str], fake_google: FakeGoogle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("IMAGEGEN_DEFAULT_PROVIDER", "google")  # google cannot do these: vertex is chosen
-    async with connect("memory", google_env) as client:
+    env = {**google_env, "IMAGEGEN_DEFAULT_PROVIDER": "google"}
+    async with connect(transport, env) as client:
         made = structured(
             await client.call_tool("generate_image", {"prompt": "a red box", "image_size": "1K"})
         )
@@ -248,8 +289,11 @@ async def test_only_providers_with_the_capability_are_used(
         )
 
 
-async def test_imagen_edits_through_the_tool(google_env: dict[str, str], fake_google: FakeGoogle) -> None:
-    async with connect("memory", google_env) as client:
+@pytest.mark.parametrize("transport", ["memory", "stdio"])
+async def test_imagen_edits_through_the_tool(
+    transport: Transport, google_env: dict[str, str], fake_google: FakeGoogle
+) -> None:
+    async with connect(transport, google_env) as client:
         made = structured(
             await client.call_tool("generate_image", {"prompt": "a room", "provider": "vertex"})
         )
@@ -335,3 +379,72 @@ async def test_imagen_edits_through_the_tool(google_env: dict[str, str], fake_go
             {"image": source["uri"], "prompt": "x", "provider": "vertex", "subject_type": "person"},
         )
         assert refused.is_error and "go with reference_type" in str(refused.content)
+
+
+async def test_vertex_with_application_default_credentials(
+    fake_google: FakeGoogle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No GOOGLE_OAUTH_ACCESS_TOKEN: google-auth reads the service account in
+    GOOGLE_APPLICATION_CREDENTIALS and gets a token at its token_uri (a loopback endpoint here),
+    once, with a signed JWT assertion; the quota project is sent."""
+    refreshes: list[dict[str, str]] = []
+
+    async def token(request: Request) -> Response:
+        refreshes.append(dict((await request.form()).items()))  # type: ignore[arg-type]
+        return JSONResponse(
+            {"access_token": fake_google.access_token, "expires_in": 3600, "token_type": "Bearer"}
+        )
+
+    with LoopbackServer(Starlette(routes=[Route("/token", token, methods=["POST"])])) as issuer:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
+        credentials = tmp_path / "service-account.json"
+        credentials.write_text(
+            json.dumps(
+                {
+                    "type": "service_account",
+                    "project_id": fake_google.project,
+                    "private_key_id": "key-1",
+                    "private_key": pem,
+                    "client_email": "imagegen@test-project.iam.gserviceaccount.com",
+                    "client_id": "1234567890",
+                    "token_uri": f"{issuer.url}/token",
+                }
+            )
+        )
+        for name, value in {
+            "GOOGLE_APPLICATION_CREDENTIALS": str(credentials),
+            "GOOGLE_CLOUD_QUOTA_PROJECT": "billing-project",
+            "GOOGLE_CLOUD_PROJECT": fake_google.project,
+            "GOOGLE_VERTEX_BASE_URL": fake_google.url,
+        }.items():
+            monkeypatch.setenv(name, value)
+        async with connect("memory", {}) as client:
+            for _ in range(2):
+                result = await client.call_tool("generate_image", {"prompt": "x", "provider": "vertex"})
+                assert not result.is_error, result.content
+    assert len(refreshes) == 1, "the token is reused until it expires"
+    assert refreshes[0]["grant_type"] == "urn:ietf:params:oauth:grant-type:jwt-bearer"
+    claims = jwt.decode(  # signed with the service account's key
+        refreshes[0]["assertion"], key.public_key(), algorithms=["RS256"], options={"verify_aud": False}
+    )
+    assert claims["iss"] == "imagegen@test-project.iam.gserviceaccount.com"
+    assert claims["scope"] == "https://www.googleapis.com/auth/cloud-platform"
+    assert fake_google.last.headers["authorization"] == f"Bearer {fake_google.access_token}"
+    assert fake_google.last.headers["x-goog-user-project"] == "billing-project"
+
+
+async def test_vertex_without_any_credentials_says_what_to_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "p")
+    monkeypatch.setenv("HOME", str(tmp_path))  # no gcloud credentials file either
+    async with connect("memory", {}) as client:
+        result = await client.call_tool("generate_image", {"prompt": "x", "provider": "vertex"})
+    assert result.is_error
+    assert (
+        "the vertex provider is not configured: set GOOGLE_CLOUD_PROJECT and GOOGLE_OAUTH_ACCESS_TOKEN"
+        in str(result.content)
+    )
