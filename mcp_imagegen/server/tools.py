@@ -29,9 +29,8 @@ from mcp_imagegen.images import codec
 from mcp_imagegen.images.inputs import RawInput
 from mcp_imagegen.providers.base import Capabilities, EditRequest, GenerateRequest, InputImage
 from mcp_imagegen.server.delivery import deliver
-from mcp_imagegen.server.image_jobs import ImageWork
+from mcp_imagegen.server.image_jobs import ImageWork, run_image_tool
 from mcp_imagegen.server.jobs import CANCEL_GRACE_S, JobState
-from mcp_imagegen.server.limits import client_key
 from mcp_imagegen.server.results import ImageResult
 from mcp_imagegen.server.state import AppState
 
@@ -260,10 +259,13 @@ async def generate_image(
             functools.partial(generator.generate, request),
             keep_partials=keep_partials,
         )
-        app.rate_limiter.admit(client_key())
-        first = f"asking {generator.name} ({request.model}) for {n} image(s)"
-        job = app.jobs.start("generate_image", generator.name, request.model, work, first)
-        return await deliver(ctx, job, wait_seconds, owner=True)
+        return await run_image_tool(
+            ctx,
+            "generate_image",
+            work,
+            f"asking {generator.name} ({request.model}) for {n} image(s)",
+            wait_seconds,
+        )
 
 
 async def edit_image(
@@ -428,10 +430,9 @@ async def edit_image(
             mask=mask_image,
             keep_partials=keep_partials,
         )
-        app.rate_limiter.admit(client_key())
-        first = f"asking {editor.name} ({request.model}) to edit"
-        job = app.jobs.start("edit_image", editor.name, request.model, work, first)
-        return await deliver(ctx, job, wait_seconds, owner=True)
+        return await run_image_tool(
+            ctx, "edit_image", work, f"asking {editor.name} ({request.model}) to edit", wait_seconds
+        )
 
 
 class ProviderInfo(BaseModel):

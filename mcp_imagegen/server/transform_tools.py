@@ -28,9 +28,7 @@ from mcp_imagegen.providers.base import (
     SegmentRequest,
     UpscaleRequest,
 )
-from mcp_imagegen.server.delivery import deliver
-from mcp_imagegen.server.image_jobs import ImageWork
-from mcp_imagegen.server.limits import client_key
+from mcp_imagegen.server.image_jobs import ImageWork, run_image_tool
 from mcp_imagegen.server.results import ImageResult
 from mcp_imagegen.server.state import AppState
 from mcp_imagegen.server.tools import (
@@ -100,15 +98,13 @@ async def upscale_image(
             functools.partial(upscaler.upscale, request),
             inputs=(source,),
         )
-        app.rate_limiter.admit(client_key())
-        job = app.jobs.start(
+        return await run_image_tool(
+            ctx,
             "upscale_image",
-            upscaler.name,
-            request.model,
             work,
             f"asking {upscaler.name} ({request.model}) to upscale {factor}",
+            wait_seconds,
         )
-        return await deliver(ctx, job, wait_seconds, owner=True)
 
 
 async def segment_image(
@@ -217,15 +213,13 @@ async def segment_image(
             call,
             inputs=(source,),
         )
-        app.rate_limiter.admit(client_key())
-        job = app.jobs.start(
+        return await run_image_tool(
+            ctx,
             "segment_image",
-            segmenter.name,
-            request.model,
             work,
             f"asking {segmenter.name} ({request.model}) for {mode} masks",
+            wait_seconds,
         )
-        return await deliver(ctx, job, wait_seconds, owner=True)
 
 
 async def recontext_image(
@@ -292,15 +286,13 @@ async def recontext_image(
             functools.partial(recontexter.recontext, request),
             inputs=products,
         )
-        app.rate_limiter.admit(client_key())
-        job = app.jobs.start(
+        return await run_image_tool(
+            ctx,
             "recontext_image",
-            recontexter.name,
-            request.model,
             work,
             f"asking {recontexter.name} ({request.model}) to recontext",
+            wait_seconds,
         )
-        return await deliver(ctx, job, wait_seconds, owner=True)
 
 
 def register_transform_tools(server: MCPServer[AppState]) -> None:
