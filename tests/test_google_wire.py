@@ -603,3 +603,49 @@ async def test_imagen_edit_rules(fake_google: FakeGoogle, http: httpx2.AsyncClie
         with pytest.raises(InputError, match=expected):
             await provider.edit(request)
         assert fake_google.requests == [], expected
+
+
+async def test_semantic_and_interactive_segmentation_match_the_sdk(
+    fake_google: FakeGoogle, http: httpx2.AsyncClient
+) -> None:
+    data = png_bytes((40, 30))
+    scribble_png = png_bytes((40, 30), (0, 0, 0))
+    sdk_image = types.Image(image_bytes=data, mime_type="image/png")
+    client = vertex_sdk(fake_google)
+    provider = vertex(fake_google, http)
+    client.models.segment_image(
+        model="image-segmentation-001",
+        source=types.SegmentImageSource(image=sdk_image, prompt="cat, sofa"),
+        config=types.SegmentImageConfig(mode="SEMANTIC", max_predictions=2),
+    )
+    sdk_sent = fake_google.last
+    await provider.segment(
+        SegmentRequest(
+            image=input_image(data),
+            model="image-segmentation-001",
+            mode="semantic",
+            prompt="cat, sofa",
+            max_predictions=2,
+        )
+    )
+    assert_same_wire(fake_google.last, sdk_sent)
+    client.models.segment_image(
+        model="image-segmentation-001",
+        source=types.SegmentImageSource(
+            image=sdk_image,
+            scribble_image=types.ScribbleImage(
+                image=types.Image(image_bytes=scribble_png, mime_type="image/png")
+            ),
+        ),
+        config=types.SegmentImageConfig(mode="INTERACTIVE"),
+    )
+    sdk_sent = fake_google.last
+    await provider.segment(
+        SegmentRequest(
+            image=input_image(data),
+            model="image-segmentation-001",
+            mode="interactive",
+            scribble=InputImage(scribble_png, "image/png", 40, 30, "scribble.png"),
+        )
+    )
+    assert_same_wire(fake_google.last, sdk_sent)
