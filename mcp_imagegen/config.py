@@ -73,6 +73,8 @@ class OpenAISettings(_EnvFirstSettings):
     org_id: str | None = None
     project_id: str | None = None
     default_model: str = "gpt-image-2"
+    vision_model: str = "gpt-5-mini"
+    """The chat model describe_image uses."""
     timeout_s: float = Field(DEFAULT_IMAGE_TIMEOUT_S, gt=0)
 
 
@@ -90,6 +92,8 @@ class AzureSettings(_EnvFirstSettings):
     endpoint: str | None = None
     api_version: str | None = None
     deployment: str | None = None
+    vision_deployment: str | None = None
+    """A chat deployment with vision, for describe_image."""
     timeout_s: float = Field(DEFAULT_IMAGE_TIMEOUT_S, gt=0)
 
 
@@ -133,6 +137,20 @@ class VertexSettings(_EnvFirstSettings):
     )
 
 
+class ScalewaySettings(_EnvFirstSettings):
+    """Scaleway Generative APIs: OpenAI-compatible chat with vision models (describe_image only)."""
+
+    model_config = SettingsConfigDict(extra="forbid", populate_by_name=True)
+
+    secret_key: SecretStr | None = Field(None, validation_alias=AliasChoices("SCW_SECRET_KEY"))
+    project_id: str | None = Field(None, validation_alias=AliasChoices("SCW_DEFAULT_PROJECT_ID"))
+    base_url: str = Field("https://api.scaleway.ai", validation_alias=AliasChoices("SCALEWAY_BASE_URL"))
+    default_model: str = Field(
+        "mistral-small-3.2-24b-instruct-2506", validation_alias=AliasChoices("SCALEWAY_DEFAULT_MODEL")
+    )
+    timeout_s: float = Field(120.0, gt=0, validation_alias=AliasChoices("SCALEWAY_TIMEOUT_S"))
+
+
 class EndpointSettings(BaseModel):
     """A named OpenAI-compatible images endpoint from the config file."""
 
@@ -143,6 +161,9 @@ class EndpointSettings(BaseModel):
     api_key_env: str | None = Field(None, description="Name of the environment variable holding the key.")
     models: list[str] = Field(default_factory=list)
     default_model: str | None = None
+    vision_models: list[str] = Field(
+        default_factory=list, description="Chat models with vision; describe_image is offered when set."
+    )
     response_format: Literal["b64_json"] | None = Field(
         None, description='Set to "b64_json" for servers that return URLs unless asked for image data.'
     )
@@ -245,6 +266,7 @@ class Settings(_EnvFirstSettings):
     azure: AzureSettings = Field(default_factory=AzureSettings)
     google: GoogleSettings = Field(default_factory=GoogleSettings)
     vertex: VertexSettings = Field(default_factory=VertexSettings)
+    scaleway: ScalewaySettings = Field(default_factory=ScalewaySettings)
     endpoints: dict[str, EndpointSettings] = Field(default_factory=dict)
 
     def secret_values(self) -> list[str]:
@@ -255,6 +277,7 @@ class Settings(_EnvFirstSettings):
             self.azure.ad_token,
             self.google.api_key,
             self.vertex.access_token,
+            self.scaleway.secret_key,
             *(endpoint.resolved_key() for endpoint in self.endpoints.values()),
             *self.auth_tokens,
         ]
@@ -316,11 +339,12 @@ def load_settings(config_file: Path | None = None) -> Settings:
     try:
         if not isinstance(providers, dict):
             raise ConfigError(f"[providers] in {config_file} must be a table")
-        unknown = set(providers) - {"openai", "azure", "google", "vertex"}
+        unknown = set(providers) - {"openai", "azure", "google", "vertex", "scaleway"}
         if unknown:
             raise ConfigError(
                 f"unknown provider section(s) {sorted(unknown)} in {config_file}; use [providers.openai], "
-                "[providers.azure], [providers.google], [providers.vertex], or [endpoints.NAME] for "
+                "[providers.azure], [providers.google], [providers.vertex], [providers.scaleway], or "
+                "[endpoints.NAME] for "
                 "OpenAI-compatible servers"
             )
         return Settings(
@@ -329,6 +353,7 @@ def load_settings(config_file: Path | None = None) -> Settings:
             azure=AzureSettings(**providers.get("azure", {})),
             google=GoogleSettings(**providers.get("google", {})),
             vertex=VertexSettings(**providers.get("vertex", {})),
+            scaleway=ScalewaySettings(**providers.get("scaleway", {})),
         )
     except ValidationError as exc:
         raise ConfigError(_describe_validation_error(exc, config_file)) from None

@@ -14,7 +14,7 @@ from tests.fakes.google_genai import FakeGoogle
 from tests.fakes.loopback import LoopbackServer
 from tests.fakes.openai_images import FakeOpenAIImages
 
-PROVIDER_ENV_PREFIXES = ("OPENAI_", "AZURE_OPENAI_", "IMAGEGEN_", "GOOGLE_", "GEMINI_")
+PROVIDER_ENV_PREFIXES = ("OPENAI_", "AZURE_OPENAI_", "IMAGEGEN_", "GOOGLE_", "GEMINI_", "SCW_", "SCALEWAY_", "MISTRAL_")
 
 
 @pytest.fixture

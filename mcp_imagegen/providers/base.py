@@ -12,7 +12,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 from pydantic import JsonValue
 
-Operation = Literal["generate", "edit", "upscale", "segment", "recontext"]
+Operation = Literal["generate", "edit", "upscale", "segment", "recontext", "describe"]
 
 GENERIC_OPTIONS = (
     "size",
@@ -59,6 +59,11 @@ class Capabilities:
     input_mime_types: tuple[str, ...] = ("image/png", "image/jpeg", "image/webp")
     """Input image types sent as they are; others are converted to PNG first."""
     notes: str = ""
+    vision_models: tuple[str, ...] = ()
+    """Models `describe` may use (vision chat models, not image generators)."""
+    max_describe_images: int = 8
+    vision_max_side: int = 2048
+    """Images sent to `describe` are downscaled to fit this (what the model resizes to anyway)."""
     operation_models: dict[str, str] = field(default_factory=dict)
     """Default model per operation where it differs from `default_model`; the key `edit_masked`
     is the default for edits with a mask or an edit mode."""
@@ -174,6 +179,33 @@ class RecontextRequest(GenerateRequest):
 
 
 @dataclass(frozen=True)
+class DescribeRequest:
+    """A question about one or more images, for a vision model."""
+
+    images: tuple[InputImage, ...]
+    question: str
+    model: str
+    system: str | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    detail: str | None = None
+    """`low`, `high` or `auto` (OpenAI-style image detail)."""
+    response_schema: dict[str, JsonValue] | None = None
+    """A JSON schema the answer must follow; the answer is then parsed and validated."""
+
+
+@dataclass(frozen=True)
+class DescribeResult:
+    text: str
+    model: str
+    structured: JsonValue = None
+    """The parsed answer when a response schema was given."""
+    usage: dict[str, JsonValue] = field(default_factory=dict)
+    finish_reason: str | None = None
+
+
+@dataclass(frozen=True)
 class GeneratedImage:
     """One image as the provider returned it (bytes not yet validated or stored)."""
 
@@ -243,6 +275,11 @@ class ImageGenerator(Provider, Protocol):
 @runtime_checkable
 class ImageEditor(Provider, Protocol):
     async def edit(self, request: EditRequest, events: CallEvents = SILENT) -> ProviderResult: ...
+
+
+@runtime_checkable
+class ImageDescriber(Provider, Protocol):
+    async def describe(self, request: DescribeRequest, events: CallEvents = SILENT) -> DescribeResult: ...
 
 
 @runtime_checkable

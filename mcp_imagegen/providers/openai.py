@@ -20,7 +20,13 @@ import httpx2
 from pydantic import JsonValue
 
 from mcp_imagegen.config import AzureSettings, EndpointSettings, OpenAISettings
-from mcp_imagegen.errors import ConfigError, ContentPolicyError, ProviderError, ProviderUnreachableError
+from mcp_imagegen.errors import (
+    ConfigError,
+    ContentPolicyError,
+    ProviderError,
+    ProviderUnreachableError,
+    UnsupportedOptionError,
+)
 from mcp_imagegen.providers import openai_models
 from mcp_imagegen.providers._http import (
     DEFAULT_RETRY,
@@ -39,9 +45,12 @@ from mcp_imagegen.providers.base import (
     SILENT,
     CallEvents,
     Capabilities,
+    DescribeRequest,
+    DescribeResult,
     EditRequest,
     GeneratedImage,
     GenerateRequest,
+    ImageDescriber,
     ProviderResult,
 )
 from mcp_imagegen.redaction import redact
@@ -151,10 +160,15 @@ def compatible_endpoint(name: str, settings: EndpointSettings) -> ImagesEndpoint
 
 
 def openai_capabilities(
-    models: tuple[str, ...], default_model: str, formats: tuple[str, ...]
+    models: tuple[str, ...],
+    default_model: str,
+    formats: tuple[str, ...],
+    vision_models: tuple[str, ...] = (),
 ) -> Capabilities:
     return Capabilities(
-        operations=frozenset({"generate", "edit"}),
+        operations=frozenset({"generate", "edit", "describe"} if vision_models else {"generate", "edit"}),
+        vision_models=vision_models,
+        operation_models={"describe": vision_models[0]} if vision_models else {},
         models=models,
         default_model=default_model,
         options=_OPENAI_OPTIONS,
@@ -178,12 +192,14 @@ class OpenAIImages:
         capabilities: Capabilities,
         timeout_s: float,
         retry: RetryPolicy = DEFAULT_RETRY,
+        vision: ImageDescriber | None = None,
     ) -> None:
         self._endpoint = endpoint
         self._client = client
         self._capabilities = capabilities
         self._timeout_s = timeout_s
         self._retry = retry
+        self._vision = vision
 
     @property
     def name(self) -> str:
@@ -192,6 +208,12 @@ class OpenAIImages:
     @property
     def capabilities(self) -> Capabilities:
         return self._capabilities
+
+    async def describe(self, request: DescribeRequest, events: CallEvents = SILENT) -> DescribeResult:
+        """Vision questions go to the chat API next to the images API (see `providers.chat`)."""
+        if self._vision is None:
+            raise UnsupportedOptionError(f"{self.name} has no vision model configured for describe_image")
+        return await self._vision.describe(request, events)
 
     async def generate(self, request: GenerateRequest, events: CallEvents = SILENT) -> ProviderResult:
         options = self._checked_options(request)

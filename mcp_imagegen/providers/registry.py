@@ -9,14 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
 import httpx2
 
 from mcp_imagegen.config import EndpointSettings, Settings
 from mcp_imagegen.errors import ConfigError, InputError, UnsupportedOptionError
 from mcp_imagegen.providers._http import RetryPolicy
+
+if TYPE_CHECKING:
+    from mcp_imagegen.providers.openai import ImagesEndpoint
 from mcp_imagegen.providers.base import (
     Capabilities,
+    ImageDescriber,
     ImageEditor,
     ImageGenerator,
     ImageRecontexter,
@@ -40,6 +45,9 @@ class ProviderSpec:
     capabilities: Callable[[Settings], Capabilities]
 
 
+SCALEWAY_VISION_MODELS = ("mistral-small-3.2-24b-instruct-2506", "pixtral-12b-2409", "gemma-3-27b-it")
+
+
 def retry_policy(settings: Settings) -> RetryPolicy:
     return RetryPolicy(
         max_retries=settings.max_retries,
@@ -52,8 +60,13 @@ def _build_openai(settings: Settings, client: httpx2.AsyncClient) -> Provider:
     from mcp_imagegen.providers import openai
 
     endpoint = openai.openai_endpoint(settings.openai)
-    return openai.OpenAIImages(
-        endpoint, client, _openai_capabilities(settings), settings.openai.timeout_s, retry_policy(settings)
+    return _images_with_vision(
+        settings,
+        client,
+        endpoint,
+        _openai_capabilities(settings),
+        settings.openai.timeout_s,
+        "max_completion_tokens",
     )
 
 
@@ -61,15 +74,20 @@ def _openai_capabilities(settings: Settings) -> Capabilities:
     from mcp_imagegen.providers import openai
 
     default = settings.openai.default_model
-    return openai.openai_capabilities(_with(default, openai.OPENAI_MODELS), default, ("png", "jpeg", "webp"))
+    return openai.openai_capabilities(
+        _with(default, openai.OPENAI_MODELS),
+        default,
+        ("png", "jpeg", "webp"),
+        (settings.openai.vision_model,),
+    )
 
 
 def _build_azure(settings: Settings, client: httpx2.AsyncClient) -> Provider:
     from mcp_imagegen.providers import openai
 
     endpoint = openai.azure_endpoint(settings.azure)
-    return openai.OpenAIImages(
-        endpoint, client, _azure_capabilities(settings), settings.azure.timeout_s, retry_policy(settings)
+    return _images_with_vision(
+        settings, client, endpoint, _azure_capabilities(settings), settings.azure.timeout_s, "max_tokens"
     )
 
 
@@ -78,7 +96,56 @@ def _azure_capabilities(settings: Settings) -> Capabilities:
     from mcp_imagegen.providers import openai
 
     deployment = settings.azure.deployment or ""
-    return openai.openai_capabilities((deployment,) if deployment else (), deployment, ("png", "jpeg"))
+    vision = (settings.azure.vision_deployment,) if settings.azure.vision_deployment else ()
+    return openai.openai_capabilities(
+        (deployment,) if deployment else (), deployment, ("png", "jpeg"), vision
+    )
+
+
+def _images_with_vision(
+    settings: Settings,
+    client: httpx2.AsyncClient,
+    endpoint: ImagesEndpoint,
+    capabilities: Capabilities,
+    timeout_s: float,
+    max_tokens_field: Literal["max_tokens", "max_completion_tokens"],
+) -> Provider:
+    """An OpenAI-style images adapter with the chat API next to it for describe_image."""
+    from mcp_imagegen.providers import chat, openai
+
+    vision = None
+    if "describe" in capabilities.operations:
+        chat_endpoint = chat.chat_endpoint_for(endpoint, max_tokens_field=max_tokens_field)
+        vision = chat.ChatVision(chat_endpoint, client, capabilities, timeout_s, retry_policy(settings))
+    return openai.OpenAIImages(endpoint, client, capabilities, timeout_s, retry_policy(settings), vision)
+
+
+def _build_scaleway(settings: Settings, client: httpx2.AsyncClient) -> Provider:
+    from mcp_imagegen.providers import chat
+
+    endpoint = chat.scaleway_endpoint(settings.scaleway)
+    return chat.ChatVision(
+        endpoint,
+        client,
+        _scaleway_capabilities(settings),
+        settings.scaleway.timeout_s,
+        retry_policy(settings),
+    )
+
+
+def _scaleway_capabilities(settings: Settings) -> Capabilities:
+    default = settings.scaleway.default_model
+    return Capabilities(
+        operations=frozenset({"describe"}),
+        models=(),
+        default_model=default,
+        options=frozenset(),
+        vision_models=_with(default, SCALEWAY_VISION_MODELS),
+        operation_models={"describe": default},
+        max_describe_images=12,
+        vision_max_side=1024,
+        notes="Vision chat models, describe_image only: up to 12 images a request, 16x16 pixels a token.",
+    )
 
 
 def _build_google(settings: Settings, client: httpx2.AsyncClient) -> Provider:
@@ -149,8 +216,8 @@ def _endpoint_spec(name: str, endpoint: EndpointSettings) -> ProviderSpec:
         from mcp_imagegen.providers import openai
 
         images_endpoint = openai.compatible_endpoint(name, endpoint)
-        return openai.OpenAIImages(
-            images_endpoint, client, capabilities(settings), endpoint.timeout_s, retry_policy(settings)
+        return _images_with_vision(
+            settings, client, images_endpoint, capabilities(settings), endpoint.timeout_s, "max_tokens"
         )
 
     def capabilities(settings: Settings) -> Capabilities:
@@ -158,7 +225,9 @@ def _endpoint_spec(name: str, endpoint: EndpointSettings) -> ProviderSpec:
 
         default = endpoint.default_model or (endpoint.models[0] if endpoint.models else "gpt-image-2")
         models = tuple(endpoint.models) or (default,)
-        return openai.openai_capabilities(models, default, ("png", "jpeg", "webp"))
+        return openai.openai_capabilities(
+            models, default, ("png", "jpeg", "webp"), tuple(endpoint.vision_models)
+        )
 
     return ProviderSpec(
         name=name,
@@ -204,6 +273,14 @@ BUILTIN_SPECS = (
         is_configured=_vertex_configured,
         build=_build_vertex,
         capabilities=_vertex_capabilities,
+    ),
+    ProviderSpec(
+        name="scaleway",
+        title="Scaleway Generative APIs: vision chat models (describe_image)",
+        env_vars=("SCW_SECRET_KEY",),
+        is_configured=lambda settings: settings.scaleway.secret_key is not None,
+        build=_build_scaleway,
+        capabilities=_scaleway_capabilities,
     ),
     ProviderSpec(
         name="placeholder",
@@ -276,6 +353,12 @@ class ProviderRegistry:
             raise self._cannot(provider.name, "edit")
         return provider
 
+    def describer(self, name: str | None, model: str | None = None) -> ImageDescriber:
+        provider = self._for(name, "describe", model)
+        if not isinstance(provider, ImageDescriber):
+            raise self._cannot(provider.name, "describe")
+        return provider
+
     def upscaler(self, name: str | None, model: str | None = None) -> ImageUpscaler:
         provider = self._for(name, "upscale", model)
         if not isinstance(provider, ImageUpscaler):
@@ -310,7 +393,7 @@ class ProviderRegistry:
             if spec.name != "placeholder"
             and spec.is_configured(self._settings)
             and operation in (caps := spec.capabilities(self._settings)).operations
-            and model in caps.models
+            and model in (caps.vision_models if operation == "describe" else caps.models)
         ]
         return serving[0] if len(serving) == 1 else None
 
