@@ -12,9 +12,19 @@ from PIL import Image
 
 from tests.fakes.google_genai import FakeGoogle
 from tests.fakes.loopback import LoopbackServer
+from tests.fakes.openai_chat import FakeChat
 from tests.fakes.openai_images import FakeOpenAIImages
 
-PROVIDER_ENV_PREFIXES = ("OPENAI_", "AZURE_OPENAI_", "IMAGEGEN_", "GOOGLE_", "GEMINI_", "SCW_", "SCALEWAY_", "MISTRAL_")
+PROVIDER_ENV_PREFIXES = (
+    "OPENAI_",
+    "AZURE_OPENAI_",
+    "IMAGEGEN_",
+    "GOOGLE_",
+    "GEMINI_",
+    "SCW_",
+    "SCALEWAY_",
+    "MISTRAL_",
+)
 
 
 @pytest.fixture
@@ -42,6 +52,14 @@ def fake_openai() -> Iterator[FakeOpenAIImages]:
 @pytest.fixture
 def fake_google() -> Iterator[FakeGoogle]:
     fake = FakeGoogle()
+    with LoopbackServer(fake.app) as server:
+        fake.url = server.url
+        yield fake
+
+
+@pytest.fixture
+def fake_chat() -> Iterator[FakeChat]:
+    fake = FakeChat()
     with LoopbackServer(fake.app) as server:
         fake.url = server.url
         yield fake

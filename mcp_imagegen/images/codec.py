@@ -224,3 +224,27 @@ def white_where_transparent(mask_png: bytes) -> bytes:
     buffer = io.BytesIO()
     inverted.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def fit_for_vision(
+    data: bytes, mime_type: str, *, max_side: int, max_pixels: int
+) -> tuple[bytes, str, int, int]:
+    """The image as a vision model should receive it: no larger than `max_side` on its long edge
+    (models resize to about that anyway, so more only costs upload and tokens).
+
+    An image that already fits is sent as it is; a larger one is downscaled and re-encoded,
+    as PNG when it has transparency and as JPEG (quality 90) otherwise.
+    """
+    image, image_facts = decode(data, max_pixels=max_pixels, what="the image")
+    width, height = image_facts.width, image_facts.height
+    if max(width, height) <= max_side:
+        return data, mime_type, width, height
+    scale = max_side / max(width, height)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    resized = ImageOps.exif_transpose(image).resize(size, Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    if image_facts.has_alpha:
+        resized.convert("RGBA").save(buffer, format="PNG")
+        return buffer.getvalue(), "image/png", size[0], size[1]
+    resized.convert("RGB").save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue(), "image/jpeg", size[0], size[1]

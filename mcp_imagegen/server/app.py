@@ -34,6 +34,7 @@ from mcp_imagegen.images.fetch import UrlFetcher
 from mcp_imagegen.images.inputs import InputResolver
 from mcp_imagegen.providers.registry import ProviderRegistry
 from mcp_imagegen.server import resources
+from mcp_imagegen.server.describe_tool import register_describe_tool
 from mcp_imagegen.server.jobs import JobManager
 from mcp_imagegen.server.limits import RateLimiter
 from mcp_imagegen.server.state import AppState
@@ -173,4 +174,5 @@ def build_server(
     )
     register_tools(server)
     register_transform_tools(server)
+    register_describe_tool(server)
     return server

@@ -447,6 +447,8 @@ class ProviderInfo(BaseModel):
     output_formats: list[str]
     max_images: int
     max_input_images: int
+    vision_models: list[str] = Field(description="Models describe_image can use (empty: it cannot describe).")
+    max_describe_images: int
     enable_with: list[str] = Field(description="Environment variables that configure it.")
     notes: str
 
@@ -480,6 +482,8 @@ async def list_providers(ctx: Context[AppState, Any]) -> ProvidersList:
                 output_formats=list(caps.output_formats),
                 max_images=caps.max_images,
                 max_input_images=caps.max_input_images,
+                vision_models=list(caps.vision_models),
+                max_describe_images=caps.max_describe_images,
                 enable_with=list(spec.env_vars),
                 notes=caps.notes,
             )

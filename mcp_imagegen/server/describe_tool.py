@@ -1,0 +1,196 @@
+"""describe_image: ask a vision model about one or more images.
+
+Inputs are read like any tool's (store URIs, allowed paths, URLs when allowed, data URIs,
+base64), checked against the provider's limits before any request, and downscaled to what
+the model uses. Nothing is stored: this tool only reads. The answer comes back as text, and
+with a response_schema also as validated structured content.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+import anyio.to_thread
+from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import BaseModel, Field, JsonValue
+
+from mcp_imagegen.errors import InputError
+from mcp_imagegen.images import codec
+from mcp_imagegen.providers.base import (
+    Capabilities,
+    DescribeRequest,
+    DescribeResult,
+    InputImage,
+)
+from mcp_imagegen.providers.chat import check_schema
+from mcp_imagegen.server.delivery import deliver
+from mcp_imagegen.server.jobs import Job
+from mcp_imagegen.server.limits import client_key
+from mcp_imagegen.server.state import AppState
+from mcp_imagegen.server.tools import (
+    ModelArg,
+    ProviderArg,
+    WaitArg,
+    app_state,
+    chosen_model,
+    input_image,
+    user_errors,
+)
+
+DESCRIBE_ANNOTATIONS = ToolAnnotations(
+    title="Describe image",
+    read_only_hint=True,
+    destructive_hint=False,
+    idempotent_hint=False,
+    open_world_hint=True,
+)
+
+
+class DescribeAnswer(BaseModel):
+    """Structured content of describe_image (and of get_job for its jobs)."""
+
+    status: Literal["succeeded", "running"] = "succeeded"
+    job_id: str
+    answer: str = Field("", description="The model's answer.")
+    data: JsonValue = Field(None, description="With response_schema: the answer parsed and validated.")
+    provider: str
+    model: str
+    usage: dict[str, JsonValue] | None = None
+    finish_reason: str | None = None
+    elapsed_s: float | None = Field(None, description="While running: seconds since the call started.")
+    message: str | None = Field(None, description="While running: the latest step.")
+
+
+@dataclass(frozen=True)
+class DescribeOutcome:
+    """A finished describe job: the answer, rendered the same way for every get_job."""
+
+    job_id: str
+    provider: str
+    answer: DescribeResult
+
+    async def result(self) -> CallToolResult:
+        facts = DescribeAnswer(
+            job_id=self.job_id,
+            answer=self.answer.text,
+            data=self.answer.structured,
+            provider=self.provider,
+            model=self.answer.model,
+            usage=self.answer.usage or None,
+            finish_reason=self.answer.finish_reason,
+        )
+        return CallToolResult(
+            content=[
+                TextContent(text=self.answer.text),
+                TextContent(text=facts.model_dump_json(exclude_none=True)),
+            ],
+            structured_content=facts.model_dump(mode="json", exclude_none=True),
+        )
+
+
+async def describe_image(
+    images: Annotated[
+        list[str],
+        Field(
+            description="1 or more images: imagegen://images/{id} URIs, allowed file paths, http(s) URLs "
+            "if the server allows them, data URIs or base64.",
+            min_length=1,
+            max_length=16,
+        ),
+    ],
+    ctx: Context[AppState, Any],
+    question: Annotated[
+        str, Field(description="What to ask about the images.", min_length=1, max_length=32000)
+    ] = "Describe this image in detail.",
+    provider: ProviderArg = None,
+    model: ModelArg = None,
+    system: Annotated[str | None, Field(description="Instructions for the model.", max_length=32000)] = None,
+    max_tokens: Annotated[int | None, Field(description="Longest answer, in tokens.", ge=1, le=65536)] = None,
+    temperature: Annotated[float | None, Field(ge=0, le=2)] = None,
+    top_p: Annotated[float | None, Field(gt=0, le=1)] = None,
+    detail: Annotated[
+        Literal["low", "high", "auto"] | None, Field(description="Image detail for OpenAI-style models.")
+    ] = None,
+    response_schema: Annotated[
+        dict[str, JsonValue] | None,
+        Field(
+            description="A JSON schema; the answer is then JSON following it, returned validated as `data`."
+        ),
+    ] = None,
+    wait_seconds: WaitArg = None,
+) -> Annotated[CallToolResult, DescribeAnswer]:
+    """Ask a vision model about one or more images and get its answer (read-only: nothing is
+    stored). With response_schema, the answer is JSON that follows the schema, returned as
+    `data`. list_providers shows which providers can describe and their models."""
+    with user_errors():
+        app = app_state(ctx)
+        describer = app.providers.describer(provider, model)
+        caps = describer.capabilities
+        if len(images) > caps.max_describe_images:
+            most = caps.max_describe_images
+            raise InputError(f"{describer.name} takes at most {most} images per request, not {len(images)}")
+        if response_schema is not None:
+            check_schema(response_schema)
+        chosen = chosen_model(caps, model, describer.name, "describe")
+        prepared = tuple([await _prepared(app, ref, caps, i, len(images)) for i, ref in enumerate(images)])
+        request = DescribeRequest(
+            images=prepared,
+            question=question,
+            model=chosen,
+            system=system,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            detail=detail,
+            response_schema=response_schema,
+        )
+
+        async def work(job: Job) -> DescribeOutcome:
+            result = await describer.describe(request, _JobSteps(job))
+            return DescribeOutcome(job.id, describer.name, result)
+
+        app.rate_limiter.admit(client_key())
+        job = app.jobs.start(
+            "describe_image",
+            describer.name,
+            chosen,
+            work,
+            f"asking {describer.name} ({chosen}) about {len(images)} image(s)",
+        )
+        return await deliver(ctx, job, wait_seconds, owner=True)
+
+
+class _JobSteps:
+    """`CallEvents` that only pass steps on (a describe call streams text, never images)."""
+
+    def __init__(self, job: Job) -> None:
+        self._job = job
+
+    def step(self, message: str) -> None:
+        self._job.step(message)
+
+    async def partial_image(self, data: bytes, index: int) -> None:
+        """Vision answers carry no images."""
+
+
+async def _prepared(app: AppState, reference: str, caps: Capabilities, index: int, count: int) -> InputImage:
+    what = f"image {index + 1}" if count > 1 else "image"
+    item = await input_image(app, reference, caps, what)
+    data, mime, width, height = await anyio.to_thread.run_sync(
+        functools.partial(
+            codec.fit_for_vision,
+            item.data,
+            item.mime_type,
+            max_side=caps.vision_max_side,
+            max_pixels=app.settings.max_pixels,
+        )
+    )
+    return InputImage(data, mime, width, height, item.filename, item.store_id)
+
+
+def register_describe_tool(server: MCPServer[AppState]) -> None:
+    server.add_tool(describe_image, annotations=DESCRIBE_ANNOTATIONS, title=DESCRIBE_ANNOTATIONS.title)
