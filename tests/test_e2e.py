@@ -69,6 +69,7 @@ async def test_generate_edit_and_resources(
             "upscale_image",
             "segment_image",
             "recontext_image",
+            "describe_image",
             "list_providers",
             "get_job",
             "cancel_job",
