@@ -448,3 +448,20 @@ async def test_vertex_without_any_credentials_says_what_to_set(
         "the vertex provider is not configured: set GOOGLE_CLOUD_PROJECT and GOOGLE_OAUTH_ACCESS_TOKEN"
         in str(result.content)
     )
+
+
+async def test_describe_with_google(google_env: dict[str, str], fake_google: FakeGoogle) -> None:
+    async with connect("memory", google_env) as client:
+        made = structured(
+            await client.call_tool("generate_image", {"prompt": "a red box", "provider": "google"})
+        )
+        answer = structured(
+            await client.call_tool(
+                "describe_image",
+                {"images": [made["images"][0]["uri"]], "question": "What is in it?", "provider": "google"},
+            )
+        )
+        assert answer["answer"] == "A red box on a white floor." and answer["model"] == "gemini-2.5-flash"
+        assert fake_google.last.method == "streamGenerateContent" and fake_google.last.query == {"alt": "sse"}
+        sent = fake_google.last.json["contents"][0]["parts"]
+        assert sent[-1] == {"text": "What is in it?"} and "inlineData" in sent[0]

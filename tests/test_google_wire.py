@@ -21,6 +21,7 @@ from mcp_imagegen.config import GoogleSettings, VertexSettings
 from mcp_imagegen.errors import ContentPolicyError, InputError, ProviderError
 from mcp_imagegen.providers._http import RetryPolicy
 from mcp_imagegen.providers.base import (
+    DescribeRequest,
     EditRequest,
     GenerateRequest,
     InputImage,
@@ -649,3 +650,60 @@ async def test_semantic_and_interactive_segmentation_match_the_sdk(
         )
     )
     assert_same_wire(fake_google.last, sdk_sent)
+
+
+async def test_describe_matches_the_sdk_and_validates_the_schema(
+    fake_google: FakeGoogle, http: httpx2.AsyncClient
+) -> None:
+    data = png_bytes((40, 30))
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {"count": {"type": "integer"}},
+        "required": ["count"],
+    }
+    client = gemini_sdk(fake_google)
+    list(
+        client.models.generate_content_stream(
+            model="gemini-2.5-flash",
+            contents=types.Content(
+                role="user",
+                parts=[
+                    types.Part.from_bytes(data=data, mime_type="image/png"),
+                    types.Part.from_text(text="How many?"),
+                ],
+            ),
+            config=types.GenerateContentConfig(
+                system_instruction="Answer in JSON.",
+                max_output_tokens=200,
+                temperature=0.1,
+                top_p=0.8,
+                response_mime_type="application/json",
+                response_json_schema=schema,
+            ),
+        )
+    )
+    sdk_sent = fake_google.last
+    result = await gemini(fake_google, http).describe(
+        DescribeRequest(
+            images=(input_image(data),),
+            question="How many?",
+            model="gemini-2.5-flash",
+            system="Answer in JSON.",
+            max_tokens=200,
+            temperature=0.1,
+            top_p=0.8,
+            response_schema=schema,
+        )
+    )
+    assert_same_wire(fake_google.last, sdk_sent)
+    assert result.structured == {"objects": ["box"], "count": 1}
+    assert result.usage["totalTokenCount"] == 1302 and result.finish_reason == "STOP"
+    plain = await vertex(fake_google, http).describe(
+        DescribeRequest(images=(input_image(data),), question="What is it?", model="gemini-2.5-flash")
+    )
+    assert plain.text == "A red box on a white floor." and fake_google.last.backend == "vertex"
+    fake_google.block_prompt = "SAFETY"
+    with pytest.raises(ContentPolicyError, match=r"the prompt was blocked \(SAFETY\)"):
+        await gemini(fake_google, http).describe(
+            DescribeRequest(images=(input_image(data),), question="?", model="gemini-2.5-flash")
+        )

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
+import time
+from dataclasses import replace
 from typing import Any
 
 import anyio
@@ -30,22 +33,35 @@ from mcp_imagegen.errors import (
 )
 from mcp_imagegen.images import codec
 from mcp_imagegen.providers import imagen
-from mcp_imagegen.providers._http import DEFAULT_RETRY, Exchange, RetryPolicy, read_json_object, send
+from mcp_imagegen.providers._http import (
+    DEFAULT_RETRY,
+    Exchange,
+    RetryPolicy,
+    open_stream,
+    read_json_object,
+    send,
+    sse_events,
+)
 from mcp_imagegen.providers.base import (
     SILENT,
     CallEvents,
     Capabilities,
+    DescribeRequest,
+    DescribeResult,
     EditRequest,
     GeneratedImage,
     GenerateRequest,
+    Operation,
     ProviderResult,
     RecontextRequest,
     SegmentRequest,
     UpscaleRequest,
 )
+from mcp_imagegen.providers.chat import PROGRESS_EVERY_S, structured_answer
 from mcp_imagegen.providers.google_endpoint import GoogleEndpoint, map_google_error
 
 GEMINI_IMAGE_MODELS = ("gemini-3.1-flash-image", "gemini-3-pro-image", "gemini-2.5-flash-image")
+VISION_MODELS = ("gemini-2.5-flash", "gemini-2.5-pro", "gemini-2.5-flash-lite")
 ASPECT_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
 IMAGE_SIZES = ("1K", "2K", "4K")
 PERSON_GENERATION = {"allow_all": "ALLOW_ALL", "allow_adult": "ALLOW_ADULT", "dont_allow": "ALLOW_NONE"}
@@ -92,13 +108,19 @@ VERTEX_OPERATION_MODELS = {
 VERTEX_IMAGEN_MODELS = (*imagen.GENERATE_MODELS, *dict.fromkeys(VERTEX_OPERATION_MODELS.values()))
 
 
-def gemini_capabilities(backend: str, models: tuple[str, ...], default_model: str) -> Capabilities:
+def gemini_capabilities(
+    backend: str, models: tuple[str, ...], default_model: str, vision_model: str = "gemini-2.5-flash"
+) -> Capabilities:
     vertex = backend == "vertex"
+    operations: set[Operation] = {"generate", "edit", "describe"}
+    if vertex:
+        operations |= {"upscale", "segment", "recontext"}
     return Capabilities(
-        operations=frozenset(
-            {"generate", "edit", "upscale", "segment", "recontext"} if vertex else {"generate", "edit"}
-        ),
-        operation_models=dict(VERTEX_OPERATION_MODELS) if vertex else {},
+        operations=frozenset(operations),
+        operation_models={**(VERTEX_OPERATION_MODELS if vertex else {}), "describe": vision_model},
+        vision_models=VISION_MODELS if vision_model in VISION_MODELS else (vision_model, *VISION_MODELS),
+        max_describe_images=16,
+        vision_max_side=3072,
         models=(*models, *VERTEX_IMAGEN_MODELS) if vertex else models,
         default_model=default_model,
         options=_VERTEX_OPTIONS if vertex else _COMMON_OPTIONS,
@@ -140,6 +162,59 @@ class GoogleImages:
             return await self._predict(request.model, imagen.generate_body(request), events)
         imagen.refuse_imagen_only(request)
         return await self._content(request, [], events)
+
+    async def describe(self, request: DescribeRequest, events: CallEvents = SILENT) -> DescribeResult:
+        """A question about images through `streamGenerateContent?alt=sse`: text arrives as it is
+        written, which feeds progress; a response schema asks for JSON (`responseJsonSchema`)."""
+        parts: list[dict[str, Any]] = [
+            {"inlineData": {"data": base64.b64encode(image.data).decode(), "mimeType": image.mime_type}}
+            for image in request.images
+        ]
+        body: dict[str, Any] = {"contents": [{"parts": [*parts, {"text": request.question}], "role": "user"}]}
+        if request.system:
+            body["systemInstruction"] = {"parts": [{"text": request.system}], "role": "user"}
+        config: dict[str, Any] = {
+            key: value
+            for key, value in (
+                ("temperature", request.temperature),
+                ("topP", request.top_p),
+                ("maxOutputTokens", request.max_tokens),
+            )
+            if value is not None
+        }
+        if request.response_schema is not None:
+            config["responseMimeType"] = "application/json"
+            config["responseJsonSchema"] = request.response_schema
+        if config:
+            body["generationConfig"] = config
+        exchange = replace(
+            await self._exchange(request.model, "streamGenerateContent", body), params={"alt": "sse"}
+        )
+        texts: list[str] = []
+        usage: dict[str, JsonValue] = {}
+        finish: str | None = None
+        reported_at = time.monotonic()
+        async with open_stream(self._client, exchange, events) as response:
+            async for event in sse_events(response):
+                reply = _json_object(self.name, event.data)
+                said, finish_now = _read_text_reply(self.name, reply)
+                texts.extend(said)
+                finish = finish_now or finish
+                usage = _summed_usage([reply]) or usage
+                if texts and time.monotonic() - reported_at >= PROGRESS_EVERY_S:
+                    reported_at = time.monotonic()
+                    events.step(f"{self.name} is answering ({len(''.join(texts))} characters so far)")
+        text = "".join(texts).strip()
+        if finish in BLOCKED_FINISH_REASONS:
+            raise ContentPolicyError(self.name, f"the answer was blocked (finish reason {finish})")
+        if not text:
+            raise ProviderUnreachableError(
+                f"{self.name} answered with no text (finish reason {finish or 'none'})."
+            )
+        structured = structured_answer(self.name, text, request.response_schema)
+        return DescribeResult(
+            text=text, model=request.model, structured=structured, usage=usage, finish_reason=finish
+        )
 
     async def upscale(self, request: UpscaleRequest, events: CallEvents = SILENT) -> ProviderResult:
         self._check_imagen_served(request.model)
@@ -314,6 +389,37 @@ def _read_reply(
             "an image, or rephrase",
         )
     return images, texts, finish if isinstance(finish, str) else None
+
+
+def _read_text_reply(provider: str, reply: dict[str, Any]) -> tuple[list[str], str | None]:
+    """The text parts and finish reason of one (streamed) generateContent reply."""
+    feedback = reply.get("promptFeedback")
+    block = feedback.get("blockReason") if isinstance(feedback, dict) else None
+    if block and not reply.get("candidates"):
+        raise ContentPolicyError(provider, f"the prompt was blocked ({block})")
+    if isinstance(reply.get("error"), dict):
+        raise ProviderError(
+            provider, f"error in the answer stream: {reply['error'].get('message', 'unknown')}"
+        )
+    texts: list[str] = []
+    finish: str | None = None
+    candidates = reply.get("candidates")
+    if isinstance(candidates, list) and candidates and isinstance(candidates[0], dict):
+        candidate = candidates[0]  # one candidate was asked for
+        content = candidate.get("content")
+        for part in (content.get("parts") if isinstance(content, dict) else None) or []:
+            if isinstance(part, dict) and not part.get("thought") and isinstance(part.get("text"), str):
+                texts.append(part["text"])
+        finish = candidate.get("finishReason")
+    return texts, finish
+
+
+def _json_object(provider: str, data: str) -> dict[str, Any]:
+    try:
+        parsed = json.loads(data)
+    except ValueError:
+        raise ProviderUnreachableError(f"{provider} sent a stream event that is not JSON.") from None
+    return parsed if isinstance(parsed, dict) else {}
 
 
 def _b64(provider: str, data: object) -> bytes:

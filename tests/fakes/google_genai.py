@@ -84,6 +84,9 @@ class FakeGoogle:
     text_only: str | None = None
     """Answer generateContent with this text and no image."""
     fail_next: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    describe_answer: str = "A red box on a white floor."
+    """The answer to a text question about images (no IMAGE modality asked for)."""
+    structured_answer: Any = field(default_factory=lambda: {"objects": ["box"], "count": 1})
     filtered: int = 0
     """Imagen: replace this many of the images asked for by `raiFilteredReason` entries."""
     scale_down: int = 4
@@ -170,10 +173,15 @@ class FakeGoogle:
             return JSONResponse(
                 {"promptFeedback": {"blockReason": self.block_prompt}, "usageMetadata": usage}
             )
-        text_part = {"text": self.text_only or "Here is the image you asked for."}
-        parts: list[dict[str, Any]] = [text_part]
-        finish = self.finish_reason or "STOP"
         wants_image = "IMAGE" in [str(item).upper() for item in config.get("responseModalities", ["TEXT"])]
+        if wants_image:
+            text = self.text_only or "Here is the image you asked for."
+        elif config.get("responseMimeType") == "application/json":
+            text = json.dumps(self.structured_answer)
+        else:
+            text = self.describe_answer
+        parts: list[dict[str, Any]] = [{"text": text}]
+        finish = self.finish_reason or "STOP"
         if wants_image and not self.text_only and not self.finish_reason:
             inputs = [
                 _inline(part) for content in contents for part in content.get("parts", []) if _inline(part)
