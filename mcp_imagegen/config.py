@@ -34,6 +34,7 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
 
 APP_NAME = "mcp-imagegen"
+PROVIDER_SECTIONS = ("openai", "azure", "google", "vertex", "scaleway", "mistral")
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 REMOTE_RATE_LIMIT_PER_MINUTE = 60
 DEFAULT_IMAGE_TIMEOUT_S = 300.0
@@ -149,6 +150,30 @@ class ScalewaySettings(_EnvFirstSettings):
         "mistral-small-3.2-24b-instruct-2506", validation_alias=AliasChoices("SCALEWAY_DEFAULT_MODEL")
     )
     timeout_s: float = Field(120.0, gt=0, validation_alias=AliasChoices("SCALEWAY_TIMEOUT_S"))
+
+
+class MistralSettings(_EnvFirstSettings):
+    """Mistral: image generation through an agent with the image_generation tool, and vision chat."""
+
+    model_config = SettingsConfigDict(extra="forbid", populate_by_name=True)
+
+    api_key: SecretStr | None = Field(None, validation_alias=AliasChoices("MISTRAL_API_KEY"))
+    base_url: str = Field("https://api.mistral.ai", validation_alias=AliasChoices("MISTRAL_BASE_URL"))
+    agent_id: str | None = Field(None, validation_alias=AliasChoices("MISTRAL_AGENT_ID"))
+    """An existing agent with the image_generation tool; otherwise one is created and reused."""
+    default_model: str = Field(
+        "mistral-medium-latest", validation_alias=AliasChoices("MISTRAL_DEFAULT_MODEL")
+    )
+    vision_model: str = Field("mistral-medium-2508", validation_alias=AliasChoices("MISTRAL_VISION_MODEL"))
+    instructions: str = Field(
+        "Use the image generation tool when you have to create images.",
+        validation_alias=AliasChoices("MISTRAL_AGENT_INSTRUCTIONS"),
+    )
+    temperature: float | None = Field(None, ge=0, le=2, validation_alias=AliasChoices("MISTRAL_TEMPERATURE"))
+    top_p: float | None = Field(None, gt=0, le=1, validation_alias=AliasChoices("MISTRAL_TOP_P"))
+    timeout_s: float = Field(
+        DEFAULT_IMAGE_TIMEOUT_S, gt=0, validation_alias=AliasChoices("MISTRAL_TIMEOUT_S")
+    )
 
 
 class EndpointSettings(BaseModel):
@@ -267,6 +292,7 @@ class Settings(_EnvFirstSettings):
     google: GoogleSettings = Field(default_factory=GoogleSettings)
     vertex: VertexSettings = Field(default_factory=VertexSettings)
     scaleway: ScalewaySettings = Field(default_factory=ScalewaySettings)
+    mistral: MistralSettings = Field(default_factory=MistralSettings)
     endpoints: dict[str, EndpointSettings] = Field(default_factory=dict)
 
     def secret_values(self) -> list[str]:
@@ -278,6 +304,7 @@ class Settings(_EnvFirstSettings):
             self.google.api_key,
             self.vertex.access_token,
             self.scaleway.secret_key,
+            self.mistral.api_key,
             *(endpoint.resolved_key() for endpoint in self.endpoints.values()),
             *self.auth_tokens,
         ]
@@ -339,13 +366,11 @@ def load_settings(config_file: Path | None = None) -> Settings:
     try:
         if not isinstance(providers, dict):
             raise ConfigError(f"[providers] in {config_file} must be a table")
-        unknown = set(providers) - {"openai", "azure", "google", "vertex", "scaleway"}
+        unknown = set(providers) - set(PROVIDER_SECTIONS)
         if unknown:
             raise ConfigError(
-                f"unknown provider section(s) {sorted(unknown)} in {config_file}; use [providers.openai], "
-                "[providers.azure], [providers.google], [providers.vertex], [providers.scaleway], or "
-                "[endpoints.NAME] for "
-                "OpenAI-compatible servers"
+                f"unknown provider section(s) {sorted(unknown)} in {config_file}; use [providers.NAME] for "
+                f"{', '.join(PROVIDER_SECTIONS)}, or [endpoints.NAME] for OpenAI-compatible servers"
             )
         return Settings(
             **data,
@@ -354,6 +379,7 @@ def load_settings(config_file: Path | None = None) -> Settings:
             google=GoogleSettings(**providers.get("google", {})),
             vertex=VertexSettings(**providers.get("vertex", {})),
             scaleway=ScalewaySettings(**providers.get("scaleway", {})),
+            mistral=MistralSettings(**providers.get("mistral", {})),
         )
     except ValidationError as exc:
         raise ConfigError(_describe_validation_error(exc, config_file)) from None

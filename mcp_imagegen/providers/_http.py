@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import httpx2
@@ -71,6 +71,7 @@ class Exchange:
     form: Mapping[str, str] | None = None
     files: MultipartFiles | None = None
     retry: RetryPolicy = DEFAULT_RETRY
+    method: Literal["GET", "POST"] = "POST"
 
     @property
     def host(self) -> str:
@@ -223,7 +224,7 @@ async def _send_with_retries(
 def _build_request(client: httpx2.AsyncClient, exchange: Exchange, events: CallEvents) -> httpx2.Request:
     """A fresh request per attempt, so that a retried multipart body is complete again."""
     return client.build_request(
-        "POST",
+        exchange.method,
         exchange.url,
         headers=dict(exchange.headers),
         params=dict(exchange.params) if exchange.params else None,

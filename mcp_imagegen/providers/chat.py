@@ -138,7 +138,7 @@ class ChatVision:
             url=self._endpoint.url(request.model),
             headers={"Accept": "application/json", **self._endpoint.headers},
             timeout_s=self._timeout_s,
-            map_error=self._map_error,
+            map_error=self.map_error,
             params=self._endpoint.params,
             json_body=self._body(request),
             retry=self._retry,
@@ -183,7 +183,7 @@ class ChatVision:
             rest["top_p"] = request.top_p
         return {"model": request.model, "stream": True, "messages": messages, **dict(sorted(rest.items()))}
 
-    def _map_error(self, response: httpx2.Response) -> ProviderError:
+    def map_error(self, response: httpx2.Response) -> ProviderError:
         """OpenAI's `{"error": {...}}`, Mistral's and Scaleway's `{"object": "error", "message": ...}`."""
         body = json_error_body(response) or {}
         error = body.get("error") if isinstance(body.get("error"), dict) else body

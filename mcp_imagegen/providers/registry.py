@@ -148,6 +148,20 @@ def _scaleway_capabilities(settings: Settings) -> Capabilities:
     )
 
 
+def _build_mistral(settings: Settings, client: httpx2.AsyncClient) -> Provider:
+    from mcp_imagegen.providers import mistral
+
+    return mistral.MistralImages(
+        settings.mistral, client, mistral.mistral_capabilities(settings.mistral), retry_policy(settings)
+    )
+
+
+def _mistral_capabilities(settings: Settings) -> Capabilities:
+    from mcp_imagegen.providers import mistral
+
+    return mistral.mistral_capabilities(settings.mistral)
+
+
 def _build_google(settings: Settings, client: httpx2.AsyncClient) -> Provider:
     from mcp_imagegen.providers import google, google_endpoint
 
@@ -275,6 +289,14 @@ BUILTIN_SPECS = (
         capabilities=_vertex_capabilities,
     ),
     ProviderSpec(
+        name="mistral",
+        title="Mistral: images from an agent with the image_generation tool, and vision chat",
+        env_vars=("MISTRAL_API_KEY",),
+        is_configured=lambda settings: settings.mistral.api_key is not None,
+        build=_build_mistral,
+        capabilities=_mistral_capabilities,
+    ),
+    ProviderSpec(
         name="scaleway",
         title="Scaleway Generative APIs: vision chat models (describe_image)",
         env_vars=("SCW_SECRET_KEY",),
@@ -335,8 +357,9 @@ class ProviderRegistry:
         raise ConfigError(
             "no image provider is configured. Set OPENAI_API_KEY for OpenAI, AZURE_OPENAI_API_KEY and "
             "AZURE_OPENAI_ENDPOINT for Azure, GEMINI_API_KEY for Google, or GOOGLE_CLOUD_PROJECT (with "
-            "GOOGLE_OAUTH_ACCESS_TOKEN or gcloud credentials) for Vertex AI, or add an [endpoints.NAME] "
-            "section to the config file. "
+            "GOOGLE_OAUTH_ACCESS_TOKEN or gcloud credentials) for Vertex AI, MISTRAL_API_KEY for Mistral, "
+            "SCW_SECRET_KEY for Scaleway (describe_image), or add an [endpoints.NAME] section to the config "
+            "file. "
             "For labelled test images with no AI, pass provider='placeholder' or set "
             "IMAGEGEN_DEFAULT_PROVIDER=placeholder."
         )
