@@ -12,6 +12,7 @@ from PIL import Image
 
 from tests.fakes.google_genai import FakeGoogle
 from tests.fakes.loopback import LoopbackServer
+from tests.fakes.mistral import FakeMistral
 from tests.fakes.openai_chat import FakeChat
 from tests.fakes.openai_images import FakeOpenAIImages
 
@@ -93,3 +94,11 @@ def image_size(data: bytes) -> tuple[int, int]:
     with Image.open(io.BytesIO(data)) as image:
         width, height = image.size
         return width, height
+
+
+@pytest.fixture
+def fake_mistral() -> Iterator[FakeMistral]:
+    fake = FakeMistral()
+    with LoopbackServer(fake.app) as server:
+        fake.url = server.url
+        yield fake

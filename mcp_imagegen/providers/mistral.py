@@ -169,7 +169,7 @@ class MistralImages:
         if not images:
             said = f' It said: "{" ".join(texts)[:400]}"' if texts else ""
             raise ProviderError("mistral", f"the agent answered without an image.{said}")
-        text = "\n\n".join(texts) or None
+        text = "\n\n".join(dict.fromkeys(texts)) or None  # the same words from n conversations, once
         metadata: dict[str, JsonValue] = {"agent_id": agent_id, "conversation_ids": conversations}
         if usage:
             metadata["usage"] = usage[0] if len(usage) == 1 else {"calls": usage}

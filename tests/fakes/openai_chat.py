@@ -70,7 +70,10 @@ class FakeChat:
         return self.requests[-1]
 
     async def _chat(self, request: Request) -> Response:
-        body = json.loads(await request.body())
+        return await self.handle(request, json.loads(await request.body()))
+
+    async def handle(self, request: Request, body: dict[str, Any]) -> Response:
+        """Answer one chat request whose JSON body has been read (other fakes reuse this)."""
         recorded = ChatRequest(
             path=request.url.path,
             query=dict(request.query_params),
