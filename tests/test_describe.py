@@ -243,3 +243,69 @@ async def test_limits_and_downscaling(describe_env: dict[str, str], fake_chat: F
         scaleway = next(info for info in providers["providers"] if info["name"] == "scaleway")
         assert scaleway["operations"] == ["describe"] and scaleway["max_describe_images"] == 12
         assert "pixtral-12b-2409" in scaleway["vision_models"]
+
+
+async def test_describe_with_openai_next_to_its_images_api(
+    describe_env: dict[str, str], fake_openai: Any, tmp_path: Path
+) -> None:
+    """OPENAI_API_KEY + OPENAI_BASE_URL: describe goes to /chat/completions beside /images."""
+    async with connect("memory", describe_env) as client:
+        made = (
+            await client.call_tool("generate_image", {"prompt": "a ring", "size": "1536x1024"})
+        ).structured_content
+        assert made is not None
+        answer = await client.call_tool(
+            "describe_image",
+            {
+                "images": [made["images"][0]["uri"], "https://images.example.test/second.png"],
+                "question": "Same object?",
+                "provider": "openai",
+                "detail": "low",
+                "max_tokens": 80,
+            },
+        )
+        assert not answer.is_error, answer.content
+        facts = answer.structured_content or {}
+        assert facts["answer"] == fake_openai.chat.answer and facts["model"] == "gpt-5-mini"
+        sent = fake_openai.chat.last.json
+        assert fake_openai.chat.last.path == "/v1/chat/completions"
+        parts = sent["messages"][0]["content"]
+        assert parts[1]["image_url"]["url"].startswith("data:image/png;base64,")
+        assert parts[2]["image_url"] == {"url": "https://images.example.test/second.png", "detail": "low"}, (
+            "a URL the provider can fetch is passed through, not fetched by the server"
+        )
+        assert sent["max_completion_tokens"] == 80 and sent["stream_options"] == {"include_usage": True}
+        with Image.open(
+            io.BytesIO(base64.b64decode(parts[1]["image_url"]["url"].split(",", 1)[1]))
+        ) as sent_image:
+            assert sent_image.size == (1536, 1024), "within OpenAI's 2048 px, sent as it is"
+
+
+async def test_images_are_checked_against_the_providers_byte_cap(tmp_path: Path) -> None:
+    """After downscaling, an image over the provider's per-image cap is refused before any request."""
+    from dataclasses import replace
+
+    from mcp_imagegen.config import Settings
+    from mcp_imagegen.images.inputs import InputResolver
+    from mcp_imagegen.server.describe_tool import _prepared
+    from mcp_imagegen.server.state import AppState
+    from mcp_imagegen.store.local import LocalStore
+
+    store = LocalStore(tmp_path / "store")
+    settings = Settings(store_dir=tmp_path / "store")
+    unused: Any = None  # describe's preparation touches only the settings and the input resolver
+    app = AppState(
+        settings, store, unused, InputResolver(store, tmp_path / "store", [], 10_000_000), unused, unused
+    )
+    reference = "data:image/png;base64," + base64.b64encode(png_bytes((300, 200))).decode()
+    small_cap = replace(CAPS, vision_max_side=100, max_describe_image_bytes=50)
+    with pytest.raises(
+        InputError, match=r"image is \d+ bytes even downscaled, over this provider's 50-byte limit"
+    ):
+        await _prepared(app, reference, small_cap, 0, 1)
+    fitted = await _prepared(app, reference, replace(CAPS, vision_max_side=100), 0, 1)
+    assert isinstance(fitted, InputImage) and (fitted.width, fitted.height) == (100, 67)
+    assert (
+        await _prepared(app, "https://x.test/a.png", replace(CAPS, fetches_urls=True), 0, 1)
+        == "https://x.test/a.png"
+    )

@@ -64,6 +64,10 @@ class Capabilities:
     max_describe_images: int = 8
     vision_max_side: int = 2048
     """Images sent to `describe` are downscaled to fit this (what the model resizes to anyway)."""
+    max_describe_image_bytes: int | None = None
+    """The provider's cap on one image sent to `describe`, checked after downscaling."""
+    fetches_urls: bool = False
+    """The provider downloads http(s) image URLs itself, so a URL the user gives is passed through."""
     operation_models: dict[str, str] = field(default_factory=dict)
     """Default model per operation where it differs from `default_model`; the key `edit_masked`
     is the default for edits with a mask or an edit mode."""
@@ -182,7 +186,8 @@ class RecontextRequest(GenerateRequest):
 class DescribeRequest:
     """A question about one or more images, for a vision model."""
 
-    images: tuple[InputImage, ...]
+    images: tuple[InputImage | str, ...]
+    """Image bytes, or an http(s) URL the provider fetches itself (only for providers that can)."""
     question: str
     model: str
     system: str | None = None

@@ -38,7 +38,14 @@ from mcp_imagegen.providers._http import (
     retry_after_seconds,
     sse_events,
 )
-from mcp_imagegen.providers.base import SILENT, CallEvents, Capabilities, DescribeRequest, DescribeResult
+from mcp_imagegen.providers.base import (
+    SILENT,
+    CallEvents,
+    Capabilities,
+    DescribeRequest,
+    DescribeResult,
+    InputImage,
+)
 from mcp_imagegen.redaction import redact
 
 if TYPE_CHECKING:
@@ -157,9 +164,7 @@ class ChatVision:
         """Keys in the openai SDK's order: model, stream, messages, then the rest sorted."""
         content: list[dict[str, Any]] = [{"type": "text", "text": request.question}]
         for image in request.images:
-            url: dict[str, Any] = {
-                "url": f"data:{image.mime_type};base64,{base64.b64encode(image.data).decode()}"
-            }
+            url: dict[str, Any] = {"url": image if isinstance(image, str) else _data_uri(image)}
             if request.detail is not None:
                 url["detail"] = request.detail
             content.append({"type": "image_url", "image_url": url})
@@ -298,6 +303,10 @@ def check_schema(schema: dict[str, JsonValue]) -> None:
         jsonschema.Draft202012Validator.check_schema(schema)
     except jsonschema.SchemaError as exc:
         raise InputError(f"response_schema is not a valid JSON schema: {exc.message}") from None
+
+
+def _data_uri(image: InputImage) -> str:
+    return f"data:{image.mime_type};base64,{base64.b64encode(image.data).decode()}"
 
 
 def _raise_if_error(provider: str, body: dict[str, Any]) -> None:

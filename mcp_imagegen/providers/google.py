@@ -121,6 +121,7 @@ def gemini_capabilities(
         vision_models=VISION_MODELS if vision_model in VISION_MODELS else (vision_model, *VISION_MODELS),
         max_describe_images=16,
         vision_max_side=3072,
+        max_describe_image_bytes=7 * 1024 * 1024,
         models=(*models, *VERTEX_IMAGEN_MODELS) if vertex else models,
         default_model=default_model,
         options=_VERTEX_OPTIONS if vertex else _COMMON_OPTIONS,
@@ -166,10 +167,15 @@ class GoogleImages:
     async def describe(self, request: DescribeRequest, events: CallEvents = SILENT) -> DescribeResult:
         """A question about images through `streamGenerateContent?alt=sse`: text arrives as it is
         written, which feeds progress; a response schema asks for JSON (`responseJsonSchema`)."""
-        parts: list[dict[str, Any]] = [
-            {"inlineData": {"data": base64.b64encode(image.data).decode(), "mimeType": image.mime_type}}
-            for image in request.images
-        ]
+        parts: list[dict[str, Any]] = []
+        for image in request.images:
+            if isinstance(image, str):
+                raise InputError(
+                    f"{self.name} takes image bytes, not URLs; let the server fetch them (URL inputs)"
+                )
+            parts.append(
+                {"inlineData": {"data": base64.b64encode(image.data).decode(), "mimeType": image.mime_type}}
+            )
         body: dict[str, Any] = {"contents": [{"parts": [*parts, {"text": request.question}], "role": "user"}]}
         if request.system:
             body["systemInstruction"] = {"parts": [{"text": request.system}], "role": "user"}

@@ -71,6 +71,8 @@ def mistral_capabilities(settings: MistralSettings) -> Capabilities:
         operation_models={"describe": settings.vision_model},
         max_describe_images=MAX_VISION_IMAGES,
         vision_max_side=1540,
+        max_describe_image_bytes=10 * 1024 * 1024,
+        fetches_urls=True,
         notes=(
             "An agent with the image_generation tool draws the images (size and format are the tool's own); "
             "n images are n conversations; edits send the image with the instruction. temperature and top_p "

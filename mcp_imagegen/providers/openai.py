@@ -164,11 +164,15 @@ def openai_capabilities(
     default_model: str,
     formats: tuple[str, ...],
     vision_models: tuple[str, ...] = (),
+    *,
+    fetches_urls: bool = True,
 ) -> Capabilities:
     return Capabilities(
         operations=frozenset({"generate", "edit", "describe"} if vision_models else {"generate", "edit"}),
         vision_models=vision_models,
         operation_models={"describe": vision_models[0]} if vision_models else {},
+        max_describe_image_bytes=20 * 1024 * 1024,
+        fetches_urls=fetches_urls,
         models=models,
         default_model=default_model,
         options=_OPENAI_OPTIONS,

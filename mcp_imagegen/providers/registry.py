@@ -144,6 +144,7 @@ def _scaleway_capabilities(settings: Settings) -> Capabilities:
         operation_models={"describe": default},
         max_describe_images=12,
         vision_max_side=1024,
+        fetches_urls=True,
         notes="Vision chat models, describe_image only: up to 12 images a request, 16x16 pixels a token.",
     )
 
@@ -240,7 +241,7 @@ def _endpoint_spec(name: str, endpoint: EndpointSettings) -> ProviderSpec:
         default = endpoint.default_model or (endpoint.models[0] if endpoint.models else "gpt-image-2")
         models = tuple(endpoint.models) or (default,)
         return openai.openai_capabilities(
-            models, default, ("png", "jpeg", "webp"), tuple(endpoint.vision_models)
+            models, default, ("png", "jpeg", "webp"), tuple(endpoint.vision_models), fetches_urls=False
         )
 
     return ProviderSpec(

@@ -177,8 +177,14 @@ class _JobSteps:
         """Vision answers carry no images."""
 
 
-async def _prepared(app: AppState, reference: str, caps: Capabilities, index: int, count: int) -> InputImage:
+async def _prepared(
+    app: AppState, reference: str, caps: Capabilities, index: int, count: int
+) -> InputImage | str:
+    """The image as the provider should get it: a URL it fetches itself, or bytes downscaled to
+    its size and checked against its cap."""
     what = f"image {index + 1}" if count > 1 else "image"
+    if caps.fetches_urls and reference.strip().lower().startswith(("http://", "https://")):
+        return reference.strip()
     item = await input_image(app, reference, caps, what)
     data, mime, width, height = await anyio.to_thread.run_sync(
         functools.partial(
@@ -189,6 +195,11 @@ async def _prepared(app: AppState, reference: str, caps: Capabilities, index: in
             max_pixels=app.settings.max_pixels,
         )
     )
+    cap = caps.max_describe_image_bytes
+    if cap is not None and len(data) > cap:
+        raise InputError(
+            f"{what} is {len(data):,} bytes even downscaled, over this provider's {cap:,}-byte limit"
+        )
     return InputImage(data, mime, width, height, item.filename, item.store_id)
 
 

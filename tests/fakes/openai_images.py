@@ -29,6 +29,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from tests.fakes.openai_chat import FakeChat
+
 GENERATION_FIELDS = frozenset(
     {
         "model",
@@ -132,8 +134,10 @@ class FakeOpenAIImages:
     _counter: itertools.count[int] = field(default_factory=itertools.count)
 
     def __post_init__(self) -> None:
+        self.chat = FakeChat(api_key=self.api_key)
         self.app = Starlette(
             routes=[
+                Route("/v1/chat/completions", self._chat, methods=["POST"]),
                 Route("/v1/images/{operation}", self._openai, methods=["POST"]),
                 Route(
                     "/openai/deployments/{deployment}/images/{operation}",
@@ -143,6 +147,10 @@ class FakeOpenAIImages:
                 Route("/openai/v1/images/{operation}", self._azure_v1, methods=["POST"]),
             ]
         )
+
+    async def _chat(self, request: Request) -> Response:
+        """Chat completions, as served next to the images API (describe_image)."""
+        return await self.chat.handle(request, json.loads(await request.body()))
 
     @property
     def last(self) -> Recorded:
