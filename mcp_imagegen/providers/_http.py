@@ -20,7 +20,7 @@ import anyio
 import httpx2
 
 from mcp_imagegen.errors import ImagegenError, ProviderError, ProviderUnreachableError
-from mcp_imagegen.providers.base import SILENT, CallEvents
+from mcp_imagegen.providers.base import SILENT, CallEvents, Capabilities
 
 CONNECT_TIMEOUT_S = 15.0
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -84,6 +84,33 @@ class SSEEvent:
 
     event: str
     data: str
+
+
+class HttpProvider:
+    """What every provider that talks HTTP keeps: its name, capabilities, the shared client, its
+    time limit and its retry policy."""
+
+    def __init__(
+        self,
+        name: str,
+        client: httpx2.AsyncClient,
+        capabilities: Capabilities,
+        timeout_s: float,
+        retry: RetryPolicy = DEFAULT_RETRY,
+    ) -> None:
+        self._name = name
+        self._client = client
+        self._capabilities = capabilities
+        self._timeout_s = timeout_s
+        self._retry = retry
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self._capabilities
 
 
 async def send(

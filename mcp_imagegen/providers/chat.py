@@ -31,6 +31,7 @@ from mcp_imagegen.errors import (
 from mcp_imagegen.providers._http import (
     DEFAULT_RETRY,
     Exchange,
+    HttpProvider,
     RetryPolicy,
     json_error_body,
     open_stream,
@@ -114,7 +115,7 @@ def scaleway_endpoint(settings: ScalewaySettings) -> ChatEndpoint:
     )
 
 
-class ChatVision:
+class ChatVision(HttpProvider):
     """`describe` on one chat endpoint."""
 
     def __init__(
@@ -125,19 +126,8 @@ class ChatVision:
         timeout_s: float,
         retry: RetryPolicy = DEFAULT_RETRY,
     ) -> None:
+        super().__init__(endpoint.provider, client, capabilities, timeout_s, retry)
         self._endpoint = endpoint
-        self._client = client
-        self._capabilities = capabilities
-        self._timeout_s = timeout_s
-        self._retry = retry
-
-    @property
-    def name(self) -> str:
-        return self._endpoint.provider
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return self._capabilities
 
     async def describe(self, request: DescribeRequest, events: CallEvents = SILENT) -> DescribeResult:
         exchange = Exchange(

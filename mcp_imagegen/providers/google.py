@@ -36,6 +36,7 @@ from mcp_imagegen.providers import imagen
 from mcp_imagegen.providers._http import (
     DEFAULT_RETRY,
     Exchange,
+    HttpProvider,
     RetryPolicy,
     open_stream,
     read_json_object,
@@ -132,7 +133,7 @@ def gemini_capabilities(
     )
 
 
-class GoogleImages:
+class GoogleImages(HttpProvider):
     """Gemini image generation and instruction edits on one Google endpoint."""
 
     def __init__(
@@ -143,19 +144,8 @@ class GoogleImages:
         timeout_s: float,
         retry: RetryPolicy = DEFAULT_RETRY,
     ) -> None:
+        super().__init__(endpoint.provider, client, capabilities, timeout_s, retry)
         self._endpoint = endpoint
-        self._client = client
-        self._capabilities = capabilities
-        self._timeout_s = timeout_s
-        self._retry = retry
-
-    @property
-    def name(self) -> str:
-        return self._endpoint.provider
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return self._capabilities
 
     async def generate(self, request: GenerateRequest, events: CallEvents = SILENT) -> ProviderResult:
         if imagen.is_imagen(request.model):

@@ -31,6 +31,7 @@ from mcp_imagegen.providers import openai_models
 from mcp_imagegen.providers._http import (
     DEFAULT_RETRY,
     Exchange,
+    HttpProvider,
     MultipartFiles,
     RetryPolicy,
     SSEEvent,
@@ -186,7 +187,7 @@ def openai_capabilities(
     )
 
 
-class OpenAIImages:
+class OpenAIImages(HttpProvider):
     """The OpenAI Images adapter; one instance per configured endpoint."""
 
     def __init__(
@@ -198,20 +199,9 @@ class OpenAIImages:
         retry: RetryPolicy = DEFAULT_RETRY,
         vision: ImageDescriber | None = None,
     ) -> None:
+        super().__init__(endpoint.provider, client, capabilities, timeout_s, retry)
         self._endpoint = endpoint
-        self._client = client
-        self._capabilities = capabilities
-        self._timeout_s = timeout_s
-        self._retry = retry
         self._vision = vision
-
-    @property
-    def name(self) -> str:
-        return self._endpoint.provider
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return self._capabilities
 
     async def describe(self, request: DescribeRequest, events: CallEvents = SILENT) -> DescribeResult:
         """Vision questions go to the chat API next to the images API (see `providers.chat`)."""
