@@ -309,3 +309,15 @@ async def test_images_are_checked_against_the_providers_byte_cap(tmp_path: Path)
         await _prepared(app, "https://x.test/a.png", replace(CAPS, fetches_urls=True), 0, 1)
         == "https://x.test/a.png"
     )
+
+
+async def test_the_answer_streams_into_progress(fake_chat: FakeChat, http: httpx2.AsyncClient) -> None:
+    fake_chat.chunk_delay_s = 0.3
+    events = RecordingEvents()
+    result = await vision(fake_chat, http).describe(
+        DescribeRequest(images=(item(png_bytes()),), question="?", model="m"), events
+    )
+    answering = [step for step in events.steps if step.startswith("openai is answering (")]
+    assert len(answering) >= 2, events.steps
+    assert answering[0].endswith(fake_chat.answer[: len(answering[0].split("…", 1)[1])])
+    assert result.text == fake_chat.answer

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 from PIL import Image
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -59,6 +60,8 @@ class FakeChat:
     """Scaleway style: cumulative usage on every chunk instead of a final usage chunk."""
     error_shape: str = "openai"
     """`openai` ({"error": {...}}) or `legacy` ({"object": "error", ...}: older Scaleway models, Mistral)."""
+    chunk_delay_s: float = 0.0
+    """Pause between streamed chunks, as a model writing its answer."""
     requests: list[ChatRequest] = field(default_factory=list)
     _counter: itertools.count[int] = field(default_factory=itertools.count)
 
@@ -137,6 +140,8 @@ class FakeChat:
             }
             if self.usage_every_chunk:
                 chunk["usage"] = {**usage, "completion_tokens": index + 1}
+            if self.chunk_delay_s:
+                await anyio.sleep(self.chunk_delay_s)
             yield f"data: {json.dumps(chunk)}\n\n".encode()
         final: dict[str, Any] = {
             "id": completion_id,
