@@ -63,8 +63,33 @@ def configure_logging(level: str, secrets: Sequence[str] = ()) -> None:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
 
+def doctor(argv: Sequence[str]) -> None:
+    """`mcp-imagegen doctor [--check] [--config FILE]`: print what this installation can do."""
+    parser = argparse.ArgumentParser(prog="mcp-imagegen doctor", description=doctor.__doc__)
+    parser.add_argument("--check", action="store_true", help="make one cheap request per configured provider")
+    parser.add_argument("--config", type=Path, help="TOML config file (environment variables override it)")
+    args = parser.parse_args(argv)
+    import anyio
+
+    from mcp_imagegen import doctor as report
+    from mcp_imagegen.config import load_settings
+
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        sys.stderr.write(f"mcp-imagegen: {exc}\n")
+        raise SystemExit(2) from None
+    lines, ok = anyio.run(report.run, settings, args.check)
+    sys.stdout.write("\n".join(lines) + "\n")
+    raise SystemExit(0 if ok else 1)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    args = parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["doctor"]:
+        doctor(arguments[1:])
+        return
+    args = parse_args(arguments)
     from mcp_imagegen.config import load_settings
 
     try:

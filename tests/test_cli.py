@@ -14,6 +14,8 @@ from PIL import Image
 
 from mcp_imagegen import __version__
 from tests.connect import LEGACY_HANDSHAKE, child_env, connect, exchange_until
+from tests.fakes.google_genai import FakeGoogle
+from tests.fakes.openai_images import FakeOpenAIImages
 
 pytestmark = pytest.mark.anyio
 
@@ -101,3 +103,36 @@ async def test_placeholder_is_labelled_and_varies_unless_seeded(
             assert image.format == "WEBP" and image.mode == "RGBA" and image.getpixel((0, 0))[3] == 0
         providers = (await client.call_tool("list_providers", {})).structured_content
         assert providers is not None and providers["default_provider"] == "placeholder"
+
+
+def test_doctor_lists_providers_store_and_extras(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    (store / "images" / "2026-01-01").mkdir(parents=True)
+    (store / "images" / "2026-01-01" / "a.png").write_bytes(b"x" * 2_000_000)
+    result = run_cli("doctor", env={"IMAGEGEN_STORE_DIR": str(store)})
+    assert result.returncode == 0, result.stderr
+    assert f"store: {store}" in result.stdout and "1 image(s), 2.0 MB" in result.stdout
+    assert "openai: not configured (set OPENAI_API_KEY)" in result.stdout
+    assert "placeholder: configured" in result.stdout
+    assert "[vertex] Application Default Credentials for Vertex AI:" in result.stdout
+
+
+def test_doctor_check_makes_one_cheap_request_per_provider(
+    tmp_path: Path, fake_openai: FakeOpenAIImages, fake_google: FakeGoogle
+) -> None:
+    env = {
+        "IMAGEGEN_STORE_DIR": str(tmp_path / "store"),
+        "OPENAI_API_KEY": fake_openai.api_key,
+        "OPENAI_BASE_URL": f"{fake_openai.url}/v1",
+        "GEMINI_API_KEY": "AIza-wrong-key-for-doctor",
+        "GOOGLE_GEMINI_BASE_URL": fake_google.url,
+    }
+    result = run_cli("doctor", "--check", env=env)
+    assert result.returncode == 1, "a failed check fails the command"
+    lines = result.stdout.splitlines()
+    openai_check = lines[lines.index("  openai: configured") + 3]
+    assert openai_check == "      check: ok (127.0.0.1 answered)"
+    assert "check: FAILED: HTTP 400 from 127.0.0.1" in result.stdout and "API key not valid" in result.stdout
+    assert "AIza-wrong-key-for-doctor" not in result.stdout + result.stderr
+    assert fake_openai.requests == [], "no generation was requested"
+    assert fake_google.requests == []

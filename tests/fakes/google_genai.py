@@ -96,6 +96,7 @@ class FakeGoogle:
     def __post_init__(self) -> None:
         self.app = Starlette(
             routes=[
+                Route("/{version}/models", self._list_models, methods=["GET"]),
                 Route("/{version}/models/{target}", self._gemini, methods=["POST"]),
                 Route(
                     "/{version}/projects/{project}/locations/{location}/publishers/google/models/{target}",
@@ -108,6 +109,11 @@ class FakeGoogle:
     @property
     def last(self) -> GoogleRequest:
         return self.requests[-1]
+
+    async def _list_models(self, request: Request) -> Response:
+        if request.headers.get("x-goog-api-key") != self.api_key:
+            return _error(400, "API key not valid. Please pass a valid API key.", "INVALID_ARGUMENT")
+        return JSONResponse({"models": [{"name": "models/gemini-3.1-flash-image"}]})
 
     async def _gemini(self, request: Request) -> Response:
         if request.headers.get("x-goog-api-key") != self.api_key:

@@ -138,6 +138,7 @@ class FakeOpenAIImages:
         self.app = Starlette(
             routes=[
                 Route("/v1/chat/completions", self._chat, methods=["POST"]),
+                Route("/v1/models", self._models, methods=["GET"]),
                 Route("/v1/images/{operation}", self._openai, methods=["POST"]),
                 Route(
                     "/openai/deployments/{deployment}/images/{operation}",
@@ -146,6 +147,14 @@ class FakeOpenAIImages:
                 ),
                 Route("/openai/v1/images/{operation}", self._azure_v1, methods=["POST"]),
             ]
+        )
+
+    async def _models(self, request: Request) -> Response:
+        """The cheap authenticated request `mcp-imagegen doctor --check` makes."""
+        if request.headers.get("authorization") != f"Bearer {self.api_key}":
+            return _error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
+        return JSONResponse(
+            {"object": "list", "data": [{"id": "gpt-image-2", "object": "model", "owned_by": "openai"}]}
         )
 
     async def _chat(self, request: Request) -> Response:

@@ -1,0 +1,159 @@
+"""`mcp-imagegen doctor [--check]`: what this installation can do, and whether its keys work.
+
+It prints the version, the store folder and its size, every provider (configured or not,
+what enables it, what it can do) and whether the optional extras are installed. With
+`--check` it makes one cheap authenticated request per configured provider (listing models,
+never a paid generation) and reports each outcome; the exit status is 1 if any failed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx2
+
+from mcp_imagegen import __version__
+from mcp_imagegen.config import Settings
+from mcp_imagegen.errors import ImagegenError
+from mcp_imagegen.providers.registry import ProviderRegistry
+from mcp_imagegen.redaction import redact
+
+CHECK_TIMEOUT_S = 20.0
+EXTRAS = {"vertex": ("google.auth", "Application Default Credentials for Vertex AI")}
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One cheap request that proves a provider's key and address work."""
+
+    url: str
+    headers: dict[str, str]
+    params: dict[str, str]
+
+
+async def run(settings: Settings, check: bool) -> tuple[list[str], bool]:
+    """The report's lines, and whether every check (if any) passed."""
+    lines = [f"mcp-imagegen {__version__}", *store_lines(settings.store_dir), "", "providers:"]
+    ok = True
+    async with httpx2.AsyncClient(timeout=CHECK_TIMEOUT_S, follow_redirects=False) as client:
+        registry = ProviderRegistry(settings, client)
+        for spec in registry.specs:
+            configured = registry.is_configured(spec.name)
+            caps = registry.capabilities(spec.name)
+            state = (
+                "configured"
+                if configured
+                else f"not configured (set {' and '.join(spec.env_vars) or 'it up'})"
+            )
+            lines.append(f"  {spec.name}: {state}")
+            lines.append(
+                f"      {', '.join(sorted(caps.operations))}; default model {caps.default_model or '-'}"
+            )
+            if caps.vision_models:
+                lines.append(f"      vision models: {', '.join(caps.vision_models)}")
+            if check and configured and spec.name != "placeholder":
+                outcome, passed = await _check(spec.name, settings, client)
+                ok = ok and passed
+                lines.append(f"      check: {outcome}")
+    lines += ["", "extras:"]
+    for extra, (module, purpose) in EXTRAS.items():
+        installed = importlib.util.find_spec(module.split(".")[0]) is not None and _importable(module)
+        state = "installed" if installed else f"not installed (pip install 'mcp-imagegen[{extra}]')"
+        lines.append(f"  [{extra}] {purpose}: {state}")
+    return lines, ok
+
+
+def store_lines(store: Path) -> list[str]:
+    files = [path for path in (store / "images").rglob("*") if path.is_file()] if store.exists() else []
+    size = sum(path.stat().st_size for path in files)
+    return [f"store: {store}", f"       {len(files)} image(s), {size / 1_000_000:.1f} MB"]
+
+
+async def _check(name: str, settings: Settings, client: httpx2.AsyncClient) -> tuple[str, bool]:
+    try:
+        probe = await PROBES[name](settings) if name in PROBES else _endpoint_probe(settings, name)
+    except ImagegenError as exc:
+        return f"FAILED: {exc}", False
+    try:
+        response = await client.get(probe.url, headers=probe.headers, params=probe.params or None)
+    except httpx2.HTTPError as exc:
+        return f"FAILED: could not reach {httpx2.URL(probe.url).host} ({type(exc).__name__})", False
+    if response.status_code == 200:
+        return f"ok ({httpx2.URL(probe.url).host} answered)", True
+    detail = redact(response.text[:200], settings.secret_values()).strip()
+    return f"FAILED: HTTP {response.status_code} from {httpx2.URL(probe.url).host}: {detail}", False
+
+
+async def _openai(settings: Settings) -> Probe:
+    from mcp_imagegen.providers.openai import openai_endpoint
+
+    endpoint = openai_endpoint(settings.openai)
+    return Probe(f"{endpoint.base_url.rstrip('/')}/models", dict(endpoint.headers), {})
+
+
+async def _azure(settings: Settings) -> Probe:
+    from mcp_imagegen.providers.openai import azure_endpoint
+
+    endpoint = azure_endpoint(settings.azure)
+    return Probe(f"{endpoint.base_url.rstrip('/')}/models", dict(endpoint.headers), dict(endpoint.params))
+
+
+async def _google(settings: Settings) -> Probe:
+    from mcp_imagegen.providers.google_endpoint import gemini_endpoint
+
+    endpoint = gemini_endpoint(settings.google)
+    return Probe(
+        f"{endpoint.root.rstrip('/')}/{endpoint.prefix}/models",
+        await endpoint.auth.headers(),
+        {"pageSize": "1"},
+    )
+
+
+async def _vertex(settings: Settings) -> Probe:
+    from mcp_imagegen.providers.google_endpoint import vertex_endpoint
+
+    endpoint = vertex_endpoint(settings.vertex)
+    model = settings.vertex.default_model
+    return Probe(endpoint.url(model, "").removesuffix(":"), await endpoint.auth.headers(), {})
+
+
+async def _mistral(settings: Settings) -> Probe:
+    from mcp_imagegen.providers.mistral import mistral_endpoint
+
+    endpoint = mistral_endpoint(settings.mistral)
+    return Probe(f"{endpoint.base_url}/v1/models", dict(endpoint.headers), {})
+
+
+async def _scaleway(settings: Settings) -> Probe:
+    from mcp_imagegen.providers.chat import scaleway_endpoint
+
+    endpoint = scaleway_endpoint(settings.scaleway)
+    return Probe(f"{endpoint.base_url}/models", dict(endpoint.headers), {})
+
+
+def _endpoint_probe(settings: Settings, name: str) -> Probe:
+    from mcp_imagegen.providers.openai import compatible_endpoint
+
+    endpoint = compatible_endpoint(name, settings.endpoints[name])
+    return Probe(f"{endpoint.base_url.rstrip('/')}/models", dict(endpoint.headers), {})
+
+
+PROBES: dict[str, Callable[[Settings], Awaitable[Probe]]] = {
+    "openai": _openai,
+    "azure": _azure,
+    "google": _google,
+    "vertex": _vertex,
+    "mistral": _mistral,
+    "scaleway": _scaleway,
+}
+
+
+def _importable(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
