@@ -103,6 +103,37 @@ def test_inspector_over_http(tmp_path: Path) -> None:
             home=tmp_path,
         )
         assert called["content"][0]["type"] == "image"
+        uri = called["structuredContent"]["images"][0]["uri"]
+        read = inspector(
+            f"{url}/mcp",
+            "--protocol-era",
+            "modern",
+            "--method",
+            "resources/read",
+            "--uri",
+            uri,
+            home=tmp_path,
+        )
+        assert read["contents"][0]["mimeType"] == "image/png" and read["contents"][0]["blob"]
+
+
+def test_uvx_runs_the_package(tmp_path: Path) -> None:
+    """`uvx mcp-imagegen` as the README says, from this checkout (the PyPI release is the same package)."""
+    uvx = Path(sys.executable).parent / "uvx"
+    if not uvx.exists():
+        pytest.fail("uv is not installed: it comes with the test extra (pip install -e '.[test]')")
+    result = subprocess.run(
+        [str(uvx), "--from", str(ROOT), "mcp-imagegen", "--version"],
+        env={**os.environ, "UV_CACHE_DIR": str(tmp_path / "uv-cache"), "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    from mcp_imagegen import __version__
+
+    assert result.stdout.strip() == f"mcp-imagegen {__version__}"
 
 
 def test_conformance_suite_passes_every_scenario_that_applies(tmp_path: Path) -> None:
