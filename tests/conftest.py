@@ -5,10 +5,13 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import pytest
 from PIL import Image
+from starlette.types import ASGIApp
 
 from tests.fakes.google_genai import FakeGoogle
 from tests.fakes.loopback import LoopbackServer
@@ -42,27 +45,41 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("IMAGEGEN_STORE_DIR", str(tmp_path / "store"))
 
 
-@pytest.fixture
-def fake_openai() -> Iterator[FakeOpenAIImages]:
-    fake = FakeOpenAIImages()
+class Fake(Protocol):
+    """What every loopback fake has: its ASGI app, and the URL it is served at once running."""
+
+    url: str
+
+    @property
+    def app(self) -> ASGIApp: ...
+
+
+F = TypeVar("F", bound=Fake)
+
+
+@contextmanager
+def served(fake: F) -> Iterator[F]:
+    """The fake on a loopback port for the length of the block, its `url` set."""
     with LoopbackServer(fake.app) as server:
         fake.url = server.url
+        yield fake
+
+
+@pytest.fixture
+def fake_openai() -> Iterator[FakeOpenAIImages]:
+    with served(FakeOpenAIImages()) as fake:
         yield fake
 
 
 @pytest.fixture
 def fake_google() -> Iterator[FakeGoogle]:
-    fake = FakeGoogle()
-    with LoopbackServer(fake.app) as server:
-        fake.url = server.url
+    with served(FakeGoogle()) as fake:
         yield fake
 
 
 @pytest.fixture
 def fake_chat() -> Iterator[FakeChat]:
-    fake = FakeChat()
-    with LoopbackServer(fake.app) as server:
-        fake.url = server.url
+    with served(FakeChat()) as fake:
         yield fake
 
 
@@ -98,7 +115,5 @@ def image_size(data: bytes) -> tuple[int, int]:
 
 @pytest.fixture
 def fake_mistral() -> Iterator[FakeMistral]:
-    fake = FakeMistral()
-    with LoopbackServer(fake.app) as server:
-        fake.url = server.url
+    with served(FakeMistral()) as fake:
         yield fake

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 import anyio.to_thread
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
-from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel, Field, JsonValue
 
 from mcp_imagegen.errors import InputError
@@ -38,16 +38,11 @@ from mcp_imagegen.server.tools import (
     app_state,
     chosen_model,
     input_image,
+    tool_annotations,
     user_errors,
 )
 
-DESCRIBE_ANNOTATIONS = ToolAnnotations(
-    title="Describe image",
-    read_only_hint=True,
-    destructive_hint=False,
-    idempotent_hint=False,
-    open_world_hint=True,
-)
+DESCRIBE_ANNOTATIONS = tool_annotations("Describe image", read_only=True)
 
 
 class DescribeAnswer(BaseModel):

@@ -136,41 +136,32 @@ WaitArg = Annotated[
     ),
 ]
 
-GENERATE_ANNOTATIONS = ToolAnnotations(
-    title="Generate image",
-    read_only_hint=False,
-    destructive_hint=False,
-    idempotent_hint=False,
-    open_world_hint=True,
+
+def tool_annotations(
+    title: str,
+    *,
+    read_only: bool = False,
+    destructive: bool = False,
+    idempotent: bool = False,
+    open_world: bool = True,
+) -> ToolAnnotations:
+    """Tool hints for hosts; by default a tool that makes something new by calling a provider."""
+    return ToolAnnotations(
+        title=title,
+        read_only_hint=read_only,
+        destructive_hint=destructive,
+        idempotent_hint=idempotent,
+        open_world_hint=open_world,
+    )
+
+
+GENERATE_ANNOTATIONS = tool_annotations("Generate image")
+EDIT_ANNOTATIONS = tool_annotations("Edit image")
+GET_JOB_ANNOTATIONS = tool_annotations("Get image job", read_only=True, idempotent=True, open_world=False)
+CANCEL_JOB_ANNOTATIONS = tool_annotations(
+    "Cancel image job", destructive=True, idempotent=True, open_world=False
 )
-EDIT_ANNOTATIONS = ToolAnnotations(
-    title="Edit image",
-    read_only_hint=False,
-    destructive_hint=False,
-    idempotent_hint=False,
-    open_world_hint=True,
-)
-GET_JOB_ANNOTATIONS = ToolAnnotations(
-    title="Get image job",
-    read_only_hint=True,
-    destructive_hint=False,
-    idempotent_hint=True,
-    open_world_hint=False,
-)
-CANCEL_JOB_ANNOTATIONS = ToolAnnotations(
-    title="Cancel image job",
-    read_only_hint=False,
-    destructive_hint=True,
-    idempotent_hint=True,
-    open_world_hint=False,
-)
-LIST_ANNOTATIONS = ToolAnnotations(
-    title="List image providers",
-    read_only_hint=True,
-    destructive_hint=False,
-    idempotent_hint=True,
-    open_world_hint=False,
-)
+LIST_ANNOTATIONS = tool_annotations("List image providers", read_only=True, idempotent=True, open_world=False)
 
 
 @contextmanager

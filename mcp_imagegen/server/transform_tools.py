@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 import anyio.to_thread
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
-from mcp.types import CallToolResult, ToolAnnotations
+from mcp.types import CallToolResult
 from pydantic import Field
 
 from mcp_imagegen.errors import InputError
@@ -48,20 +48,11 @@ from mcp_imagegen.server.tools import (
     chosen_model,
     given,
     input_image,
+    tool_annotations,
     user_errors,
 )
 
 SegmentMode = Literal["foreground", "background", "prompt", "semantic", "interactive"]
-
-
-def _annotations(title: str, read_only: bool) -> ToolAnnotations:
-    return ToolAnnotations(
-        title=title,
-        read_only_hint=read_only,
-        destructive_hint=False,
-        idempotent_hint=False,
-        open_world_hint=True,
-    )
 
 
 async def upscale_image(
@@ -301,5 +292,4 @@ def register_transform_tools(server: MCPServer[AppState]) -> None:
         (segment_image, "Segment image", False),
         (recontext_image, "Recontext product image", False),
     ):
-        annotations = _annotations(title, read_only)
-        server.add_tool(tool, annotations=annotations, title=title)
+        server.add_tool(tool, annotations=tool_annotations(title, read_only=read_only), title=title)
