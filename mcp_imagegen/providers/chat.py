@@ -212,7 +212,6 @@ class _Answer:
         self._finish: str | None = None
         self._usage: dict[str, JsonValue] = {}
         self._model: str | None = None
-        self._chunks = 0
         self._reported_at = time.monotonic()
 
     def add_chunk(self, chunk: dict[str, Any]) -> None:
@@ -224,7 +223,6 @@ class _Answer:
             delta = choice.get("delta") or {}
             if isinstance(delta.get("content"), str):
                 self._parts.append(delta["content"])
-                self._chunks += 1
             self._finish = choice.get("finish_reason") or self._finish
         if time.monotonic() - self._reported_at >= PROGRESS_EVERY_S and self._parts:
             self._reported_at = time.monotonic()

@@ -26,7 +26,6 @@ from mcp_imagegen.providers.base import (
     DescribeResult,
     InputImage,
 )
-from mcp_imagegen.providers.chat import check_schema
 from mcp_imagegen.server.delivery import deliver
 from mcp_imagegen.server.jobs import Job
 from mcp_imagegen.server.limits import client_key
@@ -129,6 +128,9 @@ async def describe_image(
             most = caps.max_describe_images
             raise InputError(f"{describer.name} takes at most {most} images per request, not {len(images)}")
         if response_schema is not None:
+            # Imported here: jsonschema costs ~40 ms, which a stdio start should not pay.
+            from mcp_imagegen.providers.chat import check_schema
+
             check_schema(response_schema)
         chosen = chosen_model(caps, model, describer.name, "describe")
         prepared = tuple([await _prepared(app, ref, caps, i, len(images)) for i, ref in enumerate(images)])
