@@ -26,6 +26,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="mcp-imagegen",
         description="MCP server for image generation and editing across providers.",
+        epilog="other commands: `mcp-imagegen doctor [--check]` (what this installation can do), "
+        "`mcp-imagegen models fetch|list` (the local provider's model files)",
     )
     parser.add_argument(
         "--transport",
@@ -88,6 +90,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments[:1] == ["doctor"]:
         doctor(arguments[1:])
+        return
+    if arguments[:1] == ["models"]:
+        from mcp_imagegen.local import commands
+
+        commands.main(arguments[1:])
         return
     args = parse_args(arguments)
     from mcp_imagegen.config import load_settings

@@ -48,6 +48,16 @@ def default_store_dir() -> Path:
     return platformdirs.user_data_path(APP_NAME, appauthor=False)
 
 
+def default_models_dir() -> Path:
+    """`models/` in the per-user data folder: where `mcp-imagegen models fetch` puts local models."""
+    return default_store_dir() / "models"
+
+
+def default_local_threads() -> int:
+    """Threads per local inference: the machine's cores, at most 4 (more rarely helps small models)."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
 class _EnvFirstSettings(BaseSettings):
     """Settings whose environment variables override values given at construction
     (which is how the TOML file's values arrive)."""
@@ -219,6 +229,15 @@ class Settings(_EnvFirstSettings):
     model_config = SettingsConfigDict(env_prefix="IMAGEGEN_", extra="forbid")
 
     store_dir: Path = Field(default_factory=default_store_dir)
+    models_dir: Path = Field(
+        default_factory=default_models_dir, description="Where the local provider's model files are."
+    )
+    local_threads: int = Field(
+        default_factory=default_local_threads,
+        ge=1,
+        le=64,
+        description="Threads one local model inference may use.",
+    )
     default_provider: str | None = None
     inline_max_bytes: int = Field(700_000, ge=10_000)
     inline_max_side: int = Field(1568, ge=64)
@@ -338,7 +357,7 @@ class Settings(_EnvFirstSettings):
     def _upper_log_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("store_dir", mode="after")
+    @field_validator("store_dir", "models_dir", mode="after")
     @classmethod
     def _expand_store_dir(cls, value: Path) -> Path:
         return value.expanduser()

@@ -45,6 +45,8 @@ class ProviderSpec:
     capabilities: Callable[[Settings], Capabilities]
 
 
+LOCAL = "local"
+"""The on-machine provider: always available, and chosen only when no cloud provider can do the job."""
 SCALEWAY_VISION_MODELS = ("mistral-small-3.2-24b-instruct-2506", "pixtral-12b-2409", "gemma-3-27b-it")
 
 
@@ -224,6 +226,18 @@ def _placeholder_capabilities(settings: Settings) -> Capabilities:
     return CAPABILITIES
 
 
+def _build_local(settings: Settings, client: httpx2.AsyncClient) -> Provider:
+    from mcp_imagegen.providers.local import LocalProvider
+
+    return LocalProvider(settings)
+
+
+def _local_capabilities(settings: Settings) -> Capabilities:
+    from mcp_imagegen.providers import local
+
+    return local.capabilities(settings)
+
+
 def _endpoint_spec(name: str, endpoint: EndpointSettings) -> ProviderSpec:
     """A named OpenAI-compatible endpoint from the config file's `[endpoints.NAME]`."""
 
@@ -306,6 +320,14 @@ BUILTIN_SPECS = (
         capabilities=_scaleway_capabilities,
     ),
     ProviderSpec(
+        name=LOCAL,
+        title="Local: segmentation, upscaling and OCR on this machine's CPU (no key, no network)",
+        env_vars=(),
+        is_configured=lambda settings: True,
+        build=_build_local,
+        capabilities=_local_capabilities,
+    ),
+    ProviderSpec(
         name="placeholder",
         title="Placeholder: labelled images, no AI, no network",
         env_vars=(),
@@ -351,7 +373,8 @@ class ProviderRegistry:
             or operation in self._specs[preferred].capabilities(self._settings).operations
         ):
             return preferred
-        for spec in self._specs.values():
+        cloud_first = sorted(self._specs.values(), key=lambda spec: spec.name == LOCAL)
+        for spec in cloud_first:
             real = spec.name != "placeholder" and spec.is_configured(self._settings)
             if real and operation in spec.capabilities(self._settings).operations:
                 return spec.name
@@ -361,7 +384,8 @@ class ProviderRegistry:
             "GOOGLE_OAUTH_ACCESS_TOKEN or gcloud credentials) for Vertex AI, MISTRAL_API_KEY for Mistral, "
             "SCW_SECRET_KEY for Scaleway (describe_image), or add an [endpoints.NAME] section to the config "
             "file. "
-            "For labelled test images with no AI, pass provider='placeholder' or set "
+            "(segment_image, upscale_image and describe_image need no key: the local provider runs them on "
+            "this machine.) For labelled test images with no AI, pass provider='placeholder' or set "
             "IMAGEGEN_DEFAULT_PROVIDER=placeholder."
         )
 
