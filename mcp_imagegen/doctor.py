@@ -22,7 +22,12 @@ from mcp_imagegen.providers.registry import ProviderRegistry
 from mcp_imagegen.redaction import redact
 
 CHECK_TIMEOUT_S = 20.0
-EXTRAS = {"vertex": ("google.auth", "Application Default Credentials for Vertex AI")}
+EXTRAS = {
+    "vertex": ("google.auth", "Application Default Credentials for Vertex AI"),
+    "local": ("onnxruntime", "segmentation, upscaling and OCR on this machine (the local provider)"),
+}
+ON_MACHINE = ("placeholder", "local")
+"""Providers with nothing remote to check."""
 
 
 @dataclass(frozen=True)
@@ -54,16 +59,32 @@ async def run(settings: Settings, check: bool) -> tuple[list[str], bool]:
             )
             if caps.vision_models:
                 lines.append(f"      vision models: {', '.join(caps.vision_models)}")
-            if check and configured and spec.name != "placeholder":
+            if check and configured and spec.name not in ON_MACHINE:
                 outcome, passed = await _check(spec.name, settings, client)
                 ok = ok and passed
                 lines.append(f"      check: {outcome}")
+    local_lines, local_ok = model_lines(settings.models_dir)
+    lines += ["", *local_lines]
+    ok = ok and (local_ok or not check)
     lines += ["", "extras:"]
     for extra, (module, purpose) in EXTRAS.items():
         installed = importlib.util.find_spec(module.split(".")[0]) is not None and _importable(module)
         state = "installed" if installed else f"not installed (pip install 'mcp-imagegen[{extra}]')"
         lines.append(f"  [{extra}] {purpose}: {state}")
     return lines, ok
+
+
+def model_lines(models_dir: Path) -> tuple[list[str], bool]:
+    """Each local model's state, and the command that fixes what is missing; False if one is corrupt."""
+    from mcp_imagegen.local.model_files import FETCH_COMMAND, all_statuses
+
+    lines = [f"local models: {models_dir}"]
+    statuses = all_statuses(models_dir)
+    for state in statuses:
+        lines.append(f"  {state.model.name}: {state.summary}")
+    if any(state.state != "ready" for state in statuses):
+        lines.append(f"  fix: {FETCH_COMMAND}")
+    return lines, all(state.state != "corrupt" for state in statuses)
 
 
 def store_lines(store: Path) -> list[str]:

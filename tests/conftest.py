@@ -13,6 +13,8 @@ import pytest
 from PIL import Image
 from starlette.types import ASGIApp
 
+from mcp_imagegen.config import default_models_dir
+from mcp_imagegen.local.model_files import all_statuses
 from tests.fakes.google_genai import FakeGoogle
 from tests.fakes.loopback import LoopbackServer
 from tests.fakes.mistral import FakeMistral
@@ -31,6 +33,22 @@ PROVIDER_ENV_PREFIXES = (
 )
 
 
+LOCAL_MODELS_DIR = Path(os.environ.get("IMAGEGEN_MODELS_DIR") or default_models_dir()).expanduser()
+"""Where `mcp-imagegen models fetch` put the local models (read before `clean_env` clears IMAGEGEN_*)."""
+
+
+@pytest.fixture
+def local_models(monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The fetched local models, set as the server's models folder; fails (never skips) without them."""
+    absent = [s.model.name for s in all_statuses(LOCAL_MODELS_DIR, check_hashes=False) if s.state != "ready"]
+    assert not absent, (
+        f"local models {absent} are not in {LOCAL_MODELS_DIR}: run `mcp-imagegen models fetch` "
+        "(bash .ci/run does, into .ci-models/)"
+    )
+    monkeypatch.setenv("IMAGEGEN_MODELS_DIR", str(LOCAL_MODELS_DIR))
+    return LOCAL_MODELS_DIR
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
@@ -43,6 +61,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         if name.startswith(PROVIDER_ENV_PREFIXES):
             monkeypatch.delenv(name)
     monkeypatch.setenv("IMAGEGEN_STORE_DIR", str(tmp_path / "store"))
+    monkeypatch.setenv("IMAGEGEN_MODELS_DIR", str(tmp_path / "models"))
 
 
 class Fake(Protocol):

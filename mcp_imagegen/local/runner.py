@@ -30,17 +30,23 @@ class ModelRunner(Generic[Model]):
         self._model: Model | None = None
         self._lock = threading.Lock()
         self._limiter = anyio.CapacityLimiter(1)
+        self._calls = 0
+        """Calls running or waiting; touched only on the event loop."""
 
     @property
     def loaded(self) -> bool:
         return self._model is not None
 
     async def run(self, work: Callable[[Model], Result], events: CallEvents) -> Result:
-        if self._limiter.borrowed_tokens:
-            events.step(f"queued: the local {self._label} model is busy with another call")
-        if not self.loaded:
-            events.step(f"loading the local {self._label} model")
-        return await anyio.to_thread.run_sync(self._call, work, limiter=self._limiter)
+        self._calls += 1
+        try:
+            if self._calls > 1:
+                events.step(f"queued: the local {self._label} model is busy with another call")
+            if not self.loaded:
+                events.step(f"loading the local {self._label} model")
+            return await anyio.to_thread.run_sync(self._call, work, limiter=self._limiter)
+        finally:
+            self._calls -= 1
 
     def _call(self, work: Callable[[Model], Result]) -> Result:
         return work(self._get())

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from PIL import Image
 
 from mcp_imagegen.local.catalogue import SELFIE, U2NETP
-from mcp_imagegen.local.model_files import verified_paths
+from mcp_imagegen.local.model_files import require_runtime, verified_paths
 
 U2NETP_SIDE = 320
 SELFIE_SIDE = 256
@@ -36,6 +36,7 @@ class U2NetP:
     """The salient-object model rembg uses, run with our own 20 lines of onnxruntime code."""
 
     def __init__(self, models_dir: Path, threads: int) -> None:
+        require_runtime(U2NETP)
         import onnxruntime
 
         path = verified_paths(U2NETP, models_dir)["u2netp.onnx"]
@@ -63,6 +64,7 @@ class SelfieSegmenter:
     """MediaPipe's selfie model (256x256 in, person probability out) through LiteRT."""
 
     def __init__(self, models_dir: Path, threads: int) -> None:
+        require_runtime(SELFIE)
         from ai_edge_litert.interpreter import Interpreter
 
         path = verified_paths(SELFIE, models_dir)["selfie_segmentation.tflite"]

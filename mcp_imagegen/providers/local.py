@@ -17,10 +17,10 @@ from PIL import Image, ImageFilter, ImageOps
 from pydantic import JsonValue
 
 from mcp_imagegen.config import Settings
-from mcp_imagegen.errors import ConfigError, InputError, UnsupportedOptionError
+from mcp_imagegen.errors import InputError, UnsupportedOptionError
 from mcp_imagegen.images import codec
 from mcp_imagegen.local import catalogue, reading, segmentation, upscaling
-from mcp_imagegen.local.model_files import FETCH_COMMAND, runtime_installed
+from mcp_imagegen.local.model_files import FETCH_COMMAND, RuntimeUnavailableError
 from mcp_imagegen.local.runner import ModelRunner
 from mcp_imagegen.providers.base import (
     SILENT,
@@ -123,7 +123,6 @@ class LocalProvider:
             )
         person = request.model == catalogue.SELFIE.name
         model = catalogue.SELFIE if person else catalogue.U2NETP
-        _require_runtime(model, "segment_image")
         runner = self._selfie if person else self._u2netp
         events.step(f"finding the {'person' if person else 'main subject'} with {model.name} on this machine")
         max_pixels = self._max_pixels
@@ -168,29 +167,30 @@ class LocalProvider:
             return data, f"{result.width}x{result.height}"
 
         metadata: dict[str, JsonValue] = {"factor": request.factor, "runs_on": "local CPU"}
-        if request.model == catalogue.REALESRGAN.name and runtime_installed(catalogue.REALESRGAN):
+        if request.model == catalogue.REALESRGAN.name:
             events.step(
                 f"upscaling {request.factor} with Real-ESRGAN on this machine, {upscaling.TILE}px tiles"
             )
-            data, size = await self._esrgan.run(
-                lambda model: finish(model.upscale(_upright(source, max_pixels), scale)), events
-            )
-            metadata |= {"method": "real-esrgan", "tile": upscaling.TILE}
-            used = catalogue.REALESRGAN.name
-        else:
-            if request.model != "lanczos":
-                metadata["note"] = (
-                    "Real-ESRGAN is not installed (pip install 'mcp-imagegen[local]'), so this was upscaled "
-                    "with Lanczos resampling and sharpening: no detail was added"
+            try:
+                data, size = await self._esrgan.run(
+                    lambda model: finish(model.upscale(_upright(source, max_pixels), scale)), events
                 )
-            events.step(f"upscaling {request.factor} with Lanczos + sharpen (no AI)")
-            data, size = await anyio.to_thread.run_sync(
-                lambda: finish(upscaling.lanczos(_upright(source, max_pixels), scale))
-            )
-            metadata["method"] = "lanczos"
-            used = "lanczos"
-        metadata["size"] = size
-        return ProviderResult(images=(GeneratedImage(data),), model=used, metadata=metadata)
+            except RuntimeUnavailableError as exc:
+                metadata["note"] = (
+                    f"Real-ESRGAN is unavailable ({exc}), so this was upscaled with Lanczos resampling and "
+                    "sharpening: no detail was added"
+                )
+            else:
+                metadata |= {"method": "real-esrgan", "tile": upscaling.TILE, "size": size}
+                return ProviderResult(
+                    images=(GeneratedImage(data),), model=catalogue.REALESRGAN.name, metadata=metadata
+                )
+        events.step(f"upscaling {request.factor} with Lanczos + sharpen (no AI)")
+        data, size = await anyio.to_thread.run_sync(
+            lambda: finish(upscaling.lanczos(_upright(source, max_pixels), scale))
+        )
+        metadata |= {"method": "lanczos", "size": size}
+        return ProviderResult(images=(GeneratedImage(data),), model="lanczos", metadata=metadata)
 
     async def describe(self, request: DescribeRequest, events: CallEvents = SILENT) -> DescribeResult:
         if request.model != ANALYSIS_MODEL:
@@ -202,7 +202,6 @@ class LocalProvider:
                 "the local provider cannot answer in a response_schema: it reads text and measures the "
                 "image, it does not understand it. Leave response_schema out, or use a vision provider"
             )
-        _require_runtime(catalogue.PP_OCR, "describe_image")
         analyses: list[dict[str, JsonValue]] = []
         for index, item in enumerate(request.images):
             if not isinstance(item, InputImage):  # pragma: no cover - URLs are fetched by the tool layer
@@ -224,14 +223,6 @@ class LocalProvider:
         text = _report(analyses, request.question)
         structured: JsonValue = {"analysis": "local", "note": LOCAL_NOTE + ".", "images": analyses}  # type: ignore[dict-item]
         return DescribeResult(text=text, model=ANALYSIS_MODEL, structured=structured)
-
-
-def _require_runtime(model: catalogue.LocalModel, tool: str) -> None:
-    if not runtime_installed(model):
-        raise ConfigError(
-            f"{tool} on the local provider needs {model.runtime_package}, which is not installed: "
-            f"pip install 'mcp-imagegen[local]', then run `{FETCH_COMMAND}`"
-        )
 
 
 def _upright(item: InputImage, max_pixels: int) -> Image.Image:

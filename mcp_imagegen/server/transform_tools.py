@@ -1,6 +1,7 @@
 """The tools that transform a stored or given image: upscale_image, segment_image, recontext_image.
 
-They go to a configured provider that has the capability (today Vertex AI's Imagen models),
+They go to a configured provider that has the capability (Vertex AI's Imagen models, or the
+local provider on this machine's CPU for upscale and segment),
 run as jobs like generate_image (progress, wait_seconds, get_job), and store every output
 with the input images as its parents.
 """
@@ -59,7 +60,8 @@ async def upscale_image(
     image: ImageArg,
     ctx: Context[AppState, Any],
     factor: Annotated[
-        Literal["x2", "x4"], Field(description="How much larger: x2 or x4 on each side.")
+        Literal["x2", "x3", "x4"],
+        Field(description="How much larger on each side: x2, x3 (local provider) or x4."),
     ] = "x2",
     provider: ProviderArg = None,
     model: ModelArg = None,
