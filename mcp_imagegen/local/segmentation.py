@@ -44,6 +44,8 @@ class U2NetP:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        # Without the arena a warm call costs ~60 ms more and peak memory ~170 MB less.
+        options.enable_cpu_mem_arena = False
         self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self._input = self._session.get_inputs()[0].name
 

@@ -50,7 +50,11 @@ class DescribeAnswer(BaseModel):
     status: Literal["succeeded", "running"] = "succeeded"
     job_id: str
     answer: str = Field("", description="The model's answer.")
-    data: JsonValue = Field(None, description="With response_schema: the answer parsed and validated.")
+    data: JsonValue = Field(
+        None,
+        description="With response_schema: the answer parsed and validated. From the local provider: "
+        "its analysis (text lines with boxes and confidences, image facts).",
+    )
     provider: str
     model: str
     usage: dict[str, JsonValue] | None = None
@@ -119,7 +123,9 @@ async def describe_image(
 ) -> Annotated[CallToolResult, DescribeAnswer]:
     """Ask a vision model about one or more images and get its answer (read-only: nothing is
     stored). With response_schema, the answer is JSON that follows the schema, returned as
-    `data`. list_providers shows which providers can describe and their models."""
+    `data`. list_providers shows which providers can describe and their models. Without a
+    vision provider, the local provider returns a local analysis instead (OCR text with boxes,
+    size, colours, EXIF), says so in its answer, and cannot see what the image shows."""
     with user_errors():
         app = app_state(ctx)
         describer = app.providers.describer(provider, model)

@@ -69,8 +69,9 @@ async def upscale_image(
     output_compression: CompressionArg = None,
     wait_seconds: WaitArg = None,
 ) -> Annotated[CallToolResult, ImageResult]:
-    """Upscale an image 2x or 4x with a super-resolution model, and keep the result in the store
-    with the input as its parent. Returns previews, links and JSON like generate_image."""
+    """Upscale an image 2x, 3x or 4x with a super-resolution model, and keep the result in the store
+    with the input as its parent. Returns previews, links and JSON like generate_image. With no
+    cloud provider that upscales, the local provider does it on this machine (Real-ESRGAN)."""
     with user_errors():
         app = app_state(ctx)
         upscaler = app.providers.upscaler(provider, model)
@@ -141,7 +142,9 @@ async def segment_image(
 ) -> Annotated[CallToolResult, ImageResult]:
     """Find parts of an image and return each as a mask (a black-and-white PNG, white where the
     part is) with its label and score, stored like any image; with cutout, also the part itself
-    on transparency. A mask can be passed straight to edit_image as its `mask`."""
+    on transparency. A mask can be passed straight to edit_image as its `mask`. With no cloud
+    provider that segments, the local provider finds the main subject on this machine
+    (modes foreground and background; model mediapipe-selfie for people only)."""
     with user_errors():
         app = app_state(ctx)
         segmenter = app.providers.segmenter(provider, model)
