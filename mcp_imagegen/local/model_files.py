@@ -143,10 +143,15 @@ def fetch(model: LocalModel, models_dir: Path, report: Report, search_dirs: tupl
     installed = _installed_copy(model.source)
     if installed is not None:
         report(f"{model.name}: copying from the installed {model.source.pin}")
-        for file in needed:
-            with (installed / file.member).open("rb") as stream:
-                _place(stream, file, models_dir, f"the installed {model.source.pin}")
-        return
+        try:
+            for file in needed:
+                with (installed / file.member).open("rb") as stream:
+                    _place(stream, file, models_dir, f"the installed {model.source.pin}")
+        except (CorruptModelError, OSError) as exc:
+            report(f"{model.name}: the installed copy is unusable ({exc}); fetching the archive instead")
+        else:
+            return
+        needed = [file for file in model.files if not _intact(models_dir / file.name, file)]
     with _archive(model.source, models_dir, report, search_dirs) as archive_path:
         for file in needed:
             with _member(archive_path, file.member) as stream:
