@@ -159,8 +159,8 @@ async def test_an_upscale_too_large_is_refused_before_any_work(local_models: Pat
 
 
 def test_a_large_upscale_stays_under_its_memory_bound(local_models: Path) -> None:
-    """1024x1024 x4 (a 4096x4096, 50 MB RGB result) in a fresh process: peak RSS under 1.2 GB,
-    where untiled ncnn would need several GB."""
+    """1024x1024 x4 (a 4096x4096, 50 MB RGB result) in a fresh process: peak RSS under 600 MB
+    (measured ~350 MB; untiled, ncnn's working memory alone grows with the whole image)."""
     script = (
         "import resource, sys\n"
         "from PIL import Image\n"
@@ -179,7 +179,7 @@ def test_a_large_upscale_stays_under_its_memory_bound(local_models: Path) -> Non
         check=True,
     )
     peak_mb = int(done.stdout.strip().splitlines()[-1])
-    assert peak_mb < 1200, f"peak RSS {peak_mb} MB"
+    assert peak_mb < 600, f"peak RSS {peak_mb} MB"
 
 
 async def test_ocr_reads_drawn_text_exactly_and_says_it_is_local(local_models: Path) -> None:
