@@ -47,17 +47,12 @@ LOCAL_NOTE = (
 )
 
 
-def capabilities(settings: Settings) -> Capabilities:
-    """The static capabilities, with notes saying which models are ready on this machine."""
-    from dataclasses import replace
-
+def readiness(settings: Settings) -> str:
+    """Which models are present on this machine (by size; hashes are checked when a model loads)."""
     from mcp_imagegen.local.model_files import all_statuses
 
-    states = ", ".join(
-        f"{state.model.name} {state.summary}"
-        for state in all_statuses(settings.models_dir, check_hashes=False)
-    )
-    return replace(CAPABILITIES, notes=f"{CAPABILITIES.notes} Models here: {states}.")
+    statuses = all_statuses(settings.models_dir, check_hashes=False)
+    return f"Models here: {', '.join(f'{state.model.name} {state.summary}' for state in statuses)}."
 
 
 CAPABILITIES = Capabilities(

@@ -43,6 +43,8 @@ class ProviderSpec:
     is_configured: Callable[[Settings], bool]
     build: Callable[[Settings, httpx2.AsyncClient], Provider]
     capabilities: Callable[[Settings], Capabilities]
+    readiness: Callable[[Settings], str] | None = None
+    """What is ready on this machine, for `list_providers` (not consulted when routing calls)."""
 
 
 LOCAL = "local"
@@ -233,9 +235,15 @@ def _build_local(settings: Settings, client: httpx2.AsyncClient) -> Provider:
 
 
 def _local_capabilities(settings: Settings) -> Capabilities:
+    from mcp_imagegen.providers.local import CAPABILITIES
+
+    return CAPABILITIES
+
+
+def _local_readiness(settings: Settings) -> str:
     from mcp_imagegen.providers import local
 
-    return local.capabilities(settings)
+    return local.readiness(settings)
 
 
 def _endpoint_spec(name: str, endpoint: EndpointSettings) -> ProviderSpec:
@@ -326,6 +334,7 @@ BUILTIN_SPECS = (
         is_configured=lambda settings: True,
         build=_build_local,
         capabilities=_local_capabilities,
+        readiness=_local_readiness,
     ),
     ProviderSpec(
         name="placeholder",
@@ -363,6 +372,12 @@ class ProviderRegistry:
 
     def capabilities(self, name: str) -> Capabilities:
         return self._specs[name].capabilities(self._settings)
+
+    def notes(self, name: str) -> str:
+        """The provider's notes, with what is ready on this machine where the provider says."""
+        spec = self._specs[name]
+        notes = spec.capabilities(self._settings).notes
+        return f"{notes} {spec.readiness(self._settings)}" if spec.readiness else notes
 
     def default_name(self, operation: Operation) -> str:
         """`IMAGEGEN_DEFAULT_PROVIDER` if set and able, else the first configured real provider

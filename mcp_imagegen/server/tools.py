@@ -476,7 +476,7 @@ async def list_providers(ctx: Context[AppState, Any]) -> ProvidersList:
                 vision_models=list(caps.vision_models),
                 max_describe_images=caps.max_describe_images,
                 enable_with=list(spec.env_vars),
-                notes=caps.notes,
+                notes=registry.notes(spec.name),
             )
         )
     return ProvidersList(providers=infos, default_provider=default)
