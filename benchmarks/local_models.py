@@ -96,9 +96,20 @@ def measure(name: str, runs: int, settings: Settings) -> dict[str, Any]:
         "load_s": load_s,
         "first_s": timings[0],
         "warm_median_s": statistics.median(timings[1:]) if runs > 1 else timings[0],
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
         "lines_read": lines,
     }
+
+
+def peak_rss_mb() -> float:
+    """This process image's peak RSS: /proc's VmHWM where there is one (ru_maxrss also counts the
+    parent's memory at fork on Linux), else ru_maxrss."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    kilobytes = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:"))
+    return kilobytes / 1024
 
 
 TARGETS = {"segment": 0.5, "upscale": 8.0, "ocr": 1.5, "ocr-short": 1.5}
