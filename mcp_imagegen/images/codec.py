@@ -95,8 +95,12 @@ def _facts_of(image: Image.Image, max_pixels: int, what: str) -> ImageFacts:
             f"{what} is {width}x{height} ({width * height:,} pixels), over the limit of {max_pixels:,} "
             "(IMAGEGEN_MAX_PIXELS)"
         )
-    has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
-    return ImageFacts(mime, width, height, has_alpha)
+    return ImageFacts(mime, width, height, has_alpha(image))
+
+
+def has_alpha(image: Image.Image) -> bool:
+    """Whether the image can have transparent pixels (an alpha band, or a palette transparency)."""
+    return image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
 
 
 def decode(data: bytes, *, max_pixels: int, what: str = "the image") -> tuple[Image.Image, ImageFacts]:
@@ -142,7 +146,7 @@ def encode(image: Image.Image, output_format: str, quality: int | None = None) -
         image.save(buffer, format="PNG", compress_level=6)
     elif output_format == "jpeg":
         if image.mode not in ("RGB", "L"):
-            image = _flatten(image)
+            image = on_white(image)
         image.save(buffer, format="JPEG", quality=quality or 90, optimize=False)
     elif output_format == "webp":
         image.save(buffer, format="WEBP", quality=quality or 90, method=4)
@@ -151,7 +155,8 @@ def encode(image: Image.Image, output_format: str, quality: int | None = None) -
     return buffer.getvalue()
 
 
-def _flatten(image: Image.Image) -> Image.Image:
+def on_white(image: Image.Image) -> Image.Image:
+    """RGB with any transparency composited onto white."""
     rgba = image.convert("RGBA")
     background = Image.new("RGB", rgba.size, "white")
     background.paste(rgba, mask=rgba.getchannel("A"))

@@ -48,14 +48,11 @@ def require_runtime(model: LocalModel) -> None:
     try:
         importlib.import_module(model.runtime_module)
     except ImportError as exc:
-        installed = runtime_installed(model)
-        fix = (
-            f"it is installed but cannot load ({exc}); {model.runtime_hint}"
-            if installed and model.runtime_hint
-            else f"it is installed but cannot load ({exc})"
-            if installed
-            else "it is not installed: pip install 'mcp-imagegen[local]'"
-        )
+        if runtime_installed(model):
+            fix = f"it is installed but cannot load ({exc})"
+            fix += f"; {model.runtime_hint}" if model.runtime_hint else ""
+        else:
+            fix = "it is not installed: pip install 'mcp-imagegen[local]'"
         raise RuntimeUnavailableError(
             f"the local model {model.name} needs {model.runtime_package}, and {fix}"
         ) from None
@@ -121,7 +118,7 @@ def status(model: LocalModel, models_dir: Path, *, check_hashes: bool = True) ->
         if not path.is_file():
             state = "missing"
             break
-        if (check_hashes and sha256_of(path) != file.sha256) or path.stat().st_size != file.size:
+        if path.stat().st_size != file.size or (check_hashes and sha256_of(path) != file.sha256):
             state = "corrupt"
     return ModelStatus(model, state, runtime_installed(model))
 

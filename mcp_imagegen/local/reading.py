@@ -13,6 +13,7 @@ from typing import Any
 from PIL import ExifTags, Image, ImageOps
 from pydantic import JsonValue
 
+from mcp_imagegen.images import codec
 from mcp_imagegen.local.catalogue import PP_OCR
 from mcp_imagegen.local.model_files import require_runtime, verified_paths
 
@@ -83,11 +84,7 @@ class TextReader:
 def _flattened(image: Image.Image) -> Image.Image:
     """RGB on white: transparent pixels would otherwise read as black."""
     upright = ImageOps.exif_transpose(image)
-    if upright.mode in ("RGBA", "LA", "PA") or (upright.mode == "P" and "transparency" in upright.info):
-        canvas = Image.new("RGB", upright.size, (255, 255, 255))
-        canvas.paste(upright.convert("RGBA"), mask=upright.convert("RGBA").getchannel("A"))
-        return canvas
-    return upright.convert("RGB")
+    return codec.on_white(upright) if codec.has_alpha(upright) else upright.convert("RGB")
 
 
 def image_facts(image: Image.Image, data: bytes) -> dict[str, JsonValue]:
@@ -98,7 +95,7 @@ def image_facts(image: Image.Image, data: bytes) -> dict[str, JsonValue]:
         "format": image.format or "unknown",
         "mode": image.mode,
         "bytes": len(data),
-        "has_alpha": _has_alpha(image),
+        "has_alpha": codec.has_alpha(image),
     }
     if facts["has_alpha"]:
         alpha = image.convert("RGBA").getchannel("A")
@@ -117,10 +114,6 @@ def image_facts(image: Image.Image, data: bytes) -> dict[str, JsonValue]:
     if exif:
         facts["exif"] = exif
     return facts
-
-
-def _has_alpha(image: Image.Image) -> bool:
-    return image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
 
 
 def dominant_colours(image: Image.Image) -> list[JsonValue]:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from PIL import Image, ImageFilter
 
+from mcp_imagegen.images.codec import has_alpha
 from mcp_imagegen.local.catalogue import REALESRGAN
 from mcp_imagegen.local.model_files import require_runtime, verified_paths
 
@@ -57,7 +58,7 @@ class RealEsrgan:
 def lanczos(image: Image.Image, scale: int) -> Image.Image:
     """The fallback: Lanczos resampling and a light unsharp mask. No detail is invented."""
     size = (image.width * scale, image.height * scale)
-    mode = "RGBA" if _has_alpha(image) else "RGB"
+    mode = "RGBA" if has_alpha(image) else "RGB"
     resized = image.convert(mode).resize(size, Image.Resampling.LANCZOS)
     sharpened = resized.convert("RGB").filter(
         ImageFilter.UnsharpMask(radius=1.2 * scale / 2, percent=60, threshold=2)
@@ -65,12 +66,8 @@ def lanczos(image: Image.Image, scale: int) -> Image.Image:
     return _with_alpha(sharpened, image)
 
 
-def _has_alpha(image: Image.Image) -> bool:
-    return image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
-
-
 def _with_alpha(result: Image.Image, original: Image.Image) -> Image.Image:
-    if not _has_alpha(original):
+    if not has_alpha(original):
         return result
     alpha = original.convert("RGBA").getchannel("A").resize(result.size, Image.Resampling.LANCZOS)
     result = result.convert("RGBA")

@@ -9,11 +9,10 @@ vision model's answer.
 from __future__ import annotations
 
 import functools
-import io
 from typing import Any
 
 import anyio.to_thread
-from PIL import Image, ImageFilter, ImageOps
+from PIL import Image, ImageChops, ImageFilter, ImageOps
 from pydantic import JsonValue
 
 from mcp_imagegen.config import Settings
@@ -131,7 +130,7 @@ class LocalProvider:
                     f"{threshold} or more (its best was {matte.score:.2f}); lower confidence_threshold "
                     "or try another model"
                 )
-            return _png(_shaped(matte.mask, request)), matte.score
+            return codec.encode(_shaped(matte.mask, request), "png"), matte.score
 
         mask, score = await runner.run(work, events)
         label = request.mode if not person or request.mode == "background" else "person"
@@ -267,15 +266,7 @@ def _dilate(mask: Image.Image, radius: int) -> Image.Image:
         for box in ((step, 0), (0, step)):
             grown = grown.filter(ImageFilter.BoxBlur(box)).point(lambda value: 255 if value > 0 else 0)
         remaining -= step
-    from PIL import ImageChops
-
     return ImageChops.lighter(mask, grown)
-
-
-def _png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def _report(analyses: list[dict[str, Any]], question: str) -> str:
