@@ -287,8 +287,8 @@ async def test_images_are_checked_against_the_providers_byte_cap(tmp_path: Path)
 
     from mcp_imagegen.config import Settings
     from mcp_imagegen.images.inputs import InputResolver
-    from mcp_imagegen.server.describe_tool import _prepared
     from mcp_imagegen.server.state import AppState
+    from mcp_imagegen.server.tools.describe import _prepared
     from mcp_imagegen.store.local import LocalStore
 
     store = LocalStore(tmp_path / "store")

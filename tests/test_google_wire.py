@@ -314,7 +314,7 @@ async def test_imagen_rules_are_checked_before_any_request(
         ),
         (GenerateRequest(prompt="x", model="imagen-4.0-generate-001", image_size="4K"), "image_size 1K, 2K"),
         (GenerateRequest(prompt="x", model="imagen-4.0-generate-001", n=5), "at most 4 images"),
-        (GenerateRequest(prompt="x", model="imagen-4.0-generate-001", language="fr"), "language auto, en"),
+        (GenerateRequest(prompt="x", model="imagen-4.0-generate-001", language="fr"), "language auto, en"),  # type: ignore[arg-type]
         (
             GenerateRequest(
                 prompt="x", model="imagen-4.0-generate-001", output_format="png", output_compression=5

@@ -13,7 +13,7 @@ from anyio.abc import TaskGroup
 from mcp.types import CallToolResult, TextContent
 
 from mcp_imagegen.errors import InputError, ProviderError
-from mcp_imagegen.server.jobs import Job, JobManager, follow
+from mcp_imagegen.server.jobs.core import Job, JobManager, follow
 
 pytestmark = pytest.mark.anyio
 

@@ -12,35 +12,16 @@ from typing import Literal, Protocol, runtime_checkable
 
 from pydantic import JsonValue
 
-Operation = Literal["generate", "edit", "upscale", "segment", "recontext", "describe"]
-
-GENERIC_OPTIONS = (
-    "size",
-    "aspect_ratio",
-    "quality",
-    "background",
-    "output_format",
-    "output_compression",
-    "negative_prompt",
-    "seed",
-    "moderation",
-    "input_fidelity",
-    "partial_images",
-    "image_size",
-    "person_generation",
-    "safety_filter",
-    "language",
-    "add_watermark",
-    "enhance_prompt",
-    "guidance_scale",
-    "mode",
-    "mask_mode",
-    "mask_classes",
-    "mask_dilation",
-    "reference_type",
+from mcp_imagegen.providers.options import (
+    DescribeOptions,
+    EditOptions,
+    GenerateOptions,
+    OptionName,
+    SegmentOptions,
+    UpscaleOptions,
 )
-"""Optional tool parameters a provider may or may not honour; `Capabilities.options` lists
-the subset a provider supports, and anything else given by the caller is refused."""
+
+Operation = Literal["generate", "edit", "upscale", "segment", "recontext", "describe"]
 
 
 @dataclass(frozen=True)
@@ -50,7 +31,8 @@ class Capabilities:
     operations: frozenset[Operation]
     models: tuple[str, ...]
     default_model: str
-    options: frozenset[str]
+    options: frozenset[OptionName]
+    """The optional parameters it honours (`providers/options.py`); any other given is refused."""
     output_formats: tuple[str, ...] = ("png",)
     max_images: int = 1
     """Largest `n` one call may ask for."""
@@ -90,76 +72,36 @@ class InputImage:
 
 
 @dataclass(frozen=True)
-class GenerateRequest:
-    """A text-to-image request. `None` means "not given": providers omit it from the wire."""
+class GenerateRequest(GenerateOptions):
+    """A text-to-image request. An option left `None` is "not given": providers omit it from the wire."""
 
     prompt: str
     model: str
     n: int = 1
-    size: str | None = None
-    aspect_ratio: str | None = None
-    quality: str | None = None
-    background: str | None = None
-    output_format: str | None = None
-    output_compression: int | None = None
-    negative_prompt: str | None = None
-    seed: int | None = None
-    moderation: str | None = None
-    partial_images: int | None = None
-    """Intermediate images to stream (1-3), each handed to `CallEvents.partial_image`."""
-    image_size: str | None = None
-    """A resolution class, `1K`, `2K` or `4K` (Google)."""
-    person_generation: str | None = None
-    """`allow_all`, `allow_adult` or `dont_allow` (Google)."""
-    safety_filter: str | None = None
-    """`block_low_and_above`, `block_medium_and_above`, `block_only_high` or `block_none` (Imagen)."""
-    language: str | None = None
-    """The prompt's language for Imagen: `auto`, `en`, `ja`, `ko`, `hi`, `zh`, `pt`, `es`."""
-    add_watermark: bool | None = None
-    """Imagen's invisible SynthID watermark (on by default at the service; off allows `seed`)."""
-    enhance_prompt: bool | None = None
-    """Let Imagen rewrite the prompt; the rewritten prompt comes back as `revised_prompt`."""
-    guidance_scale: float | None = None
-    """How strictly to follow the prompt (Imagen)."""
 
 
 @dataclass(frozen=True)
-class EditRequest(GenerateRequest):
+class EditRequest(GenerateRequest, EditOptions):
     """An instruction edit of one or more input images, with an optional mask.
 
     `mask` is already in the provider-neutral form: a PNG of the first image's size whose
-    fully transparent pixels mark the area to change.
+    fully transparent pixels mark the area to change. Reference images (`reference_type`)
+    are referred to in the prompt as [1], [2]...
     """
 
     images: tuple[InputImage, ...] = ()
     mask: InputImage | None = None
-    input_fidelity: str | None = None
-    mode: str | None = None
-    """`insert`, `remove`, `outpaint`, `background_swap` or `product` (Imagen edit modes)."""
-    mask_mode: str | None = None
-    """How the edit area is found: `user_provided` (the mask), `background`, `foreground`, `semantic`."""
-    mask_classes: tuple[int, ...] = ()
-    """Semantic mask mode: up to 5 class ids."""
-    mask_dilation: float | None = None
-    reference_type: str | None = None
-    """`style`, `subject` or `control`: every input image is a reference of that type."""
-    reference_description: str | None = None
-    """What the style or subject references show."""
-    subject_type: str | None = None
-    control_type: str | None = None
 
 
 @dataclass(frozen=True)
-class UpscaleRequest:
+class UpscaleRequest(UpscaleOptions):
     image: InputImage
     model: str
     factor: str = "x2"
-    output_format: str | None = None
-    output_compression: int | None = None
 
 
 @dataclass(frozen=True)
-class SegmentRequest:
+class SegmentRequest(SegmentOptions):
     """Masks of what `mode` picks out: `foreground`, `background`, `prompt` (what the prompt
     names), `semantic` (the class names in the prompt) or `interactive` (what the scribble marks)."""
 
@@ -169,10 +111,6 @@ class SegmentRequest:
     prompt: str | None = None
     scribble: InputImage | None = None
     """White marks on black, the size of `image` (interactive mode)."""
-    max_predictions: int | None = None
-    confidence_threshold: float | None = None
-    mask_dilation: float | None = None
-    binary_color_threshold: float | None = None
 
 
 @dataclass(frozen=True)
@@ -183,21 +121,13 @@ class RecontextRequest(GenerateRequest):
 
 
 @dataclass(frozen=True)
-class DescribeRequest:
+class DescribeRequest(DescribeOptions):
     """A question about one or more images, for a vision model."""
 
     images: tuple[InputImage | str, ...]
     """Image bytes, or an http(s) URL the provider fetches itself (only for providers that can)."""
     question: str
     model: str
-    system: str | None = None
-    max_tokens: int | None = None
-    temperature: float | None = None
-    top_p: float | None = None
-    detail: str | None = None
-    """`low`, `high` or `auto` (OpenAI-style image detail)."""
-    response_schema: dict[str, JsonValue] | None = None
-    """A JSON schema the answer must follow; the answer is then parsed and validated."""
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,7 @@ from mcp_imagegen.providers.base import (
 )
 from mcp_imagegen.providers.chat import PROGRESS_EVERY_S, structured_answer
 from mcp_imagegen.providers.google_endpoint import GoogleEndpoint, map_google_error
+from mcp_imagegen.providers.options import OptionName
 
 GEMINI_IMAGE_MODELS = ("gemini-3.1-flash-image", "gemini-3-pro-image", "gemini-2.5-flash-image")
 VISION_MODELS = ("gemini-2.5-flash", "gemini-2.5-pro", "gemini-2.5-flash-lite")
@@ -82,11 +83,21 @@ BLOCKED_FINISH_REASONS = frozenset(
 USAGE_COUNTS = ("promptTokenCount", "candidatesTokenCount", "thoughtsTokenCount", "totalTokenCount")
 MAX_IMAGES_PER_CALL = 4
 MAX_INPUT_IMAGES = 14
-_COMMON_OPTIONS = frozenset({"aspect_ratio", "image_size", "seed"})
-_VERTEX_OPTIONS = (
-    _COMMON_OPTIONS
-    | {"output_format", "output_compression", "person_generation"}
-    | set(imagen.IMAGEN_ONLY_OPTIONS)
+_COMMON_OPTIONS: frozenset[OptionName] = frozenset({"aspect_ratio", "image_size", "seed"})
+_VERTEX_OPTIONS: frozenset[OptionName] = _COMMON_OPTIONS | frozenset(
+    {
+        "output_format",
+        "output_compression",
+        "person_generation",
+        *imagen.IMAGEN_ONLY_OPTIONS,
+        # Imagen's reference and segmentation settings.
+        "reference_description",
+        "subject_type",
+        "control_type",
+        "max_predictions",
+        "confidence_threshold",
+        "binary_color_threshold",
+    }
 )
 GEMINI_NOTES = (
     "Gemini image models: edits are by instruction (no mask); n images are n calls. "

@@ -30,6 +30,7 @@ from mcp_imagegen.providers.base import (
     SegmentRequest,
     UpscaleRequest,
 )
+from mcp_imagegen.providers.options import OptionName
 
 GENERATE_MODELS = ("imagen-4.0-generate-001", "imagen-4.0-ultra-generate-001", "imagen-4.0-fast-generate-001")
 EDIT_MODEL = "imagen-3.0-capability-001"
@@ -50,7 +51,7 @@ SAFETY_SETTINGS = {
     "block_only_high": "BLOCK_ONLY_HIGH",
     "block_none": "BLOCK_NONE",
 }
-IMAGEN_ONLY_OPTIONS = (
+IMAGEN_ONLY_OPTIONS: tuple[OptionName, ...] = (
     "negative_prompt",
     "safety_filter",
     "language",

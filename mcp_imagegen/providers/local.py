@@ -58,7 +58,16 @@ CAPABILITIES = Capabilities(
     operations=frozenset({"segment", "upscale", "describe"}),
     models=(*SEGMENT_MODELS, *UPSCALE_MODELS),
     default_model=catalogue.U2NETP.name,
-    options=frozenset({"output_format", "output_compression"}),
+    options=frozenset(
+        {
+            "output_format",
+            "output_compression",
+            "max_predictions",
+            "confidence_threshold",
+            "mask_dilation",
+            "binary_color_threshold",
+        }
+    ),
     output_formats=("png", "jpeg", "webp"),
     input_mime_types=("image/png", "image/jpeg", "image/webp", "image/gif", "image/bmp", "image/tiff"),
     vision_models=(ANALYSIS_MODEL,),

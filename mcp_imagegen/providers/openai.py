@@ -54,6 +54,7 @@ from mcp_imagegen.providers.base import (
     ImageDescriber,
     ProviderResult,
 )
+from mcp_imagegen.providers.options import OptionName
 from mcp_imagegen.redaction import redact
 
 ImagesOperation = Literal["generations", "edits"]
@@ -65,7 +66,7 @@ CONTENT_POLICY_CODES = frozenset(
 RESPONSE_FACTS = ("created", "background", "output_format", "quality", "size", "usage")
 """Top-level reply fields kept in the image metadata."""
 
-_OPENAI_OPTIONS = frozenset(
+_OPENAI_OPTIONS: frozenset[OptionName] = frozenset(
     {
         "size",
         "aspect_ratio",

@@ -19,7 +19,6 @@ from PIL import Image, ImageDraw, ImageFont
 from mcp_imagegen.errors import InputError
 from mcp_imagegen.images import codec
 from mcp_imagegen.providers.base import (
-    GENERIC_OPTIONS,
     SILENT,
     CallEvents,
     Capabilities,
@@ -28,6 +27,7 @@ from mcp_imagegen.providers.base import (
     GenerateRequest,
     ProviderResult,
 )
+from mcp_imagegen.providers.options import OptionName
 
 MODEL = "placeholder"
 DEFAULT_SIDE = 1024
@@ -35,7 +35,7 @@ MAX_SIDE = 4096
 MIN_SIDE = 16
 Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 
-PLACEHOLDER_OPTIONS = frozenset(
+PLACEHOLDER_OPTIONS: frozenset[OptionName] = frozenset(
     {
         "size",
         "aspect_ratio",
@@ -53,17 +53,7 @@ CAPABILITIES = Capabilities(
     operations=frozenset({"generate", "edit"}),
     models=(MODEL,),
     default_model=MODEL,
-    options=frozenset(GENERIC_OPTIONS)
-    & {
-        "size",
-        "aspect_ratio",
-        "quality",
-        "background",
-        "output_format",
-        "output_compression",
-        "negative_prompt",
-        "seed",
-    },
+    options=PLACEHOLDER_OPTIONS,
     output_formats=("png", "jpeg", "webp"),
     max_images=10,
     max_input_images=16,

@@ -34,12 +34,10 @@ from mcp_imagegen.images.fetch import UrlFetcher
 from mcp_imagegen.images.inputs import InputResolver
 from mcp_imagegen.providers.registry import ProviderRegistry
 from mcp_imagegen.server import resources
-from mcp_imagegen.server.describe_tool import register_describe_tool
-from mcp_imagegen.server.jobs import JobManager
+from mcp_imagegen.server.jobs.core import JobManager
 from mcp_imagegen.server.limits import RateLimiter
 from mcp_imagegen.server.state import AppState
-from mcp_imagegen.server.tools import register_tools
-from mcp_imagegen.server.transform_tools import register_transform_tools
+from mcp_imagegen.server.tools import all_tools
 from mcp_imagegen.store.local import LocalStore, Retention
 
 logger = logging.getLogger(__name__)
@@ -162,7 +160,7 @@ def build_server(
         finally:
             store.close()
 
-    server = ImagegenServer(
+    return ImagegenServer(
         "mcp-imagegen",
         title="Image generation",
         version=__version__,
@@ -171,8 +169,5 @@ def build_server(
         log_level=settings.log_level,
         token_verifier=token_verifier,
         auth=auth,
+        tools=all_tools(),
     )
-    register_tools(server)
-    register_transform_tools(server)
-    register_describe_tool(server)
-    return server

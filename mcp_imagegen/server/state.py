@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from mcp_imagegen.config import Settings
 from mcp_imagegen.images.inputs import InputResolver
 from mcp_imagegen.providers.registry import ProviderRegistry
-from mcp_imagegen.server.jobs import JobManager
+from mcp_imagegen.server.jobs.core import JobManager
 from mcp_imagegen.server.limits import RateLimiter
 from mcp_imagegen.store.base import Store
 

@@ -13,8 +13,8 @@ from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 import anyio.to_thread
-from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.tools import Tool
 from mcp.types import CallToolResult
 from pydantic import Field
 
@@ -29,65 +29,67 @@ from mcp_imagegen.providers.base import (
     SegmentRequest,
     UpscaleRequest,
 )
-from mcp_imagegen.server.image_jobs import ImageWork, run_image_tool
+from mcp_imagegen.providers.options import (
+    RecontextOptions,
+    SegmentOptions,
+    UpscaleOptions,
+    given_options,
+    options_from,
+)
+from mcp_imagegen.server.jobs.images import ImageWork, run_image_tool
 from mcp_imagegen.server.results import ImageResult
 from mcp_imagegen.server.state import AppState
-from mcp_imagegen.server.tools import (
-    CompressionArg,
-    EnhanceArg,
-    FormatArg,
+from mcp_imagegen.server.tools.arguments import (
     ImageArg,
     ModelArg,
-    PersonArg,
     ProviderArg,
-    SafetyArg,
-    SeedArg,
+    ToolArguments,
     WaitArg,
-    WatermarkArg,
-    app_state,
-    check_options,
-    chosen_model,
-    given,
-    input_image,
+    strict_tool,
     tool_annotations,
-    user_errors,
 )
+from mcp_imagegen.server.tools.boundary import app_state, user_errors
+from mcp_imagegen.server.tools.checks import checked, chosen_model
+from mcp_imagegen.server.tools.inputs import input_image
 
 SegmentMode = Literal["foreground", "background", "prompt", "semantic", "interactive"]
 
 
-async def upscale_image(
-    image: ImageArg,
-    ctx: Context[AppState, Any],
+class UpscaleCall(ToolArguments):
+    image: ImageArg
     factor: Annotated[
         Literal["x2", "x3", "x4"],
         Field(description="How much larger on each side: x2, x3 (local provider) or x4."),
-    ] = "x2",
-    provider: ProviderArg = None,
-    model: ModelArg = None,
-    output_format: FormatArg = None,
-    output_compression: CompressionArg = None,
-    wait_seconds: WaitArg = None,
+    ] = "x2"
+    provider: ProviderArg = None
+    model: ModelArg = None
+    wait_seconds: WaitArg = None
+
+
+async def upscale_image(
+    call: UpscaleCall, ctx: Context[AppState, Any]
 ) -> Annotated[CallToolResult, ImageResult]:
     """Upscale an image 2x, 3x or 4x with a super-resolution model, and keep the result in the store
     with the input as its parent. Returns previews, links and JSON like generate_image. With no
     cloud provider that upscales, the local provider does it on this machine (Real-ESRGAN)."""
     with user_errors():
         app = app_state(ctx)
-        upscaler = app.providers.upscaler(provider, model)
+        upscaler = app.providers.upscaler(call.provider, call.model)
         caps = upscaler.capabilities
-        options = given(output_format=output_format, output_compression=output_compression)
-        check_options(upscaler.name, caps, 1, options)
-        source = await input_image(app, image, caps, "image")
+        options = checked(upscaler.name, caps, UpscaleOptions(**options_from(UpscaleOptions, call)))
+        source = await input_image(app, call.image, caps, "image")
         request = UpscaleRequest(
-            image=source, model=chosen_model(caps, model, upscaler.name, "upscale"), factor=factor, **options
+            image=source,
+            model=chosen_model(caps, call.model, upscaler.name, "upscale"),
+            factor=call.factor,
+            **options_from(UpscaleOptions, options),
         )
         work = ImageWork(
             app,
             upscaler.name,
             request.model,
             None,
-            {"factor": factor, **options},
+            {"factor": call.factor, **given_options(request)},
             "upscaled",
             functools.partial(upscaler.upscale, request),
             inputs=(source,),
@@ -96,49 +98,39 @@ async def upscale_image(
             ctx,
             "upscale_image",
             work,
-            f"asking {upscaler.name} ({request.model}) to upscale {factor}",
-            wait_seconds,
+            f"asking {upscaler.name} ({request.model}) to upscale {call.factor}",
+            call.wait_seconds,
         )
 
 
-async def segment_image(
-    image: ImageArg,
-    ctx: Context[AppState, Any],
+class SegmentCall(ToolArguments):
+    image: ImageArg
     mode: Annotated[
         SegmentMode,
         Field(
             description="foreground / background: the main subject or the rest; prompt: what `prompt` "
             "describes; semantic: the classes in `labels` (e.g. cat, sky); interactive: what `points` mark."
         ),
-    ] = "foreground",
-    prompt: Annotated[str | None, Field(description="Mode prompt: what to find.", max_length=2000)] = None,
+    ] = "foreground"
+    prompt: Annotated[str | None, Field(description="Mode prompt: what to find.", max_length=2000)] = None
     labels: Annotated[
         list[str] | None,
         Field(description="Mode semantic: class names to mask, e.g. ['cat', 'sofa'].", max_length=20),
-    ] = None,
+    ] = None
     points: Annotated[
         list[tuple[float, float]] | None,
         Field(description="Mode interactive: [[x, y], ...] pixel positions on the object.", max_length=50),
-    ] = None,
-    max_predictions: Annotated[int | None, Field(description="Most masks to return.", ge=1, le=100)] = None,
-    confidence_threshold: Annotated[
-        float | None, Field(description="Drop masks the model is less sure of (0-1).", ge=0, le=1)
-    ] = None,
-    mask_dilation: Annotated[
-        float | None, Field(description="Grow each mask by this fraction of the image (0-1).", ge=0, le=1)
-    ] = None,
-    binary_color_threshold: Annotated[
-        float | None,
-        Field(
-            description="Make masks pure black and white at this level (0-255; -1 keeps grey).", ge=-1, le=255
-        ),
-    ] = None,
+    ] = None
     cutout: Annotated[
         bool, Field(description="Also return each masked part of the image on a transparent background.")
-    ] = False,
-    provider: ProviderArg = None,
-    model: ModelArg = None,
-    wait_seconds: WaitArg = None,
+    ] = False
+    provider: ProviderArg = None
+    model: ModelArg = None
+    wait_seconds: WaitArg = None
+
+
+async def segment_image(
+    call: SegmentCall, ctx: Context[AppState, Any]
 ) -> Annotated[CallToolResult, ImageResult]:
     """Find parts of an image and return each as a mask (a black-and-white PNG, white where the
     part is) with its label and score, stored like any image; with cutout, also the part itself
@@ -147,30 +139,31 @@ async def segment_image(
     (modes foreground and background; model mediapipe-selfie for people only)."""
     with user_errors():
         app = app_state(ctx)
-        segmenter = app.providers.segmenter(provider, model)
+        segmenter = app.providers.segmenter(call.provider, call.model)
         caps = segmenter.capabilities
-        if labels and mode != "semantic":
+        if call.labels and call.mode != "semantic":
             raise InputError("labels apply to mode semantic")
-        if points and mode != "interactive":
+        if call.points and call.mode != "interactive":
             raise InputError("points apply to mode interactive")
-        source = await input_image(app, image, caps, "image")
+        options = checked(segmenter.name, caps, SegmentOptions(**options_from(SegmentOptions, call)))
+        source = await input_image(app, call.image, caps, "image")
         scribble = None
-        if points:
-            data = await anyio.to_thread.run_sync(codec.scribble, (source.width, source.height), list(points))
+        if call.points:
+            data = await anyio.to_thread.run_sync(
+                codec.scribble, (source.width, source.height), list(call.points)
+            )
             scribble = InputImage(data, "image/png", source.width, source.height, "scribble.png")
         request = SegmentRequest(
             image=source,
-            model=chosen_model(caps, model, segmenter.name, "segment"),
-            mode=mode,
-            prompt=", ".join(labels) if labels else prompt,
+            model=chosen_model(caps, call.model, segmenter.name, "segment"),
+            mode=call.mode,
+            prompt=", ".join(call.labels) if call.labels else call.prompt,
             scribble=scribble,
-            max_predictions=max_predictions,
-            confidence_threshold=confidence_threshold,
-            mask_dilation=mask_dilation,
-            binary_color_threshold=binary_color_threshold,
+            **options_from(SegmentOptions, options),
         )
+        cutout = call.cutout
 
-        async def call(events: CallEvents) -> ProviderResult:
+        async def run(events: CallEvents) -> ProviderResult:
             result = await segmenter.segment(request, events)
             if not cutout:
                 return result
@@ -188,17 +181,14 @@ async def segment_image(
             ]
             return replace(result, images=(*result.images, *cutouts))
 
-        parameters = given(
-            mode=mode,
-            prompt=prompt,
-            labels=labels,
-            points=[list(point) for point in points] if points else None,
-            max_predictions=max_predictions,
-            confidence_threshold=confidence_threshold,
-            mask_dilation=mask_dilation,
-            binary_color_threshold=binary_color_threshold,
-            cutout=cutout or None,
-        )
+        parameters = {
+            "mode": call.mode,
+            **({"prompt": call.prompt} if call.prompt is not None else {}),
+            **({"labels": call.labels} if call.labels else {}),
+            **({"points": [list(point) for point in call.points]} if call.points else {}),
+            **given_options(request),
+            **({"cutout": True} if cutout else {}),
+        }
         work = ImageWork(
             app,
             segmenter.name,
@@ -206,19 +196,19 @@ async def segment_image(
             request.prompt,
             parameters,
             "segment_mask",
-            call,
+            run,
             inputs=(source,),
         )
         return await run_image_tool(
             ctx,
             "segment_image",
             work,
-            f"asking {segmenter.name} ({request.model}) for {mode} masks",
-            wait_seconds,
+            f"asking {segmenter.name} ({request.model}) for {call.mode} masks",
+            call.wait_seconds,
         )
 
 
-async def recontext_image(
+class RecontextCall(ToolArguments):
     images: Annotated[
         list[str],
         Field(
@@ -226,58 +216,45 @@ async def recontext_image(
             min_length=1,
             max_length=3,
         ),
-    ],
-    ctx: Context[AppState, Any],
+    ]
     prompt: Annotated[
         str | None,
         Field(
             description="The scene to place the product in, e.g. 'on a kitchen counter'.", max_length=32000
         ),
-    ] = None,
-    n: Annotated[int, Field(description="How many images to make.", ge=1, le=4)] = 1,
-    seed: SeedArg = None,
-    output_format: FormatArg = None,
-    output_compression: CompressionArg = None,
-    person_generation: PersonArg = None,
-    safety_filter: SafetyArg = None,
-    add_watermark: WatermarkArg = None,
-    enhance_prompt: EnhanceArg = None,
-    provider: ProviderArg = None,
-    model: ModelArg = None,
-    wait_seconds: WaitArg = None,
+    ] = None
+    n: Annotated[int, Field(description="How many images to make.", ge=1, le=4)] = 1
+    provider: ProviderArg = None
+    model: ModelArg = None
+    wait_seconds: WaitArg = None
+
+
+async def recontext_image(
+    call: RecontextCall, ctx: Context[AppState, Any]
 ) -> Annotated[CallToolResult, ImageResult]:
     """Show a product in a new scene: the product stays as in the photos, the setting changes
     as the prompt says. Results are stored with the product photos as parents."""
     with user_errors():
         app = app_state(ctx)
-        recontexter = app.providers.recontexter(provider, model)
+        recontexter = app.providers.recontexter(call.provider, call.model)
         caps = recontexter.capabilities
-        options = given(
-            seed=seed,
-            output_format=output_format,
-            output_compression=output_compression,
-            person_generation=person_generation,
-            safety_filter=safety_filter,
-            add_watermark=add_watermark,
-            enhance_prompt=enhance_prompt,
-        )
-        check_options(recontexter.name, caps, n, options)
-        products = tuple(
-            [await input_image(app, ref, caps, f"product image {i + 1}") for i, ref in enumerate(images)]
-        )
         request = RecontextRequest(
-            prompt=prompt or "",
-            model=chosen_model(caps, model, recontexter.name, "recontext"),
-            n=n,
-            images=products,
-            **options,
+            prompt=call.prompt or "",
+            model=chosen_model(caps, call.model, recontexter.name, "recontext"),
+            n=call.n,
+            **options_from(RecontextOptions, call),
         )
+        request = checked(recontexter.name, caps, request)
+        products = tuple(
+            [await input_image(app, ref, caps, f"product image {i + 1}") for i, ref in enumerate(call.images)]
+        )
+        request = replace(request, images=products)
         work = ImageWork(
             app,
             recontexter.name,
             request.model,
-            prompt,
-            {"n": n, **options},
+            call.prompt,
+            {"n": call.n, **given_options(request)},
             "recontexted",
             functools.partial(recontexter.recontext, request),
             inputs=products,
@@ -287,14 +264,15 @@ async def recontext_image(
             "recontext_image",
             work,
             f"asking {recontexter.name} ({request.model}) to recontext",
-            wait_seconds,
+            call.wait_seconds,
         )
 
 
-def register_transform_tools(server: MCPServer[AppState]) -> None:
-    for tool, title, read_only in (
-        (upscale_image, "Upscale image", False),
-        (segment_image, "Segment image", False),
-        (recontext_image, "Recontext product image", False),
-    ):
-        server.add_tool(tool, annotations=tool_annotations(title, read_only=read_only), title=title)
+def transform_tools() -> list[Tool]:
+    return [
+        strict_tool(upscale_image, UpscaleCall, UpscaleOptions, tool_annotations("Upscale image")),
+        strict_tool(segment_image, SegmentCall, SegmentOptions, tool_annotations("Segment image")),
+        strict_tool(
+            recontext_image, RecontextCall, RecontextOptions, tool_annotations("Recontext product image")
+        ),
+    ]

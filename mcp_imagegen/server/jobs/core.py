@@ -8,7 +8,7 @@ host sees progress for the whole life of the job.
 
 Jobs run in the server's task group, not in the request that started them: a request
 that ends, or a client that goes away, does not end its job unless that request was the
-job's owner and was cancelled while waiting (see `server.delivery`).
+job's owner and was cancelled while waiting (see `server.jobs.delivery`).
 """
 
 from __future__ import annotations

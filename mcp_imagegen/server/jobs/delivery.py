@@ -17,7 +17,8 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent
 
-from mcp_imagegen.server.jobs import Job, follow
+from mcp_imagegen.server.jobs.core import Job, Work, follow
+from mcp_imagegen.server.limits import client_key
 from mcp_imagegen.server.state import AppState
 
 logger = logging.getLogger(__name__)
@@ -40,6 +41,24 @@ class ProgressReporter:
             await self._ctx.report_progress(self._count, None, message)
         except Exception as exc:  # noqa: BLE001 - progress is best effort; the call goes on without it
             logger.debug("progress notification not sent: %s", exc)
+
+
+async def run_as_job(
+    ctx: Context[AppState, Any],
+    tool: str,
+    provider: str,
+    model: str,
+    work: Work,
+    first_step: str,
+    wait_seconds: float | None,
+) -> CallToolResult:
+    """What every long tool does once its call is validated and its request built: count the
+    call against the client's rate limit, start the job, and wait for it (or answer with its
+    handle)."""
+    app = ctx.request_context.lifespan_context
+    app.rate_limiter.admit(client_key())
+    job = app.jobs.start(tool, provider, model, work, first_step)
+    return await deliver(ctx, job, wait_seconds, owner=True)
 
 
 async def deliver(

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import anyio.to_thread
-from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.tools import Tool
 from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel, Field, JsonValue
 
@@ -26,22 +26,21 @@ from mcp_imagegen.providers.base import (
     DescribeResult,
     InputImage,
 )
-from mcp_imagegen.server.delivery import deliver
-from mcp_imagegen.server.jobs import Job
-from mcp_imagegen.server.limits import client_key
+from mcp_imagegen.providers.options import DescribeOptions, options_from
+from mcp_imagegen.server.jobs.core import Job
+from mcp_imagegen.server.jobs.delivery import run_as_job
 from mcp_imagegen.server.state import AppState
-from mcp_imagegen.server.tools import (
+from mcp_imagegen.server.tools.arguments import (
     ModelArg,
     ProviderArg,
+    ToolArguments,
     WaitArg,
-    app_state,
-    chosen_model,
-    input_image,
+    strict_tool,
     tool_annotations,
-    user_errors,
 )
-
-DESCRIBE_ANNOTATIONS = tool_annotations("Describe image", read_only=True)
+from mcp_imagegen.server.tools.boundary import app_state, user_errors
+from mcp_imagegen.server.tools.checks import chosen_model
+from mcp_imagegen.server.tools.inputs import input_image
 
 
 class DescribeAnswer(BaseModel):
@@ -90,7 +89,7 @@ class DescribeOutcome:
         )
 
 
-async def describe_image(
+class DescribeCall(ToolArguments):
     images: Annotated[
         list[str],
         Field(
@@ -99,27 +98,17 @@ async def describe_image(
             min_length=1,
             max_length=16,
         ),
-    ],
-    ctx: Context[AppState, Any],
+    ]
     question: Annotated[
         str, Field(description="What to ask about the images.", min_length=1, max_length=32000)
-    ] = "Describe this image in detail.",
-    provider: ProviderArg = None,
-    model: ModelArg = None,
-    system: Annotated[str | None, Field(description="Instructions for the model.", max_length=32000)] = None,
-    max_tokens: Annotated[int | None, Field(description="Longest answer, in tokens.", ge=1, le=65536)] = None,
-    temperature: Annotated[float | None, Field(ge=0, le=2)] = None,
-    top_p: Annotated[float | None, Field(gt=0, le=1)] = None,
-    detail: Annotated[
-        Literal["low", "high", "auto"] | None, Field(description="Image detail for OpenAI-style models.")
-    ] = None,
-    response_schema: Annotated[
-        dict[str, JsonValue] | None,
-        Field(
-            description="A JSON schema; the answer is then JSON following it, returned validated as `data`."
-        ),
-    ] = None,
-    wait_seconds: WaitArg = None,
+    ] = "Describe this image in detail."
+    provider: ProviderArg = None
+    model: ModelArg = None
+    wait_seconds: WaitArg = None
+
+
+async def describe_image(
+    call: DescribeCall, ctx: Context[AppState, Any]
 ) -> Annotated[CallToolResult, DescribeAnswer]:
     """Ask a vision model about one or more images and get its answer (read-only: nothing is
     stored). With response_schema, the answer is JSON that follows the schema, returned as
@@ -128,43 +117,32 @@ async def describe_image(
     size, colours, EXIF), says so in its answer, and cannot see what the image shows."""
     with user_errors():
         app = app_state(ctx)
-        describer = app.providers.describer(provider, model)
+        describer = app.providers.describer(call.provider, call.model)
         caps = describer.capabilities
+        images = call.images
         if len(images) > caps.max_describe_images:
             most = caps.max_describe_images
             raise InputError(f"{describer.name} takes at most {most} images per request, not {len(images)}")
-        if response_schema is not None:
+        options = DescribeOptions(**options_from(DescribeOptions, call))
+        if options.response_schema is not None:
             # Imported here: jsonschema costs ~40 ms, which a stdio start should not pay.
             from mcp_imagegen.providers.chat import check_schema
 
-            check_schema(response_schema)
-        chosen = chosen_model(caps, model, describer.name, "describe")
+            check_schema(options.response_schema)
+        chosen = chosen_model(caps, call.model, describer.name, "describe")
         prepared = tuple([await _prepared(app, ref, caps, i, len(images)) for i, ref in enumerate(images)])
         request = DescribeRequest(
-            images=prepared,
-            question=question,
-            model=chosen,
-            system=system,
-            max_tokens=max_tokens,
-            temperature=temperature,
-            top_p=top_p,
-            detail=detail,
-            response_schema=response_schema,
+            images=prepared, question=call.question, model=chosen, **options_from(DescribeOptions, options)
         )
 
         async def work(job: Job) -> DescribeOutcome:
             result = await describer.describe(request, _JobSteps(job))
             return DescribeOutcome(job.id, describer.name, result)
 
-        app.rate_limiter.admit(client_key())
-        job = app.jobs.start(
-            "describe_image",
-            describer.name,
-            chosen,
-            work,
-            f"asking {describer.name} ({chosen}) about {len(images)} image(s)",
+        first_step = f"asking {describer.name} ({chosen}) about {len(images)} image(s)"
+        return await run_as_job(
+            ctx, "describe_image", describer.name, chosen, work, first_step, call.wait_seconds
         )
-        return await deliver(ctx, job, wait_seconds, owner=True)
 
 
 class _JobSteps:
@@ -206,5 +184,9 @@ async def _prepared(
     return InputImage(data, mime, width, height, item.filename, item.store_id)
 
 
-def register_describe_tool(server: MCPServer[AppState]) -> None:
-    server.add_tool(describe_image, annotations=DESCRIBE_ANNOTATIONS, title=DESCRIBE_ANNOTATIONS.title)
+def describe_tools() -> list[Tool]:
+    return [
+        strict_tool(
+            describe_image, DescribeCall, DescribeOptions, tool_annotations("Describe image", read_only=True)
+        )
+    ]

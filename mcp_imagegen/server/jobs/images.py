@@ -23,9 +23,8 @@ from pydantic import JsonValue
 from mcp_imagegen.errors import InputError, ProviderUnreachableError
 from mcp_imagegen.images import codec
 from mcp_imagegen.providers.base import CallEvents, InputImage, ProviderResult
-from mcp_imagegen.server.delivery import deliver
-from mcp_imagegen.server.jobs import Job
-from mcp_imagegen.server.limits import client_key
+from mcp_imagegen.server.jobs.core import Job
+from mcp_imagegen.server.jobs.delivery import run_as_job
 from mcp_imagegen.server.results import image_result
 from mcp_imagegen.server.state import AppState
 from mcp_imagegen.store.base import ImageKind, NewImage, StoredImage
@@ -204,11 +203,8 @@ class ImageOutcome:
 async def run_image_tool(
     ctx: Context[AppState, Any], tool: str, work: ImageWork, first_step: str, wait_seconds: float | None
 ) -> CallToolResult:
-    """What every image tool does once its work is ready: count the call against the client's
-    rate limit, start the job, and wait for it (or answer with its handle)."""
-    work.app.rate_limiter.admit(client_key())
-    job = work.app.jobs.start(tool, work.provider, work.model, work, first_step)
-    return await deliver(ctx, job, wait_seconds, owner=True)
+    """Start an image tool's job and deliver it (`run_as_job`)."""
+    return await run_as_job(ctx, tool, work.provider, work.model, work, first_step, wait_seconds)
 
 
 async def keep_input(app: AppState, item: InputImage, kind: ImageKind) -> str:

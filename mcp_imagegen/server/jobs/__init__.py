@@ -1,0 +1,1 @@
+"""Jobs: the core (start, steps, cancel, retention), image work, and delivery to the caller."""

@@ -1,0 +1,18 @@
+"""The MCP tools, one module per family: each validates its call, reads its inputs, builds the
+request, and starts the job. Arguments are declared in `arguments.py` and `providers/options.py`;
+errors cross into MCP only in `boundary.py`."""
+
+from __future__ import annotations
+
+from mcp.server.mcpserver.tools import Tool
+
+from mcp_imagegen.server.tools.catalogue import catalogue_tools
+from mcp_imagegen.server.tools.describe import describe_tools
+from mcp_imagegen.server.tools.images import image_tools
+from mcp_imagegen.server.tools.jobs import job_tools
+from mcp_imagegen.server.tools.transform import transform_tools
+
+
+def all_tools() -> list[Tool]:
+    """Every tool, in the order `tools/list` shows them."""
+    return [*image_tools(), *catalogue_tools(), *job_tools(), *transform_tools(), *describe_tools()]

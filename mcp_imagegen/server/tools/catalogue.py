@@ -1,0 +1,79 @@
+"""list_providers: every provider, configured or not, with what it can do and how to enable it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.tools import Tool
+from pydantic import BaseModel, Field
+
+from mcp_imagegen.errors import ConfigError
+from mcp_imagegen.server.state import AppState
+from mcp_imagegen.server.tools.arguments import ToolArguments, strict_tool, tool_annotations
+from mcp_imagegen.server.tools.boundary import app_state
+
+
+class ProviderInfo(BaseModel):
+    name: str
+    title: str
+    configured: bool
+    is_default: bool
+    operations: list[str]
+    models: list[str]
+    default_model: str
+    options: list[str] = Field(description="Optional tool parameters this provider honours.")
+    output_formats: list[str]
+    max_images: int
+    max_input_images: int
+    vision_models: list[str] = Field(description="Models describe_image can use (empty: it cannot describe).")
+    max_describe_images: int
+    enable_with: list[str] = Field(description="Environment variables that configure it.")
+    notes: str
+
+
+class ProvidersList(BaseModel):
+    providers: list[ProviderInfo]
+    default_provider: str | None = Field(description="Used when a tool call names no provider.")
+
+
+class NoArguments(ToolArguments):
+    """A tool that takes no parameters (and refuses any)."""
+
+
+async def list_providers(call: NoArguments, ctx: Context[AppState, Any]) -> ProvidersList:
+    """List every image provider: whether it is configured, what it can do, its models and options,
+    and which environment variables enable the ones that are not configured."""
+    registry = app_state(ctx).providers
+    try:
+        default: str | None = registry.default_name("generate")
+    except ConfigError:
+        default = None
+    infos = []
+    for spec in registry.specs:
+        caps = registry.capabilities(spec.name)
+        infos.append(
+            ProviderInfo(
+                name=spec.name,
+                title=spec.title,
+                configured=registry.is_configured(spec.name),
+                is_default=spec.name == default,
+                operations=sorted(caps.operations),
+                models=list(caps.models),
+                default_model=caps.default_model,
+                options=sorted(caps.options),
+                output_formats=list(caps.output_formats),
+                max_images=caps.max_images,
+                max_input_images=caps.max_input_images,
+                vision_models=list(caps.vision_models),
+                max_describe_images=caps.max_describe_images,
+                enable_with=list(spec.env_vars),
+                notes=registry.notes(spec.name),
+            )
+        )
+    return ProvidersList(providers=infos, default_provider=default)
+
+
+def catalogue_tools() -> list[Tool]:
+    annotations = tool_annotations("List image providers", read_only=True, idempotent=True, open_world=False)
+    return [strict_tool(list_providers, NoArguments, None, annotations)]

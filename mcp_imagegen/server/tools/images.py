@@ -1,0 +1,175 @@
+"""generate_image and edit_image: validate the call, read the inputs, build the request and
+start the job. Their options are `GenerateOptions` and `EditOptions` (`providers/options.py`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Annotated, Any
+
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.tools import Tool
+from mcp.types import CallToolResult
+from pydantic import Field
+
+from mcp_imagegen.errors import InputError
+from mcp_imagegen.providers.base import EditRequest, GenerateRequest
+from mcp_imagegen.providers.options import EditOptions, GenerateOptions, given_options, options_from
+from mcp_imagegen.server.jobs.images import ImageWork, run_image_tool
+from mcp_imagegen.server.results import ImageResult
+from mcp_imagegen.server.state import AppState
+from mcp_imagegen.server.tools.arguments import (
+    ImageArg,
+    KeepPartialsArg,
+    ModelArg,
+    NArg,
+    PromptArg,
+    ProviderArg,
+    ToolArguments,
+    WaitArg,
+    strict_tool,
+    tool_annotations,
+)
+from mcp_imagegen.server.tools.boundary import app_state, user_errors
+from mcp_imagegen.server.tools.checks import checked, chosen_model
+from mcp_imagegen.server.tools.inputs import input_image, mask_image
+
+
+class GenerateCall(ToolArguments):
+    prompt: PromptArg
+    provider: ProviderArg = None
+    model: ModelArg = None
+    n: NArg = 1
+    keep_partials: KeepPartialsArg = False
+    wait_seconds: WaitArg = None
+
+
+async def generate_image(
+    call: GenerateCall, ctx: Context[AppState, Any]
+) -> Annotated[CallToolResult, ImageResult]:
+    """Generate images from a text prompt and keep them in the image store.
+
+    Returns each image as an inline preview (downscaled to fit the host's limits), a link
+    to the full-size file (imagegen://images/{id}) and JSON with its id, path and size.
+    Options a provider cannot honour are refused with an error, never silently dropped.
+    If the provider takes longer than wait_seconds, the answer has status 'running' and a
+    job_id instead: call get_job with it to collect the images.
+    """
+    with user_errors():
+        app = app_state(ctx)
+        generator = app.providers.generator(call.provider, call.model)
+        caps = generator.capabilities
+        request = GenerateRequest(
+            prompt=call.prompt,
+            model=chosen_model(caps, call.model, generator.name),
+            n=call.n,
+            **options_from(GenerateOptions, call),
+        )
+        request = checked(generator.name, caps, request)
+        _check_partials(request.partial_images, call.keep_partials)
+        work = ImageWork(
+            app,
+            generator.name,
+            request.model,
+            request.prompt,
+            {"n": request.n, **given_options(request)},
+            "generated",
+            functools.partial(generator.generate, request),
+            keep_partials=call.keep_partials,
+        )
+        return await run_image_tool(
+            ctx,
+            "generate_image",
+            work,
+            f"asking {generator.name} ({request.model}) for {call.n} image(s)",
+            call.wait_seconds,
+        )
+
+
+class EditCall(ToolArguments):
+    image: ImageArg
+    prompt: PromptArg
+    mask: Annotated[
+        str | None,
+        Field(
+            description="Where to edit, same size as image: a PNG whose transparent pixels mark the area to "
+            "change, or a black-and-white image whose white pixels do. Same input forms as image."
+        ),
+    ] = None
+    images: Annotated[
+        list[str] | None,
+        Field(description="More input images (references, products, styles) after the first; same forms."),
+    ] = None
+    provider: ProviderArg = None
+    model: ModelArg = None
+    n: NArg = 1
+    keep_partials: KeepPartialsArg = False
+    wait_seconds: WaitArg = None
+
+
+async def edit_image(call: EditCall, ctx: Context[AppState, Any]) -> Annotated[CallToolResult, ImageResult]:
+    """Edit an image by instruction, optionally only inside a mask, optionally using more input images.
+
+    The input images are kept in the store too, and each result records them as its
+    parents. Returns previews, links and JSON exactly like generate_image, including the
+    job handle (status 'running', job_id) when the provider takes longer than wait_seconds.
+    """
+    with user_errors():
+        app = app_state(ctx)
+        editor = app.providers.editor(call.provider, call.model)
+        caps = editor.capabilities
+        options = EditOptions(**options_from(EditOptions, call))
+        if (options.reference_description or options.subject_type or options.control_type) and not (
+            options.reference_type
+        ):
+            raise InputError("reference_description, subject_type and control_type go with reference_type")
+        references = [call.image, *(call.images or [])]
+        if len(references) > caps.max_input_images:
+            raise InputError(
+                f"{editor.name} takes at most {caps.max_input_images} input image(s), got {len(references)}"
+            )
+        masked = call.mask is not None or options.mode or options.mask_mode or options.reference_type
+        request = EditRequest(
+            prompt=call.prompt,
+            model=chosen_model(caps, call.model, editor.name, "edit_masked" if masked else "edit"),
+            n=call.n,
+            **options_from(EditOptions, options),
+        )
+        request = checked(editor.name, caps, request)
+        _check_partials(request.partial_images, call.keep_partials)
+        await ctx.report_progress(0, None, "reading the input images")
+        inputs = tuple(
+            [
+                await input_image(app, ref, caps, f"image {i + 1}" if i else "image")
+                for i, ref in enumerate(references)
+            ]
+        )
+        mask = await mask_image(app, call.mask, inputs[0]) if call.mask is not None else None
+        request = dataclasses.replace(request, images=inputs, mask=mask)
+        work = ImageWork(
+            app,
+            editor.name,
+            request.model,
+            request.prompt,
+            {"n": request.n, **given_options(request)},
+            "edited",
+            functools.partial(editor.edit, request),
+            inputs=inputs,
+            mask=mask,
+            keep_partials=call.keep_partials,
+        )
+        return await run_image_tool(
+            ctx, "edit_image", work, f"asking {editor.name} ({request.model}) to edit", call.wait_seconds
+        )
+
+
+def _check_partials(partial_images: int | None, keep_partials: bool) -> None:
+    if keep_partials and not partial_images:
+        raise InputError("keep_partials applies only with partial_images (1-3)")
+
+
+def image_tools() -> list[Tool]:
+    return [
+        strict_tool(generate_image, GenerateCall, GenerateOptions, tool_annotations("Generate image")),
+        strict_tool(edit_image, EditCall, EditOptions, tool_annotations("Edit image")),
+    ]

@@ -1,0 +1,96 @@
+"""get_job and cancel_job: collect or stop a job that an image tool answered with a job_id."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.tools import Tool
+from mcp.types import CallToolResult
+from pydantic import BaseModel
+
+from mcp_imagegen.server.jobs.core import CANCEL_GRACE_S, JobState
+from mcp_imagegen.server.jobs.delivery import deliver
+from mcp_imagegen.server.state import AppState
+from mcp_imagegen.server.tools.arguments import (
+    JobIdArg,
+    ToolArguments,
+    WaitArg,
+    strict_tool,
+    tool_annotations,
+)
+from mcp_imagegen.server.tools.boundary import app_state, user_errors
+
+
+class GetJobCall(ToolArguments):
+    job_id: JobIdArg
+    wait_seconds: WaitArg = None
+
+
+async def get_job(call: GetJobCall, ctx: Context[AppState, Any]) -> CallToolResult:
+    """Wait for a job started by an image tool whose answer had status 'running', and return
+    the result that tool would have returned (previews, links, JSON), or its error.
+
+    If the job is still not done after wait_seconds, the answer has status 'running' again:
+    call get_job once more. Cancelling a get_job call does not cancel the job.
+    """
+    with user_errors():
+        job = app_state(ctx).jobs.get(call.job_id)
+        return await deliver(ctx, job, call.wait_seconds, owner=False)
+
+
+class JobStatus(BaseModel):
+    job_id: str
+    status: JobState
+    tool: str
+    provider: str
+    model: str
+    elapsed_s: float
+    message: str
+
+
+class CancelJobCall(ToolArguments):
+    job_id: JobIdArg
+
+
+async def cancel_job(call: CancelJobCall, ctx: Context[AppState, Any]) -> JobStatus:
+    """Stop a running job: the provider request is aborted and its partial images removed.
+
+    Images the provider had already returned before the cancel stay in the store. A job
+    that has already finished is left as it is, and its status says so.
+    """
+    with user_errors():
+        job = app_state(ctx).jobs.get(call.job_id)
+        if not job.done:
+            job.cancel()
+            await job.wait(CANCEL_GRACE_S)
+        if job.state == "succeeded":
+            message = "it had already finished; get_job returns its result"
+        else:
+            message = job.error or job.latest
+        return JobStatus(
+            job_id=job.id,
+            status=job.state,
+            tool=job.tool,
+            provider=job.provider,
+            model=job.model,
+            elapsed_s=round(job.elapsed_s, 1),
+            message=message,
+        )
+
+
+def job_tools() -> list[Tool]:
+    return [
+        strict_tool(
+            get_job,
+            GetJobCall,
+            None,
+            tool_annotations("Get image job", read_only=True, idempotent=True, open_world=False),
+        ),
+        strict_tool(
+            cancel_job,
+            CancelJobCall,
+            None,
+            tool_annotations("Cancel image job", destructive=True, idempotent=True, open_world=False),
+        ),
+    ]
