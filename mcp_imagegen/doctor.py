@@ -9,8 +9,6 @@ never a paid generation) and reports each outcome; the exit status is 1 if any f
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx2
@@ -19,6 +17,7 @@ from mcp_imagegen import __version__
 from mcp_imagegen.config import Settings
 from mcp_imagegen.errors import ImagegenError
 from mcp_imagegen.providers.registry import ProviderRegistry
+from mcp_imagegen.providers.spec import ProviderSpec
 from mcp_imagegen.redaction import redact
 
 CHECK_TIMEOUT_S = 20.0
@@ -26,17 +25,6 @@ EXTRAS = {
     "vertex": ("google.auth", "Application Default Credentials for Vertex AI"),
     "local": ("onnxruntime", "segmentation, upscaling and OCR on this machine (the local provider)"),
 }
-ON_MACHINE = ("placeholder", "local")
-"""Providers with nothing remote to check."""
-
-
-@dataclass(frozen=True)
-class Probe:
-    """One cheap request that proves a provider's key and address work."""
-
-    url: str
-    headers: dict[str, str]
-    params: dict[str, str]
 
 
 async def run(settings: Settings, check: bool) -> tuple[list[str], bool]:
@@ -59,8 +47,8 @@ async def run(settings: Settings, check: bool) -> tuple[list[str], bool]:
             )
             if caps.vision_models:
                 lines.append(f"      vision models: {', '.join(caps.vision_models)}")
-            if check and configured and spec.name not in ON_MACHINE:
-                outcome, passed = await _check(spec.name, settings, client)
+            if check and configured and spec.probe is not None:
+                outcome, passed = await _check(spec, settings, client)
                 ok = ok and passed
                 lines.append(f"      check: {outcome}")
     local_lines, local_ok = model_lines(settings.models_dir)
@@ -93,9 +81,10 @@ def store_lines(store: Path) -> list[str]:
     return [f"store: {store}", f"       {len(files)} image(s), {size / 1_000_000:.1f} MB"]
 
 
-async def _check(name: str, settings: Settings, client: httpx2.AsyncClient) -> tuple[str, bool]:
+async def _check(spec: ProviderSpec, settings: Settings, client: httpx2.AsyncClient) -> tuple[str, bool]:
+    assert spec.probe is not None
     try:
-        probe = await PROBES[name](settings) if name in PROBES else _endpoint_probe(settings, name)
+        probe = await spec.probe(settings)
     except ImagegenError as exc:
         return f"FAILED: {exc}", False
     try:
@@ -106,70 +95,6 @@ async def _check(name: str, settings: Settings, client: httpx2.AsyncClient) -> t
         return f"ok ({httpx2.URL(probe.url).host} answered)", True
     detail = redact(response.text[:200], settings.secret_values()).strip()
     return f"FAILED: HTTP {response.status_code} from {httpx2.URL(probe.url).host}: {detail}", False
-
-
-async def _openai(settings: Settings) -> Probe:
-    from mcp_imagegen.providers.openai import openai_endpoint
-
-    endpoint = openai_endpoint(settings.openai)
-    return Probe(f"{endpoint.base_url.rstrip('/')}/models", dict(endpoint.headers), {})
-
-
-async def _azure(settings: Settings) -> Probe:
-    from mcp_imagegen.providers.openai import azure_endpoint
-
-    endpoint = azure_endpoint(settings.azure)
-    return Probe(f"{endpoint.base_url.rstrip('/')}/models", dict(endpoint.headers), dict(endpoint.params))
-
-
-async def _google(settings: Settings) -> Probe:
-    from mcp_imagegen.providers.google_endpoint import gemini_endpoint
-
-    endpoint = gemini_endpoint(settings.google)
-    return Probe(
-        f"{endpoint.root.rstrip('/')}/{endpoint.prefix}/models",
-        await endpoint.auth.headers(),
-        {"pageSize": "1"},
-    )
-
-
-async def _vertex(settings: Settings) -> Probe:
-    from mcp_imagegen.providers.google_endpoint import vertex_endpoint
-
-    endpoint = vertex_endpoint(settings.vertex)
-    model = settings.vertex.default_model
-    return Probe(endpoint.url(model, "").removesuffix(":"), await endpoint.auth.headers(), {})
-
-
-async def _mistral(settings: Settings) -> Probe:
-    from mcp_imagegen.providers.mistral import mistral_endpoint
-
-    endpoint = mistral_endpoint(settings.mistral)
-    return Probe(f"{endpoint.base_url}/v1/models", dict(endpoint.headers), {})
-
-
-async def _scaleway(settings: Settings) -> Probe:
-    from mcp_imagegen.providers.chat import scaleway_endpoint
-
-    endpoint = scaleway_endpoint(settings.scaleway)
-    return Probe(f"{endpoint.base_url}/models", dict(endpoint.headers), {})
-
-
-def _endpoint_probe(settings: Settings, name: str) -> Probe:
-    from mcp_imagegen.providers.openai import compatible_endpoint
-
-    endpoint = compatible_endpoint(name, settings.endpoints[name])
-    return Probe(f"{endpoint.base_url.rstrip('/')}/models", dict(endpoint.headers), {})
-
-
-PROBES: dict[str, Callable[[Settings], Awaitable[Probe]]] = {
-    "openai": _openai,
-    "azure": _azure,
-    "google": _google,
-    "vertex": _vertex,
-    "mistral": _mistral,
-    "scaleway": _scaleway,
-}
 
 
 def _importable(module: str) -> bool:

@@ -18,9 +18,9 @@ from pydantic import JsonValue
 
 from mcp_imagegen.config import OpenAISettings, ScalewaySettings
 from mcp_imagegen.errors import InputError, ProviderError
-from mcp_imagegen.providers import chat
+from mcp_imagegen.providers import chat, scaleway
 from mcp_imagegen.providers.base import Capabilities, DescribeRequest, InputImage
-from mcp_imagegen.providers.openai import openai_endpoint
+from mcp_imagegen.providers.openai_endpoint import openai_endpoint
 from tests.conftest import png_bytes
 from tests.connect import Transport, connect
 from tests.fakes.openai_chat import FakeChat
@@ -143,7 +143,7 @@ async def test_scaleway_sends_no_stream_options_and_uses_the_project_path(
     fake_chat: FakeChat, http: httpx2.AsyncClient
 ) -> None:
     fake_chat.usage_every_chunk = True
-    endpoint = chat.scaleway_endpoint(
+    endpoint = scaleway.scaleway_endpoint(
         ScalewaySettings(secret_key=fake_chat.api_key, project_id="proj-1", base_url=fake_chat.url)
     )
     result = await chat.ChatVision(endpoint, http, CAPS, 30).describe(

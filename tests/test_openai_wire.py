@@ -19,8 +19,8 @@ from PIL import Image
 from mcp_imagegen.config import AzureSettings, EndpointSettings, OpenAISettings
 from mcp_imagegen.errors import ContentPolicyError, ProviderError
 from mcp_imagegen.providers.base import EditRequest, GenerateRequest, InputImage
-from mcp_imagegen.providers.openai import (
-    OpenAIImages,
+from mcp_imagegen.providers.openai import OpenAIImages
+from mcp_imagegen.providers.openai_endpoint import (
     azure_endpoint,
     compatible_endpoint,
     openai_capabilities,

@@ -22,7 +22,7 @@ from mcp_imagegen.providers.options import (
     given_options,
     option_fields,
 )
-from mcp_imagegen.providers.registry import BUILTIN_SPECS
+from mcp_imagegen.providers.registry import BUILTIN, spec_for
 from mcp_imagegen.server.tools.arguments import unknown_parameters
 from mcp_imagegen.server.tools.checks import checked
 from tests.connect import Transport, connect
@@ -93,8 +93,8 @@ def test_every_option_is_declared_once_and_named_in_the_option_names() -> None:
     }
     assert declared == set(OPTION_NAMES)
     settings = load_settings()
-    for spec in BUILTIN_SPECS:
-        assert spec.capabilities(settings).options <= OPTION_NAMES, spec.name
+    for name in BUILTIN:
+        assert spec_for(name).capabilities(settings).options <= OPTION_NAMES, name
     # A request carries exactly its operation's options (edit requests also the generate ones).
     assert {name for name, _, _ in option_fields(EditRequest)} >= {
         name for name, _, _ in option_fields(EditOptions)

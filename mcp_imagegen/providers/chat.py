@@ -17,12 +17,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import httpx2
-import jsonschema
 from pydantic import JsonValue
 
-from mcp_imagegen.config import ScalewaySettings
 from mcp_imagegen.errors import (
-    ConfigError,
     ContentPolicyError,
     InputError,
     ProviderError,
@@ -50,7 +47,7 @@ from mcp_imagegen.providers.base import (
 from mcp_imagegen.redaction import redact
 
 if TYPE_CHECKING:
-    from mcp_imagegen.providers.openai import ImagesEndpoint
+    from mcp_imagegen.providers.openai_endpoint import ImagesEndpoint
 
 PROGRESS_EVERY_S = 0.75
 CONTENT_FILTER_FINISH = frozenset({"content_filter"})
@@ -95,23 +92,6 @@ def chat_endpoint_for(
         secrets=images.secrets,
         max_tokens_field=max_tokens_field,
         deployment_path=images.deployment_path,
-    )
-
-
-def scaleway_endpoint(settings: ScalewaySettings) -> ChatEndpoint:
-    """`/v1/chat/completions`, or `/{project_id}/v1/...` when a project is set (providers.md 5.1)."""
-    if settings.secret_key is None:
-        raise ConfigError("the scaleway provider needs SCW_SECRET_KEY")
-    key = settings.secret_key.get_secret_value()
-    root = settings.base_url.rstrip("/")
-    base = f"{root}/{settings.project_id}/v1" if settings.project_id else f"{root}/v1"
-    return ChatEndpoint(
-        provider="scaleway",
-        base_url=base,
-        headers={"Authorization": f"Bearer {key}"},
-        key_hint="SCW_SECRET_KEY (and SCW_DEFAULT_PROJECT_ID)",
-        secrets=(key,),
-        stream_usage=False,
     )
 
 
@@ -278,6 +258,8 @@ def structured_answer(provider: str, text: str, schema: dict[str, JsonValue] | N
         raise ProviderError(
             provider, f"the answer is not JSON, though a response_schema was given: {text[:200]!r}"
         ) from None
+    import jsonschema  # ~40 ms: loaded only when an answer must follow a schema
+
     try:
         jsonschema.validate(parsed, schema)
     except jsonschema.ValidationError as exc:
@@ -287,6 +269,8 @@ def structured_answer(provider: str, text: str, schema: dict[str, JsonValue] | N
 
 def check_schema(schema: dict[str, JsonValue]) -> None:
     """Refuse a response_schema that is not a valid JSON schema, before any request."""
+    import jsonschema
+
     try:
         jsonschema.Draft202012Validator.check_schema(schema)
     except jsonschema.SchemaError as exc:

@@ -18,9 +18,11 @@ import anyio
 import anyio.to_thread
 import httpx2
 
-from mcp_imagegen.config import GoogleSettings, VertexSettings
+from mcp_imagegen.config import GoogleSettings, Settings, VertexSettings
 from mcp_imagegen.errors import ConfigError, ContentPolicyError, ProviderError
 from mcp_imagegen.providers._http import json_error_body, retry_after_seconds
+from mcp_imagegen.providers.base import Capabilities, Provider
+from mcp_imagegen.providers.spec import Probe, ProviderSpec, retry_policy, with_default
 from mcp_imagegen.redaction import redact
 
 Backend = Literal["gemini", "vertex"]
@@ -168,3 +170,83 @@ def map_google_error(endpoint: GoogleEndpoint, response: httpx2.Response) -> Pro
         code=code,
         retry_after=retry_after_seconds(response),
     )
+
+
+def _gemini_capabilities(settings: Settings) -> Capabilities:
+    from mcp_imagegen.providers import google
+
+    default = settings.google.default_model
+    return google.gemini_capabilities("gemini", with_default(default, google.GEMINI_IMAGE_MODELS), default)
+
+
+def _build_gemini(settings: Settings, client: httpx2.AsyncClient) -> Provider:
+    from mcp_imagegen.providers import google
+
+    return google.GoogleImages(
+        gemini_endpoint(settings.google),
+        client,
+        _gemini_capabilities(settings),
+        settings.google.timeout_s,
+        retry_policy(settings),
+    )
+
+
+async def _gemini_probe(settings: Settings) -> Probe:
+    endpoint = gemini_endpoint(settings.google)
+    return Probe(
+        f"{endpoint.root.rstrip('/')}/{endpoint.prefix}/models",
+        await endpoint.auth.headers(),
+        {"pageSize": "1"},
+    )
+
+
+GEMINI = ProviderSpec(
+    name="google",
+    title="Google Gemini API: Gemini image models (generate, edit by instruction)",
+    env_vars=("GEMINI_API_KEY",),
+    enable_hint="GEMINI_API_KEY for Google",
+    is_configured=lambda settings: settings.google.api_key is not None,
+    build=_build_gemini,
+    capabilities=_gemini_capabilities,
+    probe=_gemini_probe,
+)
+
+
+def _vertex_capabilities(settings: Settings) -> Capabilities:
+    from mcp_imagegen.providers import google
+
+    default = settings.vertex.default_model
+    return google.gemini_capabilities("vertex", with_default(default, google.GEMINI_IMAGE_MODELS), default)
+
+
+def _build_vertex(settings: Settings, client: httpx2.AsyncClient) -> Provider:
+    from mcp_imagegen.providers import google
+
+    return google.GoogleImages(
+        vertex_endpoint(settings.vertex),
+        client,
+        _vertex_capabilities(settings),
+        settings.vertex.timeout_s,
+        retry_policy(settings),
+    )
+
+
+async def _vertex_probe(settings: Settings) -> Probe:
+    endpoint = vertex_endpoint(settings.vertex)
+    return Probe(
+        endpoint.url(settings.vertex.default_model, "").removesuffix(":"), await endpoint.auth.headers()
+    )
+
+
+VERTEX = ProviderSpec(
+    name="vertex",
+    title="Google Vertex AI: Gemini image models",
+    env_vars=("GOOGLE_CLOUD_PROJECT", "GOOGLE_OAUTH_ACCESS_TOKEN"),
+    enable_hint="GOOGLE_CLOUD_PROJECT (with GOOGLE_OAUTH_ACCESS_TOKEN or gcloud credentials) for Vertex AI",
+    is_configured=lambda settings: (
+        bool(settings.vertex.project) and (settings.vertex.access_token is not None or adc_available())
+    ),
+    build=_build_vertex,
+    capabilities=_vertex_capabilities,
+    probe=_vertex_probe,
+)

@@ -33,6 +33,7 @@ from mcp_imagegen.providers.base import (
     SegmentRequest,
     UpscaleRequest,
 )
+from mcp_imagegen.providers.spec import ProviderSpec
 
 NAME = "local"
 SEGMENT_MODELS = (catalogue.U2NETP.name, catalogue.SELFIE.name)
@@ -305,3 +306,14 @@ def _report(analyses: list[dict[str, Any]], question: str) -> str:
         lines.append(f"Text read ({len(found)} line(s), confidence in brackets):")
         lines += [f"  {line['text']}  [{line['confidence']:.2f}]" for line in found]
     return "\n".join(lines)
+
+
+SPEC = ProviderSpec(
+    name="local",
+    title="Local: segmentation, upscaling and OCR on this machine's CPU (no key, no network)",
+    env_vars=(),
+    is_configured=lambda settings: True,
+    build=lambda settings, client: LocalProvider(settings),
+    capabilities=lambda settings: CAPABILITIES,
+    readiness=readiness,
+)

@@ -20,7 +20,7 @@ import anyio
 import httpx2
 from pydantic import JsonValue
 
-from mcp_imagegen.config import MistralSettings
+from mcp_imagegen.config import MistralSettings, Settings
 from mcp_imagegen.errors import ConfigError, ProviderError, ProviderUnreachableError
 from mcp_imagegen.providers._http import (
     DEFAULT_RETRY,
@@ -40,9 +40,11 @@ from mcp_imagegen.providers.base import (
     EditRequest,
     GeneratedImage,
     GenerateRequest,
+    Provider,
     ProviderResult,
 )
 from mcp_imagegen.providers.chat import ChatEndpoint, ChatVision
+from mcp_imagegen.providers.spec import Probe, ProviderSpec, retry_policy
 
 AGENT_NAME = "mcp-imagegen image agent"
 AGENT_DESCRIPTION = "Creates images with the image_generation tool for mcp-imagegen."
@@ -316,3 +318,26 @@ def _json(data: str) -> dict[str, Any]:
     except ValueError:
         raise ProviderUnreachableError("mistral sent a stream event that is not JSON.") from None
     return parsed if isinstance(parsed, dict) else {}
+
+
+def _build(settings: Settings, client: httpx2.AsyncClient) -> Provider:
+    return MistralImages(
+        settings.mistral, client, mistral_capabilities(settings.mistral), retry_policy(settings)
+    )
+
+
+async def _probe(settings: Settings) -> Probe:
+    endpoint = mistral_endpoint(settings.mistral)
+    return Probe(f"{endpoint.base_url}/v1/models", dict(endpoint.headers))
+
+
+SPEC = ProviderSpec(
+    name="mistral",
+    title="Mistral: images from an agent with the image_generation tool, and vision chat",
+    env_vars=("MISTRAL_API_KEY",),
+    enable_hint="MISTRAL_API_KEY for Mistral",
+    is_configured=lambda settings: settings.mistral.api_key is not None,
+    build=_build,
+    capabilities=lambda settings: mistral_capabilities(settings.mistral),
+    probe=_probe,
+)

@@ -13,15 +13,12 @@ import base64
 import binascii
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import httpx2
 from pydantic import JsonValue
 
-from mcp_imagegen.config import AzureSettings, EndpointSettings, OpenAISettings
 from mcp_imagegen.errors import (
-    ConfigError,
     ContentPolicyError,
     ProviderError,
     ProviderUnreachableError,
@@ -54,138 +51,14 @@ from mcp_imagegen.providers.base import (
     ImageDescriber,
     ProviderResult,
 )
-from mcp_imagegen.providers.options import OptionName
+from mcp_imagegen.providers.openai_endpoint import ImagesEndpoint, ImagesOperation
 from mcp_imagegen.redaction import redact
 
-ImagesOperation = Literal["generations", "edits"]
-
-OPENAI_MODELS = ("gpt-image-2", "gpt-image-1.5", "gpt-image-1-mini")
 CONTENT_POLICY_CODES = frozenset(
     {"moderation_blocked", "content_policy_violation", "contentFilter", "content_filter"}
 )
 RESPONSE_FACTS = ("created", "background", "output_format", "quality", "size", "usage")
 """Top-level reply fields kept in the image metadata."""
-
-_OPENAI_OPTIONS: frozenset[OptionName] = frozenset(
-    {
-        "size",
-        "aspect_ratio",
-        "quality",
-        "background",
-        "output_format",
-        "output_compression",
-        "moderation",
-        "input_fidelity",
-        "partial_images",
-    }
-)
-
-
-@dataclass(frozen=True)
-class ImagesEndpoint:
-    """Where one OpenAI-shaped images API lives and how to authenticate to it."""
-
-    provider: str
-    base_url: str
-    """Up to and including the version segment, e.g. `https://api.openai.com/v1`."""
-    headers: Mapping[str, str]
-    key_hint: str
-    """What to tell the user to check on a 401, e.g. "OPENAI_API_KEY"."""
-    params: Mapping[str, str] = field(default_factory=dict)
-    deployment_path: bool = False
-    """Azure classic: the model (deployment) goes in the path, `/deployments/{model}/images/...`."""
-    secrets: tuple[str, ...] = ()
-    response_format: str | None = None
-    """Sent only to compatible servers that need `b64_json` asked for explicitly."""
-
-    def url(self, operation: ImagesOperation, model: str) -> str:
-        base = self.base_url.rstrip("/")
-        if self.deployment_path:
-            return f"{base}/deployments/{model}/images/{operation}"
-        return f"{base}/images/{operation}"
-
-
-def openai_endpoint(settings: OpenAISettings) -> ImagesEndpoint:
-    if settings.api_key is None:
-        raise ConfigError("the openai provider needs an API key: set OPENAI_API_KEY")
-    key = settings.api_key.get_secret_value()
-    headers = {"Authorization": f"Bearer {key}"}
-    if settings.org_id:
-        headers["OpenAI-Organization"] = settings.org_id
-    if settings.project_id:
-        headers["OpenAI-Project"] = settings.project_id
-    return ImagesEndpoint("openai", settings.base_url, headers, "OPENAI_API_KEY", secrets=(key,))
-
-
-def azure_endpoint(settings: AzureSettings) -> ImagesEndpoint:
-    """Classic deployment URLs for a dated `api_version`, the `/openai/v1/` path otherwise.
-
-    An Entra ID token (`AZURE_OPENAI_AD_TOKEN`) is sent as a bearer token and wins over a key.
-    """
-    if settings.ad_token is not None:
-        secret = settings.ad_token.get_secret_value()
-        headers = {"Authorization": f"Bearer {secret}"}
-    elif settings.api_key is not None:
-        secret = settings.api_key.get_secret_value()
-        headers = {"api-key": secret}
-    else:
-        raise ConfigError("the azure provider needs AZURE_OPENAI_API_KEY (or AZURE_OPENAI_AD_TOKEN)")
-    if not settings.endpoint:
-        raise ConfigError(
-            "the azure provider needs AZURE_OPENAI_ENDPOINT, e.g. https://my-resource.openai.azure.com"
-        )
-    resource = settings.endpoint.rstrip("/").removesuffix("/openai/v1").removesuffix("/openai")
-    version = settings.api_version
-    hint = "AZURE_OPENAI_API_KEY / AZURE_OPENAI_AD_TOKEN and AZURE_OPENAI_ENDPOINT"
-    if version and version not in ("v1", "preview"):
-        return ImagesEndpoint(
-            "azure",
-            f"{resource}/openai",
-            headers,
-            hint,
-            params={"api-version": version},
-            deployment_path=True,
-            secrets=(secret,),
-        )
-    params = {"api-version": version} if version == "preview" else {}
-    return ImagesEndpoint("azure", f"{resource}/openai/v1", headers, hint, params=params, secrets=(secret,))
-
-
-def compatible_endpoint(name: str, settings: EndpointSettings) -> ImagesEndpoint:
-    key = settings.resolved_key()
-    headers = {"Authorization": f"Bearer {key.get_secret_value()}"} if key else {}
-    hint = settings.api_key_env or f"the api_key of [endpoints.{name}]"
-    secrets = (key.get_secret_value(),) if key else ()
-    return ImagesEndpoint(
-        name, settings.base_url, headers, hint, secrets=secrets, response_format=settings.response_format
-    )
-
-
-def openai_capabilities(
-    models: tuple[str, ...],
-    default_model: str,
-    formats: tuple[str, ...],
-    vision_models: tuple[str, ...] = (),
-    *,
-    fetches_urls: bool = True,
-) -> Capabilities:
-    return Capabilities(
-        operations=frozenset({"generate", "edit", "describe"} if vision_models else {"generate", "edit"}),
-        vision_models=vision_models,
-        operation_models={"describe": vision_models[0]} if vision_models else {},
-        max_describe_image_bytes=20 * 1024 * 1024,
-        fetches_urls=fetches_urls,
-        models=models,
-        default_model=default_model,
-        options=_OPENAI_OPTIONS,
-        output_formats=formats,
-        max_images=10,
-        max_input_images=16,
-        notes=(
-            "aspect_ratio maps to size: any ratio 1:3..3:1 at about 1 MP for gpt-image-2, "
-            "1:1/3:2/2:3 for other models. moderation applies to generate only."
-        ),
-    )
 
 
 class OpenAIImages(HttpProvider):

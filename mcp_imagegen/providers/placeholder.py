@@ -28,6 +28,7 @@ from mcp_imagegen.providers.base import (
     ProviderResult,
 )
 from mcp_imagegen.providers.options import OptionName
+from mcp_imagegen.providers.spec import ProviderSpec
 
 MODEL = "placeholder"
 DEFAULT_SIDE = 1024
@@ -202,3 +203,13 @@ def _encode(image: Image.Image, request: GenerateRequest) -> GeneratedImage:
     if request.background != "transparent" and output_format != "png":
         image = image.convert("RGB")
     return GeneratedImage(data=codec.encode(image, output_format, request.output_compression))
+
+
+SPEC = ProviderSpec(
+    name="placeholder",
+    title="Placeholder: labelled images, no AI, no network",
+    env_vars=(),
+    is_configured=lambda settings: True,
+    build=lambda settings, client: PlaceholderProvider(),
+    capabilities=lambda settings: CAPABILITIES,
+)

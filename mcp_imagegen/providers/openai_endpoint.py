@@ -1,0 +1,267 @@
+"""Where OpenAI-shaped images APIs live and how to authenticate to them: OpenAI, Azure OpenAI
+(classic deployment URLs or `/openai/v1/`) and any OpenAI-compatible server named in the config
+file; and the specs of those three kinds of provider. The translation to and from the wire
+format is `providers/openai.py`, imported only when one of them is built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+import httpx2
+
+from mcp_imagegen.config import AzureSettings, EndpointSettings, OpenAISettings, Settings
+from mcp_imagegen.errors import ConfigError
+from mcp_imagegen.providers.base import Capabilities, Provider
+from mcp_imagegen.providers.options import OptionName
+from mcp_imagegen.providers.spec import Probe, ProviderSpec, retry_policy, with_default
+
+ImagesOperation = Literal["generations", "edits"]
+
+OPENAI_MODELS = ("gpt-image-2", "gpt-image-1.5", "gpt-image-1-mini")
+
+_OPENAI_OPTIONS: frozenset[OptionName] = frozenset(
+    {
+        "size",
+        "aspect_ratio",
+        "quality",
+        "background",
+        "output_format",
+        "output_compression",
+        "moderation",
+        "input_fidelity",
+        "partial_images",
+    }
+)
+
+
+@dataclass(frozen=True)
+class ImagesEndpoint:
+    """Where one OpenAI-shaped images API lives and how to authenticate to it."""
+
+    provider: str
+    base_url: str
+    """Up to and including the version segment, e.g. `https://api.openai.com/v1`."""
+    headers: Mapping[str, str]
+    key_hint: str
+    """What to tell the user to check on a 401, e.g. "OPENAI_API_KEY"."""
+    params: Mapping[str, str] = field(default_factory=dict)
+    deployment_path: bool = False
+    """Azure classic: the model (deployment) goes in the path, `/deployments/{model}/images/...`."""
+    secrets: tuple[str, ...] = ()
+    response_format: str | None = None
+    """Sent only to compatible servers that need `b64_json` asked for explicitly."""
+
+    def url(self, operation: ImagesOperation, model: str) -> str:
+        base = self.base_url.rstrip("/")
+        if self.deployment_path:
+            return f"{base}/deployments/{model}/images/{operation}"
+        return f"{base}/images/{operation}"
+
+
+def openai_endpoint(settings: OpenAISettings) -> ImagesEndpoint:
+    if settings.api_key is None:
+        raise ConfigError("the openai provider needs an API key: set OPENAI_API_KEY")
+    key = settings.api_key.get_secret_value()
+    headers = {"Authorization": f"Bearer {key}"}
+    if settings.org_id:
+        headers["OpenAI-Organization"] = settings.org_id
+    if settings.project_id:
+        headers["OpenAI-Project"] = settings.project_id
+    return ImagesEndpoint("openai", settings.base_url, headers, "OPENAI_API_KEY", secrets=(key,))
+
+
+def azure_endpoint(settings: AzureSettings) -> ImagesEndpoint:
+    """Classic deployment URLs for a dated `api_version`, the `/openai/v1/` path otherwise.
+
+    An Entra ID token (`AZURE_OPENAI_AD_TOKEN`) is sent as a bearer token and wins over a key.
+    """
+    if settings.ad_token is not None:
+        secret = settings.ad_token.get_secret_value()
+        headers = {"Authorization": f"Bearer {secret}"}
+    elif settings.api_key is not None:
+        secret = settings.api_key.get_secret_value()
+        headers = {"api-key": secret}
+    else:
+        raise ConfigError("the azure provider needs AZURE_OPENAI_API_KEY (or AZURE_OPENAI_AD_TOKEN)")
+    if not settings.endpoint:
+        raise ConfigError(
+            "the azure provider needs AZURE_OPENAI_ENDPOINT, e.g. https://my-resource.openai.azure.com"
+        )
+    resource = settings.endpoint.rstrip("/").removesuffix("/openai/v1").removesuffix("/openai")
+    version = settings.api_version
+    hint = "AZURE_OPENAI_API_KEY / AZURE_OPENAI_AD_TOKEN and AZURE_OPENAI_ENDPOINT"
+    if version and version not in ("v1", "preview"):
+        return ImagesEndpoint(
+            "azure",
+            f"{resource}/openai",
+            headers,
+            hint,
+            params={"api-version": version},
+            deployment_path=True,
+            secrets=(secret,),
+        )
+    params = {"api-version": version} if version == "preview" else {}
+    return ImagesEndpoint("azure", f"{resource}/openai/v1", headers, hint, params=params, secrets=(secret,))
+
+
+def compatible_endpoint(name: str, settings: EndpointSettings) -> ImagesEndpoint:
+    key = settings.resolved_key()
+    headers = {"Authorization": f"Bearer {key.get_secret_value()}"} if key else {}
+    hint = settings.api_key_env or f"the api_key of [endpoints.{name}]"
+    secrets = (key.get_secret_value(),) if key else ()
+    return ImagesEndpoint(
+        name, settings.base_url, headers, hint, secrets=secrets, response_format=settings.response_format
+    )
+
+
+def openai_capabilities(
+    models: tuple[str, ...],
+    default_model: str,
+    formats: tuple[str, ...],
+    vision_models: tuple[str, ...] = (),
+    *,
+    fetches_urls: bool = True,
+) -> Capabilities:
+    return Capabilities(
+        operations=frozenset({"generate", "edit", "describe"} if vision_models else {"generate", "edit"}),
+        vision_models=vision_models,
+        operation_models={"describe": vision_models[0]} if vision_models else {},
+        max_describe_image_bytes=20 * 1024 * 1024,
+        fetches_urls=fetches_urls,
+        models=models,
+        default_model=default_model,
+        options=_OPENAI_OPTIONS,
+        output_formats=formats,
+        max_images=10,
+        max_input_images=16,
+        notes=(
+            "aspect_ratio maps to size: any ratio 1:3..3:1 at about 1 MP for gpt-image-2, "
+            "1:1/3:2/2:3 for other models. moderation applies to generate only."
+        ),
+    )
+
+
+def _images_with_vision(
+    settings: Settings,
+    client: httpx2.AsyncClient,
+    endpoint: ImagesEndpoint,
+    capabilities: Capabilities,
+    timeout_s: float,
+    max_tokens_field: Literal["max_tokens", "max_completion_tokens"],
+) -> Provider:
+    """An OpenAI-style images adapter with the chat API next to it for describe_image."""
+    from mcp_imagegen.providers import chat, openai
+
+    vision = None
+    if "describe" in capabilities.operations:
+        chat_endpoint = chat.chat_endpoint_for(endpoint, max_tokens_field=max_tokens_field)
+        vision = chat.ChatVision(chat_endpoint, client, capabilities, timeout_s, retry_policy(settings))
+    return openai.OpenAIImages(endpoint, client, capabilities, timeout_s, retry_policy(settings), vision)
+
+
+def _models_probe(endpoint: ImagesEndpoint) -> Probe:
+    return Probe(f"{endpoint.base_url.rstrip('/')}/models", dict(endpoint.headers), dict(endpoint.params))
+
+
+def _openai_capabilities(settings: Settings) -> Capabilities:
+    default = settings.openai.default_model
+    return openai_capabilities(
+        with_default(default, OPENAI_MODELS),
+        default,
+        ("png", "jpeg", "webp"),
+        (settings.openai.vision_model,),
+    )
+
+
+def _build_openai(settings: Settings, client: httpx2.AsyncClient) -> Provider:
+    return _images_with_vision(
+        settings,
+        client,
+        openai_endpoint(settings.openai),
+        _openai_capabilities(settings),
+        settings.openai.timeout_s,
+        "max_completion_tokens",
+    )
+
+
+async def _openai_probe(settings: Settings) -> Probe:
+    return _models_probe(openai_endpoint(settings.openai))
+
+
+OPENAI = ProviderSpec(
+    name="openai",
+    title="OpenAI Images API (or any server speaking it via OPENAI_BASE_URL)",
+    env_vars=("OPENAI_API_KEY",),
+    enable_hint="OPENAI_API_KEY for OpenAI",
+    is_configured=lambda settings: settings.openai.api_key is not None,
+    build=_build_openai,
+    capabilities=_openai_capabilities,
+    probe=_openai_probe,
+)
+
+
+def _azure_capabilities(settings: Settings) -> Capabilities:
+    """Models on Azure are deployment names; Azure makes PNG and JPEG only."""
+    deployment = settings.azure.deployment or ""
+    vision = (settings.azure.vision_deployment,) if settings.azure.vision_deployment else ()
+    return openai_capabilities((deployment,) if deployment else (), deployment, ("png", "jpeg"), vision)
+
+
+def _build_azure(settings: Settings, client: httpx2.AsyncClient) -> Provider:
+    return _images_with_vision(
+        settings,
+        client,
+        azure_endpoint(settings.azure),
+        _azure_capabilities(settings),
+        settings.azure.timeout_s,
+        "max_tokens",
+    )
+
+
+async def _azure_probe(settings: Settings) -> Probe:
+    return _models_probe(azure_endpoint(settings.azure))
+
+
+AZURE = ProviderSpec(
+    name="azure",
+    title="Azure OpenAI image deployments",
+    env_vars=("AZURE_OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_DEPLOYMENT"),
+    enable_hint="AZURE_OPENAI_API_KEY and AZURE_OPENAI_ENDPOINT for Azure",
+    is_configured=lambda settings: settings.azure.api_key is not None or settings.azure.ad_token is not None,
+    build=_build_azure,
+    capabilities=_azure_capabilities,
+    probe=_azure_probe,
+)
+
+
+def endpoint_spec(name: str, endpoint: EndpointSettings) -> ProviderSpec:
+    """A named OpenAI-compatible endpoint from the config file's `[endpoints.NAME]`."""
+
+    def capabilities(settings: Settings) -> Capabilities:
+        default = endpoint.default_model or (endpoint.models[0] if endpoint.models else "gpt-image-2")
+        models = tuple(endpoint.models) or (default,)
+        return openai_capabilities(
+            models, default, ("png", "jpeg", "webp"), tuple(endpoint.vision_models), fetches_urls=False
+        )
+
+    def build(settings: Settings, client: httpx2.AsyncClient) -> Provider:
+        images = compatible_endpoint(name, endpoint)
+        return _images_with_vision(
+            settings, client, images, capabilities(settings), endpoint.timeout_s, "max_tokens"
+        )
+
+    async def probe(settings: Settings) -> Probe:
+        return _models_probe(compatible_endpoint(name, endpoint))
+
+    return ProviderSpec(
+        name=name,
+        title=f"OpenAI-compatible endpoint {endpoint.base_url} ([endpoints.{name}] in the config file)",
+        env_vars=(endpoint.api_key_env,) if endpoint.api_key_env else (),
+        is_configured=lambda settings: True,
+        build=build,
+        capabilities=capabilities,
+        probe=probe,
+    )

@@ -1,0 +1,57 @@
+"""What a provider module declares about itself: `ProviderSpec`, one per provider, next to the
+code that speaks its wire format. The registry finds a spec by name and imports its module
+only then; the server never needs to know more about a provider than its spec says."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import httpx2
+
+from mcp_imagegen.config import Settings
+from mcp_imagegen.providers._http import RetryPolicy
+from mcp_imagegen.providers.base import Capabilities, Provider
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One cheap authenticated request that proves a provider's key and address work (a model
+    listing, never a paid generation): what `mcp-imagegen doctor --check` sends."""
+
+    url: str
+    headers: dict[str, str]
+    params: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    """How to tell whether a provider is configured, what it can do, and how to build it."""
+
+    name: str
+    title: str
+    env_vars: tuple[str, ...]
+    """The variables that enable it, for `list_providers`, `doctor` and error messages."""
+    is_configured: Callable[[Settings], bool]
+    build: Callable[[Settings, httpx2.AsyncClient], Provider]
+    capabilities: Callable[[Settings], Capabilities]
+    enable_hint: str = ""
+    """How to enable it, for the "no provider is configured" message ("OPENAI_API_KEY for OpenAI");
+    empty for providers that need nothing."""
+    readiness: Callable[[Settings], str] | None = None
+    """What is ready on this machine, for `list_providers` (not consulted when routing calls)."""
+    probe: Callable[[Settings], Awaitable[Probe]] | None = None
+    """The doctor's check; None for providers with nothing remote to check."""
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(
+        max_retries=settings.max_retries,
+        base_s=settings.retry_base_seconds,
+        max_retry_after_s=settings.retry_after_max_seconds,
+    )
+
+
+def with_default(default: str, models: tuple[str, ...]) -> tuple[str, ...]:
+    """The known models, with a configured default that is not among them listed first."""
+    return models if default in models else (default, *models)
