@@ -72,10 +72,11 @@ async def server_tools() -> list[dict[str, str]]:
 
     from mcp_imagegen.config import load_settings
     from mcp_imagegen.server.app import build_server
+    from mcp_imagegen.server.tools.surface import Surface
 
     with tempfile.TemporaryDirectory() as store:
         os.environ["IMAGEGEN_STORE_DIR"] = store
-        async with Client(build_server(load_settings())) as client:
+        async with Client(build_server(load_settings(), surface=Surface.everything())) as client:
             tools = (await client.list_tools()).tools
     return [{"name": tool.name, "description": (tool.description or "").strip()} for tool in tools]
 

@@ -4,13 +4,16 @@
     ├── ConfigError                 a provider or setting is missing or wrong ("set OPENAI_API_KEY")
     ├── InputError                  the caller's arguments or images are unusable
     │   └── UnsupportedOptionError  the chosen provider cannot honour an option
+    ├── LimitError                  a limit of this server refuses the call for now (rate limit)
     ├── ProviderError               the provider answered with an error (status, code, retry-after)
     │   └── ContentPolicyError      the provider refused the prompt or the image
-    ├── ProviderUnreachableError    no usable answer: connection, timeout or a malformed reply
+    ├── ProviderUnreachableError    no answer: connection refused or reset, timeout, a stream cut short
+    ├── MalformedReplyError         an answer we cannot use: not JSON, no image, bytes that do not decode
     └── StoreError                  the file store could not keep or find an image
+        └── ImageNotFoundError      no image with this id
 
 Providers map their wire errors into this tree once; the MCP boundary
-(`server/tools.py`) maps the tree once into `isError` tool results.
+(`server/tools/boundary.py`) maps the tree once into `isError` tool results.
 """
 
 from __future__ import annotations
@@ -30,6 +33,10 @@ class InputError(ImagegenError):
 
 class UnsupportedOptionError(InputError):
     """An option was given that the chosen provider or model cannot honour."""
+
+
+class LimitError(ImagegenError):
+    """A limit this server enforces refuses the call for now; the message says when it frees up."""
 
 
 class ProviderError(ImagegenError):
@@ -75,7 +82,12 @@ class ContentPolicyError(ProviderError):
 
 
 class ProviderUnreachableError(ImagegenError):
-    """The provider could not be reached or sent something we cannot use."""
+    """The provider could not be reached, did not answer in time, or broke off its answer."""
+
+
+class MalformedReplyError(ImagegenError):
+    """The provider answered, but with something we cannot use: not JSON, no image, an image
+    that does not decode. Retrying the same request rarely helps, so it is not retried."""
 
 
 class StoreError(ImagegenError):

@@ -65,8 +65,11 @@ async def test_missing_key_names_the_variable(store_dir: Path) -> None:
         ({"model": "gpt-image-2", "size": "3200x640"}, "aspect ratio must be between 1:3 and 3:1"),
         ({"aspect_ratio": "16:9"}, "gpt-image-1.5 supports aspect_ratio 1:1, 3:2 or 2:3"),
         ({"size": "1024x1024", "aspect_ratio": "1:1"}, "give size or aspect_ratio, not both"),
-        ({"negative_prompt": "no dogs"}, "openai does not support negative_prompt"),
-        ({"seed": 4}, "openai does not support seed"),
+        (
+            {"negative_prompt": "no dogs"},
+            "unknown parameter 'negative_prompt': none of the providers configured here (openai)",
+        ),
+        ({"seed": 4}, "unknown parameter 'seed': none of the providers configured here (openai) takes it"),
         (
             {"background": "transparent", "output_format": "jpeg"},
             "transparent' needs output_format png or webp",

@@ -62,7 +62,8 @@ def test_inspector_over_stdio_lists_calls_and_reads(tmp_path: Path) -> None:
     listed = inspector(*command, *env_flags, "--method", "tools/list", home=tmp_path)
     names = {tool["name"] for tool in listed["tools"]}
     manifest = json.loads((ROOT / "manifest" / "manifest.json").read_text(encoding="utf-8"))
-    assert names == {tool["name"] for tool in manifest["tools"]}
+    # The manifest lists every tool; this server, with no provider configured, lists those it can run.
+    assert names < {tool["name"] for tool in manifest["tools"]} and "recontext_image" not in names
     called = inspector(
         *command,
         *env_flags,

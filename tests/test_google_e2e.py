@@ -130,7 +130,11 @@ async def test_refusals_store_nothing_and_say_why(
                 "size": "1024x1024",
             },
         )
-        assert masked.is_error and "vertex does not support size" in str(masked.content)
+        assert (
+            masked.is_error
+            and "unknown parameter 'size': none of the providers configured here (google, vertex)"
+            in str(masked.content)
+        )
         fake_google.filtered = 2
         filtered = await client.call_tool(
             "generate_image",

@@ -13,7 +13,7 @@ import pytest
 from starlette.responses import Response
 
 from mcp_imagegen.config import OpenAISettings
-from mcp_imagegen.errors import ImagegenError, ProviderError, ProviderUnreachableError
+from mcp_imagegen.errors import ImagegenError, MalformedReplyError, ProviderError, ProviderUnreachableError
 from mcp_imagegen.providers._http import RetryPolicy
 from mcp_imagegen.providers.base import GenerateRequest
 from mcp_imagegen.providers.openai import OpenAIImages
@@ -196,7 +196,7 @@ async def test_malformed_replies_are_clear_errors_and_not_retried(
 ) -> None:
     fake_openai.fail_next.append(reply)
     error = await failing(provider(fake_openai.url, http).generate(REQUEST))
-    assert isinstance(error, ProviderUnreachableError)
+    assert isinstance(error, MalformedReplyError)
     assert expected in str(error)
     assert len(fake_openai.requests) == 1
     assert_no_key_leaked(caplog, error)

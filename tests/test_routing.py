@@ -74,7 +74,8 @@ def test_every_builtin_spec_is_found_by_its_name() -> None:
 
 
 def test_a_server_imports_only_the_provider_modules_it_uses() -> None:
-    """Building the server and listing its tools loads no provider's translation module."""
+    """Building the server reads the specs, but loads no unconfigured cloud provider's translation
+    module (their specs live beside their endpoints)."""
     script = (
         "import sys\n"
         "from mcp_imagegen.config import load_settings\n"
@@ -83,5 +84,30 @@ def test_a_server_imports_only_the_provider_modules_it_uses() -> None:
         "print(sorted(m for m in sys.modules if m.startswith('mcp_imagegen.providers.')))\n"
     )
     loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
-    for module in ("openai", "google", "imagen", "mistral", "chat", "local", "placeholder", "scaleway"):
+    for module in ("openai", "google", "imagen"):
         assert f"'mcp_imagegen.providers.{module}'" not in loaded, loaded
+
+
+def test_the_drawn_error_tree_is_the_code() -> None:
+    """errors.py's docstring draws the hierarchy; each drawn child subclasses the drawn parent."""
+    import inspect
+
+    from mcp_imagegen import errors
+
+    doc = errors.__doc__ or ""
+    lines = [line for line in doc.splitlines() if "Error" in line and line.startswith("    ")]
+    parents: list[type[BaseException]] = []
+    drawn = set()
+    for line in lines:
+        name = line.split("Error", 1)[0].split()[-1].lstrip("├└─│ ") + "Error"
+        depth = (len(line) - len(line.lstrip(" │├└─"))) // 4 - 1
+        cls = getattr(errors, name)
+        del parents[depth:]
+        if parents:
+            assert cls.__bases__ == (parents[-1],), (name, cls.__bases__, parents[-1])
+        parents.append(cls)
+        drawn.add(cls)
+    defined = {
+        obj for _, obj in inspect.getmembers(errors, inspect.isclass) if obj.__module__ == errors.__name__
+    }
+    assert drawn == defined

@@ -23,7 +23,7 @@ from mcp_imagegen.providers.options import (
     option_fields,
 )
 from mcp_imagegen.providers.registry import BUILTIN, spec_for
-from mcp_imagegen.server.tools.arguments import unknown_parameters
+from mcp_imagegen.server.tools.arguments import unknown_parameter
 from mcp_imagegen.server.tools.checks import checked
 from tests.connect import Transport, connect
 from tests.fakes.openai_images import FakeOpenAIImages
@@ -124,8 +124,9 @@ def test_checks_read_the_declarations() -> None:
 
 
 def test_unknown_parameter_message() -> None:
-    assert unknown_parameters(["qualty"], ["quality", "size"]) == (
-        "unknown parameter 'qualty'; did you mean 'quality'? Nothing was sent to a provider."
+    assert (
+        unknown_parameter("qualty", ["quality", "size"])
+        == "unknown parameter 'qualty'; did you mean 'quality'?"
     )
-    assert "valid parameters: quality, size." in unknown_parameters(["zzz"], ["size", "quality"])
-    assert "this tool takes no parameters." in unknown_parameters(["x"], [])
+    assert unknown_parameter("zzz", ["size", "quality"]).endswith("valid parameters: quality, size.")
+    assert unknown_parameter("x", []).endswith("this tool takes no parameters.")

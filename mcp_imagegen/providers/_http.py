@@ -19,7 +19,7 @@ from typing import Any, Literal
 import anyio
 import httpx2
 
-from mcp_imagegen.errors import ImagegenError, ProviderError, ProviderUnreachableError
+from mcp_imagegen.errors import ImagegenError, MalformedReplyError, ProviderError, ProviderUnreachableError
 from mcp_imagegen.providers.base import SILENT, CallEvents, Capabilities
 
 CONNECT_TIMEOUT_S = 15.0
@@ -304,12 +304,12 @@ def read_json_object(response: httpx2.Response, provider: str) -> dict[str, Any]
     try:
         body = json.loads(response.content)
     except ValueError:
-        raise ProviderUnreachableError(
+        raise MalformedReplyError(
             f"{provider} sent a reply that is not valid JSON (content-type {content_type or 'missing'}, "
             f"{len(response.content)} bytes). Nothing was stored."
         ) from None
     if not isinstance(body, dict):
-        raise ProviderUnreachableError(f"{provider} sent JSON that is not an object. Nothing was stored.")
+        raise MalformedReplyError(f"{provider} sent JSON that is not an object. Nothing was stored.")
     return body
 
 

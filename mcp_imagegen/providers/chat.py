@@ -22,8 +22,8 @@ from pydantic import JsonValue
 from mcp_imagegen.errors import (
     ContentPolicyError,
     InputError,
+    MalformedReplyError,
     ProviderError,
-    ProviderUnreachableError,
 )
 from mcp_imagegen.providers._http import (
     DEFAULT_RETRY,
@@ -217,7 +217,7 @@ class _Answer:
             self._usage = body["usage"]
         choices = body.get("choices")
         if not isinstance(choices, list) or not choices:
-            raise ProviderUnreachableError(f"{self._provider} answered without any choice.")
+            raise MalformedReplyError(f"{self._provider} answered without any choice.")
         message = choices[0].get("message") or {}
         content = message.get("content")
         if isinstance(content, list):  # Mistral may answer with chunks
@@ -232,7 +232,7 @@ class _Answer:
                 self._provider, "the answer was withheld by the provider's content filter"
             )
         if not text:
-            raise ProviderUnreachableError(
+            raise MalformedReplyError(
                 f"{self._provider} answered with no text (finish reason {self._finish or 'none'})."
             )
         structured = structured_answer(self._provider, text, request.response_schema)
@@ -293,5 +293,5 @@ def _json(provider: str, data: str) -> dict[str, Any]:
     try:
         parsed = json.loads(data)
     except ValueError:
-        raise ProviderUnreachableError(f"{provider} sent a stream event that is not JSON.") from None
+        raise MalformedReplyError(f"{provider} sent a stream event that is not JSON.") from None
     return parsed if isinstance(parsed, dict) else {}

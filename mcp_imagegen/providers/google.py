@@ -27,8 +27,8 @@ from mcp_imagegen.errors import (
     ContentPolicyError,
     ImagegenError,
     InputError,
+    MalformedReplyError,
     ProviderError,
-    ProviderUnreachableError,
     UnsupportedOptionError,
 )
 from mcp_imagegen.images import codec
@@ -215,7 +215,7 @@ class GoogleImages(HttpProvider):
         if finish in BLOCKED_FINISH_REASONS:
             raise ContentPolicyError(self.name, f"the answer was blocked (finish reason {finish})")
         if not text:
-            raise ProviderUnreachableError(
+            raise MalformedReplyError(
                 f"{self.name} answered with no text (finish reason {finish or 'none'})."
             )
         structured = structured_answer(self.name, text, request.response_schema)
@@ -371,7 +371,7 @@ def _read_reply(
             provider, f"the prompt was blocked ({block}){': ' + message if message else ''}"
         )
     if not isinstance(candidates, list) or not candidates or not isinstance(candidates[0], dict):
-        raise ProviderUnreachableError(f"{provider} answered without any candidate. Nothing was stored.")
+        raise MalformedReplyError(f"{provider} answered without any candidate. Nothing was stored.")
     candidate = candidates[0]
     finish = candidate.get("finishReason")
     content = candidate.get("content")
@@ -425,19 +425,19 @@ def _json_object(provider: str, data: str) -> dict[str, Any]:
     try:
         parsed = json.loads(data)
     except ValueError:
-        raise ProviderUnreachableError(f"{provider} sent a stream event that is not JSON.") from None
+        raise MalformedReplyError(f"{provider} sent a stream event that is not JSON.") from None
     return parsed if isinstance(parsed, dict) else {}
 
 
 def _b64(provider: str, data: object) -> bytes:
     """Standard or URL-safe base64 (Google's JSON accepts and may use either)."""
     if not isinstance(data, str):
-        raise ProviderUnreachableError(f"{provider} sent an image part without data. Nothing was stored.")
+        raise MalformedReplyError(f"{provider} sent an image part without data. Nothing was stored.")
     standard = data.replace("-", "+").replace("_", "/")
     try:
         return base64.b64decode(standard + "=" * (-len(standard) % 4), validate=True)
     except (binascii.Error, ValueError):
-        raise ProviderUnreachableError(f"{provider} sent an image part with invalid base64.") from None
+        raise MalformedReplyError(f"{provider} sent an image part with invalid base64.") from None
 
 
 def _summed_usage(replies: list[dict[str, Any]]) -> dict[str, JsonValue]:

@@ -17,8 +17,8 @@ from pydantic import JsonValue
 from mcp_imagegen.errors import (
     ContentPolicyError,
     InputError,
+    MalformedReplyError,
     ProviderError,
-    ProviderUnreachableError,
     UnsupportedOptionError,
 )
 from mcp_imagegen.providers.base import (
@@ -458,4 +458,4 @@ def _b64(provider: str, encoded: str) -> bytes:
     try:
         return base64.b64decode(standard + "=" * (-len(standard) % 4), validate=True)
     except (binascii.Error, ValueError):
-        raise ProviderUnreachableError(f"{provider} sent an image with invalid base64.") from None
+        raise MalformedReplyError(f"{provider} sent an image with invalid base64.") from None

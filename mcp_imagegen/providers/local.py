@@ -29,6 +29,7 @@ from mcp_imagegen.providers.base import (
     DescribeResult,
     GeneratedImage,
     InputImage,
+    Operation,
     ProviderResult,
     SegmentRequest,
     UpscaleRequest,
@@ -45,6 +46,18 @@ LOCAL_NOTE = (
     "Local analysis on this machine (no vision model): the text read by OCR and measured image facts. "
     "It cannot say what the image shows"
 )
+
+
+def installed_operations() -> frozenset[Operation]:
+    """Upscale always works (Lanczos without Real-ESRGAN); segment and describe need their runtimes."""
+    from mcp_imagegen.local.model_files import runtime_installed
+
+    operations: set[Operation] = {"upscale"}
+    if runtime_installed(catalogue.U2NETP) or runtime_installed(catalogue.SELFIE):
+        operations.add("segment")
+    if runtime_installed(catalogue.PP_OCR):
+        operations.add("describe")
+    return frozenset(operations)
 
 
 def readiness(settings: Settings) -> str:
@@ -316,4 +329,5 @@ SPEC = ProviderSpec(
     build=lambda settings, client: LocalProvider(settings),
     capabilities=lambda settings: CAPABILITIES,
     readiness=readiness,
+    installed=lambda settings: installed_operations(),
 )

@@ -21,7 +21,7 @@ import httpx2
 from pydantic import JsonValue
 
 from mcp_imagegen.config import MistralSettings, Settings
-from mcp_imagegen.errors import ConfigError, ProviderError, ProviderUnreachableError
+from mcp_imagegen.errors import ConfigError, MalformedReplyError, ProviderError
 from mcp_imagegen.providers._http import (
     DEFAULT_RETRY,
     Exchange,
@@ -209,7 +209,7 @@ class MistralImages:
             )
             agent_id = reply.get("id")
             if not isinstance(agent_id, str):
-                raise ProviderUnreachableError("mistral created an agent but sent no id.")
+                raise MalformedReplyError("mistral created an agent but sent no id.")
             self._agents[key] = agent_id
             return agent_id
 
@@ -232,7 +232,7 @@ class MistralImages:
         )
         response = await send(self._client, exchange, events)
         if not response.content:
-            raise ProviderUnreachableError(f"mistral sent an empty file for {file_id}.")
+            raise MalformedReplyError(f"mistral sent an empty file for {file_id}.")
         return response.content
 
     def _exchange(
@@ -316,7 +316,7 @@ def _json(data: str) -> dict[str, Any]:
     try:
         parsed = json.loads(data)
     except ValueError:
-        raise ProviderUnreachableError("mistral sent a stream event that is not JSON.") from None
+        raise MalformedReplyError("mistral sent a stream event that is not JSON.") from None
     return parsed if isinstance(parsed, dict) else {}
 
 

@@ -20,6 +20,7 @@ from pydantic import JsonValue
 
 from mcp_imagegen.errors import (
     ContentPolicyError,
+    MalformedReplyError,
     ProviderError,
     ProviderUnreachableError,
     UnsupportedOptionError,
@@ -176,7 +177,7 @@ class OpenAIImages(HttpProvider):
             raise self._error_from_body(body, response)
         data = body.get("data")
         if not isinstance(data, list) or not data:
-            raise ProviderUnreachableError(
+            raise MalformedReplyError(
                 f"{self.name} answered without any image (no 'data'). Nothing was stored."
             )
         images = tuple(_decode_item(self.name, item, f"data[{index}]") for index, item in enumerate(data))
@@ -247,7 +248,7 @@ class _StreamReader:
         try:
             payload = json.loads(event.data)
         except ValueError:
-            raise ProviderUnreachableError(
+            raise MalformedReplyError(
                 f"{self._provider} sent a stream event that is not JSON. Nothing was stored."
             ) from None
         if not isinstance(payload, dict):
@@ -262,7 +263,7 @@ class _StreamReader:
             encoded = payload.get("b64_json")
             where = f"partial image {self._partials}"
             if not isinstance(encoded, str):
-                raise ProviderUnreachableError(f"{self._provider} sent {where} without image bytes.")
+                raise MalformedReplyError(f"{self._provider} sent {where} without image bytes.")
             data = _b64(self._provider, encoded, where)
             await self._events.partial_image(data, index if isinstance(index, int) else self._partials - 1)
         elif event_type.endswith(".completed"):
@@ -286,13 +287,13 @@ class _StreamReader:
 def _decode_item(provider: str, item: object, where: str) -> GeneratedImage:
     """One `{"b64_json": ..., "revised_prompt": ...}` item (a `data[]` entry or a completed event)."""
     if not isinstance(item, dict):
-        raise ProviderUnreachableError(f"{provider} sent a malformed {where}. Nothing was stored.")
+        raise MalformedReplyError(f"{provider} sent a malformed {where}. Nothing was stored.")
     encoded = item.get("b64_json")
     if not isinstance(encoded, str):
         hint = (
             ' (it sent a URL; set response_format = "b64_json" for this endpoint)' if item.get("url") else ""
         )
-        raise ProviderUnreachableError(f"{provider} sent {where} without image bytes{hint}.")
+        raise MalformedReplyError(f"{provider} sent {where} without image bytes{hint}.")
     revised = item.get("revised_prompt")
     return GeneratedImage(
         data=_b64(provider, encoded, where), revised_prompt=revised if isinstance(revised, str) else None
@@ -303,7 +304,7 @@ def _b64(provider: str, encoded: str, where: str) -> bytes:
     try:
         return base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
-        raise ProviderUnreachableError(f"{provider} sent {where} with invalid base64.") from None
+        raise MalformedReplyError(f"{provider} sent {where} with invalid base64.") from None
 
 
 def _reply_facts(body: Mapping[str, Any], response: httpx2.Response) -> dict[str, JsonValue]:

@@ -75,12 +75,8 @@ QualityOption = Annotated[
 BackgroundOption = Annotated[
     Background | None, Field(description="'transparent' needs output_format png or webp.")
 ]
-OutputFormatOption = Annotated[
-    OutputFormat | None, Field(description="File type of the result. Default png.")
-]
-CompressionOption = Annotated[
-    int | None, Field(description="0-100 compression for jpeg/webp output.", ge=0, le=100)
-]
+OutputFormatOption = Annotated[OutputFormat | None, Field(description="Default png.")]
+CompressionOption = Annotated[int | None, Field(description="For jpeg/webp.", ge=0, le=100)]
 NegativePromptOption = Annotated[
     str | None, Field(description="What to keep out of the image (providers that support it).")
 ]
@@ -88,7 +84,7 @@ SeedOption = Annotated[
     int | None, Field(description="Seed for repeatable results (providers that support it).")
 ]
 ModerationOption = Annotated[
-    Literal["auto", "low"] | None, Field(description="OpenAI content moderation strictness.")
+    Literal["auto", "low"] | None, Field(description="Content moderation strictness.")
 ]
 InputFidelityOption = Annotated[
     Literal["low", "high"] | None,
@@ -320,6 +316,7 @@ def given_options(request: object) -> dict[str, JsonValue]:
 
 
 def options_from(options: type[Any], source: object) -> dict[str, Any]:
-    """The values of `options`' fields read from `source` (a validated tool call), by name: how a
-    tool's arguments become a request's options without naming each one again."""
-    return {name: getattr(source, name) for name, _, _ in option_fields(options)}
+    """The values of `options`' fields read from `source` (a validated tool call) by name, the
+    default for a field the call's schema leaves out: how a tool's arguments become a request's
+    options without naming each one again."""
+    return {name: getattr(source, name, default) for name, _, default in option_fields(options)}

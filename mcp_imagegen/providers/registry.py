@@ -64,17 +64,16 @@ def no_provider_message() -> str:
     )
 
 
-class ProviderRegistry:
-    """Builds providers on first use and picks one for each call."""
+class ProviderCatalog:
+    """Every provider these settings know of, what each can do, and which serve an operation:
+    all read from the specs, without building any provider."""
 
-    def __init__(self, settings: Settings, client: httpx2.AsyncClient) -> None:
+    def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._client = client
         clashes = sorted(set(settings.endpoints) & set(BUILTIN))
         if clashes:
             raise ConfigError(f"[endpoints] names {clashes} clash with built-in providers; rename them")
         self._names = [*BUILTIN, *settings.endpoints]
-        self._built: dict[str, Provider] = {}
 
     @property
     def names(self) -> list[str]:
@@ -121,6 +120,46 @@ class ProviderRegistry:
                 return name
         raise ConfigError(no_provider_message())
 
+    def serving(self, operation: Operation) -> list[str]:
+        """The providers a call for `operation` can reach on this installation: the configured real
+        ones whose runtimes are installed, and the placeholder where it is the default or no real
+        provider can do it."""
+        real = [
+            name
+            for name in self._names
+            if self._serves(name, operation) and operation in self._installed(name)
+        ]
+        placeholder_able = operation in self.capabilities(PLACEHOLDER).operations
+        if placeholder_able and (not real or self._settings.default_provider == PLACEHOLDER):
+            real.append(PLACEHOLDER)
+        return real
+
+    def _installed(self, name: str) -> frozenset[Operation]:
+        spec = self.spec(name)
+        caps = spec.capabilities(self._settings)
+        return spec.installed(self._settings) if spec.installed else caps.operations
+
+    def _serves(self, name: str, operation: Operation) -> bool:
+        """A configured real provider (never the placeholder) that can do `operation`."""
+        return (
+            name != PLACEHOLDER
+            and self.is_configured(name)
+            and operation in self.capabilities(name).operations
+        )
+
+    def _models(self, name: str, operation: Operation) -> tuple[str, ...]:
+        caps = self.capabilities(name)
+        return caps.vision_models if operation == "describe" else caps.models
+
+
+class ProviderRegistry(ProviderCatalog):
+    """Builds providers on first use and picks one for each call."""
+
+    def __init__(self, settings: Settings, client: httpx2.AsyncClient) -> None:
+        super().__init__(settings)
+        self._client = client
+        self._built: dict[str, Provider] = {}
+
     def generator(self, name: str | None, model: str | None = None) -> ImageGenerator:
         provider = self._for(name, "generate", model)
         if not isinstance(provider, ImageGenerator):
@@ -157,14 +196,6 @@ class ProviderRegistry:
             raise self._cannot(provider.name, "recontext")
         return provider
 
-    def _serves(self, name: str, operation: Operation) -> bool:
-        """A configured real provider (never the placeholder) that can do `operation`."""
-        return (
-            name != PLACEHOLDER
-            and self.is_configured(name)
-            and operation in self.capabilities(name).operations
-        )
-
     def _for(self, name: str | None, operation: Operation, model: str | None) -> Provider:
         provider = self._get(name or self._by_model(operation, model) or self.default_name(operation))
         if operation not in provider.capabilities.operations:
@@ -181,10 +212,6 @@ class ProviderRegistry:
             if self._serves(name, operation) and model in self._models(name, operation)
         ]
         return serving[0] if len(serving) == 1 else None
-
-    def _models(self, name: str, operation: Operation) -> tuple[str, ...]:
-        caps = self.capabilities(name)
-        return caps.vision_models if operation == "describe" else caps.models
 
     def _cannot(self, name: str, operation: Operation) -> UnsupportedOptionError:
         able = [other for other in self._names if operation in self.capabilities(other).operations]

@@ -11,7 +11,7 @@ import httpx2
 
 from mcp_imagegen.config import Settings
 from mcp_imagegen.providers._http import RetryPolicy
-from mcp_imagegen.providers.base import Capabilities, Provider
+from mcp_imagegen.providers.base import Capabilities, Operation, Provider
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,10 @@ class ProviderSpec:
     """What is ready on this machine, for `list_providers` (not consulted when routing calls)."""
     probe: Callable[[Settings], Awaitable[Probe]] | None = None
     """The doctor's check; None for providers with nothing remote to check."""
+    installed: Callable[[Settings], frozenset[Operation]] | None = None
+    """The operations whose runtimes are installed here, for a provider whose optional libraries
+    may be missing: the tool list offers only these (routing still uses `capabilities`, so a call
+    says how to install what is missing)."""
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:

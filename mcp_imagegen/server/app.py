@@ -38,6 +38,7 @@ from mcp_imagegen.server.jobs.core import JobManager
 from mcp_imagegen.server.limits import RateLimiter
 from mcp_imagegen.server.state import AppState
 from mcp_imagegen.server.tools import all_tools
+from mcp_imagegen.server.tools.surface import Surface
 from mcp_imagegen.store.local import LocalStore, Retention
 
 logger = logging.getLogger(__name__)
@@ -122,10 +123,15 @@ async def _tidy_store(store: LocalStore) -> None:
 
 
 def build_server(
-    settings: Settings, *, token_verifier: TokenVerifier | None = None, auth: AuthSettings | None = None
+    settings: Settings,
+    *,
+    token_verifier: TokenVerifier | None = None,
+    auth: AuthSettings | None = None,
+    surface: Surface | None = None,
 ) -> ImagegenServer:
     """A server for these settings (and, over HTTP, this auth). Nothing is opened until the
-    lifespan starts."""
+    lifespan starts. Its tools are those the configured providers can serve, unless `surface`
+    says otherwise (`Surface.everything()` for the manifests)."""
 
     @asynccontextmanager
     async def lifespan(server: MCPServer[AppState]) -> AsyncIterator[AppState]:
@@ -169,5 +175,5 @@ def build_server(
         log_level=settings.log_level,
         token_verifier=token_verifier,
         auth=auth,
-        tools=all_tools(),
+        tools=all_tools(surface or Surface.of(settings)),
     )

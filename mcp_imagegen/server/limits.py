@@ -7,7 +7,7 @@ from collections import deque
 
 from mcp.server.auth.middleware.auth_context import get_access_token
 
-from mcp_imagegen.errors import InputError
+from mcp_imagegen.errors import LimitError
 
 WINDOW_S = 60.0
 LOCAL_CLIENT = "local"
@@ -28,7 +28,7 @@ class RateLimiter:
         self._calls: dict[str, deque[float]] = {}
 
     def admit(self, client: str) -> None:
-        """Count one call for `client`, or raise InputError saying when to try again."""
+        """Count one call for `client`, or raise LimitError saying when to try again."""
         if not self._per_minute:
             return
         now = time.monotonic()
@@ -37,7 +37,7 @@ class RateLimiter:
             calls.popleft()
         if len(calls) >= self._per_minute:
             wait = WINDOW_S - (now - calls[0])
-            raise InputError(
+            raise LimitError(
                 f"rate limit: at most {self._per_minute} image calls per minute per client "
                 f"(IMAGEGEN_RATE_LIMIT_PER_MINUTE); try again in {wait:.0f} s"
             )

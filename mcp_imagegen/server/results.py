@@ -53,7 +53,7 @@ class ImageResult(BaseModel):
         description="'running': the call is not finished; call get_job with job_id to wait for the images.",
     )
     job_id: str = Field(description="Pass to get_job (to fetch this result again) or cancel_job.")
-    images: list[ImageRef] = Field(default_factory=list)
+    images: list[ImageRef] = Field(description="Empty while running.")
     provider: str
     model: str
     parent_ids: list[str] = Field(

@@ -20,7 +20,7 @@ from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult
 from pydantic import JsonValue
 
-from mcp_imagegen.errors import InputError, ProviderUnreachableError
+from mcp_imagegen.errors import InputError, MalformedReplyError
 from mcp_imagegen.images import codec
 from mcp_imagegen.providers.base import CallEvents, InputImage, ProviderResult
 from mcp_imagegen.server.jobs.core import Job
@@ -137,7 +137,7 @@ class ImageWork:
                     functools.partial(codec.facts, generated.data, max_pixels=max_pixels)
                 )
             except InputError:
-                raise ProviderUnreachableError(
+                raise MalformedReplyError(
                     f"{self.provider} sent image {index + 1} in a form that cannot be decoded; "
                     "it was not stored."
                 ) from None

@@ -10,9 +10,16 @@ from mcp_imagegen.server.tools.catalogue import catalogue_tools
 from mcp_imagegen.server.tools.describe import describe_tools
 from mcp_imagegen.server.tools.images import image_tools
 from mcp_imagegen.server.tools.jobs import job_tools
+from mcp_imagegen.server.tools.surface import Surface
 from mcp_imagegen.server.tools.transform import transform_tools
 
 
-def all_tools() -> list[Tool]:
-    """Every tool, in the order `tools/list` shows them."""
-    return [*image_tools(), *catalogue_tools(), *job_tools(), *transform_tools(), *describe_tools()]
+def all_tools(surface: Surface) -> list[Tool]:
+    """The tools this surface offers, in the order `tools/list` shows them."""
+    return [
+        *image_tools(surface),
+        *catalogue_tools(surface),
+        *job_tools(surface),
+        *transform_tools(surface),
+        *describe_tools(surface),
+    ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from mcp.server.context import LifespanContextT, RequestT
 from mcp.server.mcpserver import Context
@@ -20,13 +20,15 @@ from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetad
 from mcp.types import ToolAnnotations
 from pydantic import ConfigDict, Field, create_model
 
+from mcp_imagegen.providers.base import Operation
 from mcp_imagegen.providers.options import option_fields
+from mcp_imagegen.server.tools.schemas import compact, outline
+from mcp_imagegen.server.tools.surface import Surface
 
 ImageArg = Annotated[
     str,
     Field(
-        description="The image: an imagegen://images/{id} URI, an absolute file path in an allowed folder, "
-        "an http(s) URL if the server allows them, a data URI, or base64."
+        description="An imagegen:// URI, an allowed absolute path, a URL (if allowed), a data URI or base64."
     ),
 ]
 PromptArg = Annotated[
@@ -39,26 +41,20 @@ ProviderArg = Annotated[
         "See list_providers."
     ),
 ]
-ModelArg = Annotated[
-    str | None, Field(description="Model (on Azure: deployment) name. Default: the provider's.")
-]
+ModelArg = Annotated[str | None, Field(description="Default: the provider's (list_providers).")]
 NArg = Annotated[int, Field(description="How many images to make.", ge=1, le=10)]
-KeepPartialsArg = Annotated[
-    bool, Field(description="Keep the intermediate images in the store after the final image lands.")
-]
+KeepPartialsArg = Annotated[bool, Field(description="Keep the partial images once the final one lands.")]
 WaitArg = Annotated[
     float | None,
     Field(
-        description="Seconds to wait for the result before answering with a job_id to collect it later "
-        "with get_job (default 45, IMAGEGEN_WAIT_SECONDS; 0 answers with the job_id at once). Keep it "
-        "under the host's tool-call timeout (often 60 s).",
+        description="Seconds to wait before answering with a job_id for get_job (default 45; 0: at once).",
         ge=0,
         le=3600,
     ),
 ]
 JobIdArg = Annotated[
     str,
-    Field(description="The job_id from a result whose status was 'running'.", min_length=1, max_length=100),
+    Field(description="From a result with status 'running'.", min_length=1, max_length=100),
 ]
 
 
@@ -79,6 +75,9 @@ class _ArgumentsMetadata(FuncMetadata):
 class StrictTool(Tool):
     """A tool that refuses an argument its schema does not name, with the closest valid name."""
 
+    withheld: dict[str, str] = Field(default_factory=dict, exclude=True)
+    """Options of the tool's operation left out of this installation's schema, with why."""
+
     async def run(
         self,
         arguments: dict[str, Any],
@@ -88,48 +87,64 @@ class StrictTool(Tool):
         known = [field.alias or name for name, field in self.fn_metadata.arg_model.model_fields.items()]
         unknown = [name for name in arguments if name not in known]
         if unknown:
-            raise ToolError(f"Error executing tool {self.name}: {unknown_parameters(unknown, known)}")
+            reasons = [self.withheld.get(name) or unknown_parameter(name, known) for name in unknown]
+            raise ToolError(
+                f"Error executing tool {self.name}: {' '.join(reasons)} Nothing was sent to a provider."
+            )
         return await super().run(arguments, context, convert_result)
 
 
-def unknown_parameters(unknown: list[str], known: list[str]) -> str:
-    """ "unknown parameter 'qualty'; did you mean 'quality'?" for each unknown name."""
-    parts = []
-    for name in unknown:
-        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-        if close:
-            hint = f"did you mean {close[0]!r}?"
-        elif known:
-            hint = f"valid parameters: {', '.join(sorted(known))}."
-        else:
-            hint = "this tool takes no parameters."
-        parts.append(f"unknown parameter {name!r}; {hint}")
-    return " ".join(parts) + " Nothing was sent to a provider."
-
-
-def arguments_model(name: str, own: type[ToolArguments], options: type[Any] | None) -> type[ToolArguments]:
-    """`own` extended with the fields of the options class: the tool's whole argument model."""
-    if options is None:
-        return own
-    fields: dict[str, Any] = {
-        field: (annotated, default) for field, annotated, default in option_fields(options)
-    }
-    return create_model(f"{name}Arguments", __base__=own, **fields)
+def unknown_parameter(name: str, known: list[str]) -> str:
+    """ "unknown parameter 'qualty'; did you mean 'quality'?"."""
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    if close:
+        hint = f"did you mean {close[0]!r}?"
+    elif known:
+        hint = f"valid parameters: {', '.join(sorted(known))}."
+    else:
+        hint = "this tool takes no parameters."
+    return f"unknown parameter {name!r}; {hint}"
 
 
 def strict_tool(
     fn: Callable[..., Any],
     own: type[ToolArguments],
-    options: type[Any] | None,
     annotations: ToolAnnotations,
+    surface: Surface,
+    operation: Operation | None = None,
+    options: type[Any] | None = None,
 ) -> StrictTool:
-    """The tool for `fn(call, ctx)`: its input schema from `own` + `options`, its output schema
-    and result conversion from `fn`'s return annotation, its title from the annotations."""
-    model = arguments_model(fn.__name__, own, options)
+    """The tool for `fn(call, ctx)`: its input schema from `own` plus those fields of `options`
+    that `surface` offers for `operation`, its output schema and result conversion from `fn`'s
+    return annotation, its title from the annotations."""
+    fields: dict[str, Any] = {}
+    withheld: dict[str, str] = {}
+    offer = surface.offer(operation) if operation else None
+    for name, annotated, default in option_fields(options) if options else ():
+        if operation is None or surface.keeps(operation, name):
+            fields[name] = (annotated, default)
+        else:
+            withheld[name] = (
+                f"unknown parameter {name!r}: none of the providers configured here "
+                f"({', '.join(offer.providers if offer else ())}) takes it; list_providers says which do."
+            )
+    if offer is not None:
+        if "output_format" in fields:
+            formats: Any = Literal.__getitem__(offer.output_formats)
+            fields["output_format"] = (
+                Annotated[formats | None, Field(description="Default png.")],
+                None,
+            )
+        if "provider" in own.model_fields:
+            default = offer.providers[0]
+            others = [name for name in offer.providers if name != default]
+            described = f"{default} (default){''.join(f', {name}' for name in others)}; see list_providers."
+            fields["provider"] = (Annotated[str | None, Field(description=described)], None)
+    model = create_model(f"{fn.__name__}Arguments", __base__=own, **fields) if fields else own
     derived = func_metadata(fn, skip_names=["call", "ctx"])
     metadata = _ArgumentsMetadata(
         arg_model=model,
-        output_schema=derived.output_schema,
+        output_schema=outline(derived.output_schema) if derived.output_schema else None,
         output_model=derived.output_model,
         wrap_output=derived.wrap_output,
     )
@@ -138,11 +153,12 @@ def strict_tool(
         name=fn.__name__,
         title=annotations.title,
         description=fn.__doc__ or "",
-        parameters=model.model_json_schema(by_alias=True),
+        parameters=compact(model.model_json_schema(by_alias=True)),
         fn_metadata=metadata,
         is_async=True,
         context_kwarg="ctx",
         annotations=annotations,
+        withheld=withheld,
     )
 
 

@@ -12,6 +12,7 @@ from mcp_imagegen.errors import ConfigError
 from mcp_imagegen.server.state import AppState
 from mcp_imagegen.server.tools.arguments import ToolArguments, strict_tool, tool_annotations
 from mcp_imagegen.server.tools.boundary import app_state
+from mcp_imagegen.server.tools.surface import Surface
 
 
 class ProviderInfo(BaseModel):
@@ -74,6 +75,6 @@ async def list_providers(call: NoArguments, ctx: Context[AppState, Any]) -> Prov
     return ProvidersList(providers=infos, default_provider=default)
 
 
-def catalogue_tools() -> list[Tool]:
+def catalogue_tools(surface: Surface) -> list[Tool]:
     annotations = tool_annotations("List image providers", read_only=True, idempotent=True, open_world=False)
-    return [strict_tool(list_providers, NoArguments, None, annotations)]
+    return [strict_tool(list_providers, NoArguments, annotations, surface)]

@@ -41,6 +41,7 @@ from mcp_imagegen.server.tools.arguments import (
 from mcp_imagegen.server.tools.boundary import app_state, user_errors
 from mcp_imagegen.server.tools.checks import chosen_model
 from mcp_imagegen.server.tools.inputs import input_image
+from mcp_imagegen.server.tools.surface import Surface
 
 
 class DescribeAnswer(BaseModel):
@@ -93,8 +94,7 @@ class DescribeCall(ToolArguments):
     images: Annotated[
         list[str],
         Field(
-            description="1 or more images: imagegen://images/{id} URIs, allowed file paths, http(s) URLs "
-            "if the server allows them, data URIs or base64.",
+            description="imagegen:// URIs, allowed paths, URLs (if allowed), data URIs or base64.",
             min_length=1,
             max_length=16,
         ),
@@ -110,11 +110,8 @@ class DescribeCall(ToolArguments):
 async def describe_image(
     call: DescribeCall, ctx: Context[AppState, Any]
 ) -> Annotated[CallToolResult, DescribeAnswer]:
-    """Ask a vision model about one or more images and get its answer (read-only: nothing is
-    stored). With response_schema, the answer is JSON that follows the schema, returned as
-    `data`. list_providers shows which providers can describe and their models. Without a
-    vision provider, the local provider returns a local analysis instead (OCR text with boxes,
-    size, colours, EXIF), says so in its answer, and cannot see what the image shows."""
+    """Ask a vision model about images (nothing is stored). With response_schema the answer is
+    validated JSON in `data`. The local provider only reads text (OCR) and image facts, and says so."""
     with user_errors():
         app = app_state(ctx)
         describer = app.providers.describer(call.provider, call.model)
@@ -184,9 +181,8 @@ async def _prepared(
     return InputImage(data, mime, width, height, item.filename, item.store_id)
 
 
-def describe_tools() -> list[Tool]:
-    return [
-        strict_tool(
-            describe_image, DescribeCall, DescribeOptions, tool_annotations("Describe image", read_only=True)
-        )
-    ]
+def describe_tools(surface: Surface) -> list[Tool]:
+    if not surface.offers_operation("describe"):
+        return []
+    annotations = tool_annotations("Describe image", read_only=True)
+    return [strict_tool(describe_image, DescribeCall, annotations, surface, "describe", DescribeOptions)]

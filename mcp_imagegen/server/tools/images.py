@@ -33,6 +33,7 @@ from mcp_imagegen.server.tools.arguments import (
 from mcp_imagegen.server.tools.boundary import app_state, user_errors
 from mcp_imagegen.server.tools.checks import checked, chosen_model
 from mcp_imagegen.server.tools.inputs import input_image, mask_image
+from mcp_imagegen.server.tools.surface import Surface
 
 
 class GenerateCall(ToolArguments):
@@ -47,14 +48,9 @@ class GenerateCall(ToolArguments):
 async def generate_image(
     call: GenerateCall, ctx: Context[AppState, Any]
 ) -> Annotated[CallToolResult, ImageResult]:
-    """Generate images from a text prompt and keep them in the image store.
-
-    Returns each image as an inline preview (downscaled to fit the host's limits), a link
-    to the full-size file (imagegen://images/{id}) and JSON with its id, path and size.
-    Options a provider cannot honour are refused with an error, never silently dropped.
-    If the provider takes longer than wait_seconds, the answer has status 'running' and a
-    job_id instead: call get_job with it to collect the images.
-    """
+    """Generate images from a text prompt. Each is stored and returned as a preview, an
+    imagegen://images/{id} link to the full file, and JSON. Status 'running' means: collect
+    it with get_job(job_id)."""
     with user_errors():
         app = app_state(ctx)
         generator = app.providers.generator(call.provider, call.model)
@@ -92,13 +88,12 @@ class EditCall(ToolArguments):
     mask: Annotated[
         str | None,
         Field(
-            description="Where to edit, same size as image: a PNG whose transparent pixels mark the area to "
-            "change, or a black-and-white image whose white pixels do. Same input forms as image."
+            description="Where to edit, same size as image: transparent (or white on black) marks the area."
         ),
     ] = None
     images: Annotated[
         list[str] | None,
-        Field(description="More input images (references, products, styles) after the first; same forms."),
+        Field(description="More input images (references) after the first."),
     ] = None
     provider: ProviderArg = None
     model: ModelArg = None
@@ -108,12 +103,8 @@ class EditCall(ToolArguments):
 
 
 async def edit_image(call: EditCall, ctx: Context[AppState, Any]) -> Annotated[CallToolResult, ImageResult]:
-    """Edit an image by instruction, optionally only inside a mask, optionally using more input images.
-
-    The input images are kept in the store too, and each result records them as its
-    parents. Returns previews, links and JSON exactly like generate_image, including the
-    job handle (status 'running', job_id) when the provider takes longer than wait_seconds.
-    """
+    """Edit an image by instruction, optionally inside a mask, optionally with more input
+    images. Inputs are stored as the results' parents; answers as generate_image."""
     with user_errors():
         app = app_state(ctx)
         editor = app.providers.editor(call.provider, call.model)
@@ -168,8 +159,14 @@ def _check_partials(partial_images: int | None, keep_partials: bool) -> None:
         raise InputError("keep_partials applies only with partial_images (1-3)")
 
 
-def image_tools() -> list[Tool]:
-    return [
-        strict_tool(generate_image, GenerateCall, GenerateOptions, tool_annotations("Generate image")),
-        strict_tool(edit_image, EditCall, EditOptions, tool_annotations("Edit image")),
-    ]
+def image_tools(surface: Surface) -> list[Tool]:
+    tools: list[Tool] = []
+    if surface.offers_operation("generate"):
+        annotations = tool_annotations("Generate image")
+        tools.append(
+            strict_tool(generate_image, GenerateCall, annotations, surface, "generate", GenerateOptions)
+        )
+    if surface.offers_operation("edit"):
+        annotations = tool_annotations("Edit image")
+        tools.append(strict_tool(edit_image, EditCall, annotations, surface, "edit", EditOptions))
+    return tools

@@ -20,6 +20,7 @@ from mcp_imagegen.server.tools.arguments import (
     tool_annotations,
 )
 from mcp_imagegen.server.tools.boundary import app_state, user_errors
+from mcp_imagegen.server.tools.surface import Surface
 
 
 class GetJobCall(ToolArguments):
@@ -28,12 +29,8 @@ class GetJobCall(ToolArguments):
 
 
 async def get_job(call: GetJobCall, ctx: Context[AppState, Any]) -> CallToolResult:
-    """Wait for a job started by an image tool whose answer had status 'running', and return
-    the result that tool would have returned (previews, links, JSON), or its error.
-
-    If the job is still not done after wait_seconds, the answer has status 'running' again:
-    call get_job once more. Cancelling a get_job call does not cancel the job.
-    """
+    """Wait for a job whose answer had status 'running' and return the result its tool would
+    have returned, or its error. Still running after wait_seconds: call again."""
     with user_errors():
         job = app_state(ctx).jobs.get(call.job_id)
         return await deliver(ctx, job, call.wait_seconds, owner=False)
@@ -54,11 +51,8 @@ class CancelJobCall(ToolArguments):
 
 
 async def cancel_job(call: CancelJobCall, ctx: Context[AppState, Any]) -> JobStatus:
-    """Stop a running job: the provider request is aborted and its partial images removed.
-
-    Images the provider had already returned before the cancel stay in the store. A job
-    that has already finished is left as it is, and its status says so.
-    """
+    """Stop a running job: its provider request is aborted; images already returned stay
+    stored. A finished job is left as it is."""
     with user_errors():
         job = app_state(ctx).jobs.get(call.job_id)
         if not job.done:
@@ -79,18 +73,18 @@ async def cancel_job(call: CancelJobCall, ctx: Context[AppState, Any]) -> JobSta
         )
 
 
-def job_tools() -> list[Tool]:
+def job_tools(surface: Surface) -> list[Tool]:
     return [
         strict_tool(
             get_job,
             GetJobCall,
-            None,
             tool_annotations("Get image job", read_only=True, idempotent=True, open_world=False),
+            surface,
         ),
         strict_tool(
             cancel_job,
             CancelJobCall,
-            None,
             tool_annotations("Cancel image job", destructive=True, idempotent=True, open_world=False),
+            surface,
         ),
     ]

@@ -51,6 +51,7 @@ from mcp_imagegen.server.tools.arguments import (
 from mcp_imagegen.server.tools.boundary import app_state, user_errors
 from mcp_imagegen.server.tools.checks import checked, chosen_model
 from mcp_imagegen.server.tools.inputs import input_image
+from mcp_imagegen.server.tools.surface import Surface
 
 SegmentMode = Literal["foreground", "background", "prompt", "semantic", "interactive"]
 
@@ -69,9 +70,8 @@ class UpscaleCall(ToolArguments):
 async def upscale_image(
     call: UpscaleCall, ctx: Context[AppState, Any]
 ) -> Annotated[CallToolResult, ImageResult]:
-    """Upscale an image 2x, 3x or 4x with a super-resolution model, and keep the result in the store
-    with the input as its parent. Returns previews, links and JSON like generate_image. With no
-    cloud provider that upscales, the local provider does it on this machine (Real-ESRGAN)."""
+    """Upscale an image 2x, 3x or 4x with a super-resolution model (locally: Real-ESRGAN);
+    answers as generate_image."""
     with user_errors():
         app = app_state(ctx)
         upscaler = app.providers.upscaler(call.provider, call.model)
@@ -107,23 +107,18 @@ class SegmentCall(ToolArguments):
     image: ImageArg
     mode: Annotated[
         SegmentMode,
-        Field(
-            description="foreground / background: the main subject or the rest; prompt: what `prompt` "
-            "describes; semantic: the classes in `labels` (e.g. cat, sky); interactive: what `points` mark."
-        ),
+        Field(description="Subject or rest; what `prompt` names; the `labels` classes; what `points` mark."),
     ] = "foreground"
     prompt: Annotated[str | None, Field(description="Mode prompt: what to find.", max_length=2000)] = None
     labels: Annotated[
         list[str] | None,
-        Field(description="Mode semantic: class names to mask, e.g. ['cat', 'sofa'].", max_length=20),
+        Field(description="Mode semantic: class names, e.g. ['cat'].", max_length=20),
     ] = None
     points: Annotated[
         list[tuple[float, float]] | None,
-        Field(description="Mode interactive: [[x, y], ...] pixel positions on the object.", max_length=50),
+        Field(description="Mode interactive: [[x, y], ...] pixels on the object.", max_length=50),
     ] = None
-    cutout: Annotated[
-        bool, Field(description="Also return each masked part of the image on a transparent background.")
-    ] = False
+    cutout: Annotated[bool, Field(description="Also return each part on transparency.")] = False
     provider: ProviderArg = None
     model: ModelArg = None
     wait_seconds: WaitArg = None
@@ -132,11 +127,9 @@ class SegmentCall(ToolArguments):
 async def segment_image(
     call: SegmentCall, ctx: Context[AppState, Any]
 ) -> Annotated[CallToolResult, ImageResult]:
-    """Find parts of an image and return each as a mask (a black-and-white PNG, white where the
-    part is) with its label and score, stored like any image; with cutout, also the part itself
-    on transparency. A mask can be passed straight to edit_image as its `mask`. With no cloud
-    provider that segments, the local provider finds the main subject on this machine
-    (modes foreground and background; model mediapipe-selfie for people only)."""
+    """Find parts of an image: each comes back as a stored mask (white where the part is) with
+    its label and score, usable as edit_image's mask; with cutout, also the part on transparency.
+    The local provider does modes foreground and background (model mediapipe-selfie: people)."""
     with user_errors():
         app = app_state(ctx)
         segmenter = app.providers.segmenter(call.provider, call.model)
@@ -268,11 +261,17 @@ async def recontext_image(
         )
 
 
-def transform_tools() -> list[Tool]:
-    return [
-        strict_tool(upscale_image, UpscaleCall, UpscaleOptions, tool_annotations("Upscale image")),
-        strict_tool(segment_image, SegmentCall, SegmentOptions, tool_annotations("Segment image")),
-        strict_tool(
-            recontext_image, RecontextCall, RecontextOptions, tool_annotations("Recontext product image")
-        ),
-    ]
+def transform_tools(surface: Surface) -> list[Tool]:
+    tools: list[Tool] = []
+    if surface.offers_operation("upscale"):
+        annotations = tool_annotations("Upscale image")
+        tools.append(strict_tool(upscale_image, UpscaleCall, annotations, surface, "upscale", UpscaleOptions))
+    if surface.offers_operation("segment"):
+        annotations = tool_annotations("Segment image")
+        tools.append(strict_tool(segment_image, SegmentCall, annotations, surface, "segment", SegmentOptions))
+    if surface.offers_operation("recontext"):
+        annotations = tool_annotations("Recontext product image")
+        tools.append(
+            strict_tool(recontext_image, RecontextCall, annotations, surface, "recontext", RecontextOptions)
+        )
+    return tools

@@ -1,0 +1,67 @@
+"""What the tool list offers on this installation: the tools some reachable provider can run, and
+of each tool's options only those such a provider takes. It changes with configuration only, never
+from call to call; `list_providers` still says what every provider could do if configured, and
+the manifests (`Surface.everything`) keep the full static list."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from mcp_imagegen.config import Settings
+from mcp_imagegen.providers.base import Operation
+from mcp_imagegen.providers.options import OPTION_NAMES
+from mcp_imagegen.providers.registry import ProviderCatalog
+
+OPERATIONS: tuple[Operation, ...] = ("generate", "edit", "upscale", "segment", "recontext", "describe")
+
+
+@dataclass(frozen=True)
+class Offer:
+    """One operation as this installation offers it."""
+
+    providers: tuple[str, ...]
+    """The providers a call can reach, the default first."""
+    options: frozenset[str]
+    """Every option some of them take."""
+    output_formats: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Surface:
+    offers: Mapping[Operation, Offer] | None
+    """None: everything, as the manifests list it."""
+
+    @classmethod
+    def of(cls, settings: Settings) -> Surface:
+        catalog = ProviderCatalog(settings)
+        offers: dict[Operation, Offer] = {}
+        for operation in OPERATIONS:
+            providers = catalog.serving(operation)
+            if not providers:
+                continue
+            caps = [catalog.capabilities(name) for name in providers]
+            formats = {fmt for cap in caps for fmt in cap.output_formats}
+            offers[operation] = Offer(
+                providers=tuple(providers),
+                options=frozenset(name for cap in caps for name in cap.options),
+                output_formats=tuple(fmt for fmt in ("png", "jpeg", "webp") if fmt in formats),
+            )
+        return cls(offers)
+
+    @classmethod
+    def everything(cls) -> Surface:
+        return cls(None)
+
+    def offers_operation(self, operation: Operation) -> bool:
+        return self.offers is None or operation in self.offers
+
+    def offer(self, operation: Operation) -> Offer | None:
+        """The operation's offer, or None when everything is listed."""
+        return None if self.offers is None else self.offers.get(operation)
+
+    def keeps(self, operation: Operation, option: str) -> bool:
+        """Whether the tool for `operation` lists `option` (options outside `OPTION_NAMES`, such as
+        describe's, are taken by every provider of the operation)."""
+        offer = self.offer(operation)
+        return offer is None or option not in OPTION_NAMES or option in offer.options
