@@ -86,6 +86,18 @@ def doctor(argv: Sequence[str]) -> None:
     raise SystemExit(0 if ok else 1)
 
 
+TERMINAL_HELLO = """\
+mcp-imagegen is an MCP server: it is now waiting for an MCP host (Claude, Cursor, VS Code...) to
+talk to it on stdio, and typing here does nothing useful. To try it:
+  npx @modelcontextprotocol/inspector mcp-imagegen   a web page that lists and calls its tools
+  mcp-imagegen doctor                                what is configured here, and what is missing
+To use it, add `mcp-imagegen` as a stdio server in your host's MCP settings (see the README).
+Press Ctrl+C to stop.
+"""
+"""Said on stderr when a person starts the server at a terminal (stdin is a TTY): the protocol
+then still runs on stdio as usual, and stdout stays clean."""
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments[:1] == ["doctor"]:
@@ -111,6 +123,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         from mcp_imagegen.server.app import build_server
 
         server = build_server(settings)
+        if sys.stdin.isatty():
+            sys.stderr.write(TERMINAL_HELLO)
+            sys.stderr.flush()
         log.info("mcp-imagegen %s on stdio; images in %s", __version__, settings.store_dir)
         server.run("stdio")
         return

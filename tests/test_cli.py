@@ -6,6 +6,7 @@ import base64
 import io
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -136,3 +137,37 @@ def test_doctor_check_makes_one_cheap_request_per_provider(
     assert "AIza-wrong-key-for-doctor" not in result.stdout + result.stderr
     assert fake_openai.requests == [], "no generation was requested"
     assert fake_google.requests == []
+
+
+def test_a_person_at_a_terminal_is_told_what_is_happening(tmp_path: Path) -> None:
+    """stdin a TTY: stderr says it waits for an MCP host and how to try it; stdout stays clean."""
+    import os
+    import pty
+    import select
+
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mcp_imagegen"],
+        stdin=terminal,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "IMAGEGEN_STORE_DIR": str(tmp_path / "store")},
+    )
+    os.close(terminal)
+    try:
+        assert process.stderr is not None
+        said = b""
+        deadline = time.monotonic() + 30
+        while b"Ctrl+C" not in said and time.monotonic() < deadline:
+            ready, _, _ = select.select([process.stderr], [], [], 1)
+            if ready:
+                said += os.read(process.stderr.fileno(), 4096)
+        text = said.decode()
+        assert "waiting for an MCP host" in text
+        assert "npx @modelcontextprotocol/inspector mcp-imagegen" in text and "mcp-imagegen doctor" in text
+        assert process.poll() is None, "it still serves"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        os.close(controller)
+    assert process.stdout is not None and process.stdout.read() == b""
