@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 import httpx2
 from mcp import Client, StdioServerParameters
+from mcp.client import ClientExtension
+from mcp.client.client import ConnectMode
 from mcp.client.sse import sse_client
 
 from mcp_imagegen.config import load_settings
@@ -34,22 +36,30 @@ def child_env(env: Mapping[str, str]) -> dict[str, str]:
 
 
 @asynccontextmanager
-async def connect(transport: Transport, env: Mapping[str, str]) -> AsyncIterator[Client]:
-    """A connected client; for `memory`, `env` must already be in os.environ (monkeypatch)."""
+async def connect(
+    transport: Transport,
+    env: Mapping[str, str],
+    *,
+    extensions: Sequence[ClientExtension] = (),
+    mode: ConnectMode = "auto",
+) -> AsyncIterator[Client]:
+    """A connected client (declaring `extensions`, connecting in `mode`); for `memory`, `env` must
+    already be in os.environ (monkeypatch)."""
+    options: dict[str, Any] = {"extensions": list(extensions) or None, "mode": mode}
     if transport == "memory":
-        async with Client(build_server(load_settings())) as client:
+        async with Client(build_server(load_settings()), **options) as client:
             yield client
         return
     if transport == "stdio":
         params = StdioServerParameters(
             command=sys.executable, args=["-m", "mcp_imagegen"], env=child_env(env)
         )
-        async with Client(params) as client:
+        async with Client(params, **options) as client:
             yield client
         return
     with http_server(transport, env) as url:
         target = url + "/mcp" if transport == "http" else sse_client(url + "/sse")
-        async with Client(target) as client:
+        async with Client(target, **options) as client:
             yield client
 
 

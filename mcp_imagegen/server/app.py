@@ -35,9 +35,11 @@ from mcp_imagegen.images.inputs import InputResolver
 from mcp_imagegen.providers.registry import ProviderRegistry
 from mcp_imagegen.server import resources
 from mcp_imagegen.server.jobs.core import JobManager
+from mcp_imagegen.server.jobs.tasks import TasksExtension
 from mcp_imagegen.server.limits import RateLimiter
 from mcp_imagegen.server.state import AppState
 from mcp_imagegen.server.tools import all_tools
+from mcp_imagegen.server.tools.arguments import StrictTool
 from mcp_imagegen.server.tools.surface import Surface
 from mcp_imagegen.store.local import LocalStore, Retention
 
@@ -166,6 +168,8 @@ def build_server(
         finally:
             store.close()
 
+    tools = all_tools(surface or Surface.of(settings))
+    long_tools = frozenset(tool.name for tool in tools if isinstance(tool, StrictTool) and tool.operation)
     return ImagegenServer(
         "mcp-imagegen",
         title="Image generation",
@@ -175,5 +179,6 @@ def build_server(
         log_level=settings.log_level,
         token_verifier=token_verifier,
         auth=auth,
-        tools=all_tools(surface or Surface.of(settings)),
+        tools=tools,
+        extensions=[TasksExtension(long_tools, settings.job_retention_seconds)],
     )

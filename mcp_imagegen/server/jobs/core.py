@@ -18,6 +18,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Literal, Protocol
 
 import anyio
@@ -61,10 +62,14 @@ class Job:
         self.provider = provider
         self.model = model
         self.state: JobState = "running"
+        self.crashed = False
+        """Failed with an unexpected exception (a server fault), not an anticipated error."""
         self.error: str | None = None
         self.outcome: JobOutcome | None = None
         self.steps: list[JobStep] = []
         self._started = time.monotonic()
+        self.created_at = datetime.now(timezone.utc)
+        self.updated_at = self.created_at
         self._finished: float | None = None
         self._changed = anyio.Event()
         self._scope = anyio.CancelScope()
@@ -123,6 +128,7 @@ class Job:
             self._finish("failed", str(exc))
         except Exception:
             logger.exception("job %s (%s) failed unexpectedly", self.id, self.tool)
+            self.crashed = True
             self._finish(
                 "failed", f"{self.tool} failed with an internal error; the server log has the details."
             )
@@ -139,6 +145,7 @@ class Job:
         self._notify()
 
     def _notify(self) -> None:
+        self.updated_at = datetime.now(timezone.utc)
         changed, self._changed = self._changed, anyio.Event()
         changed.set()
 

@@ -18,6 +18,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent
 
 from mcp_imagegen.server.jobs.core import Job, Work, follow
+from mcp_imagegen.server.jobs.tasks import task_request
 from mcp_imagegen.server.limits import client_key
 from mcp_imagegen.server.state import AppState
 
@@ -54,10 +55,14 @@ async def run_as_job(
 ) -> CallToolResult:
     """What every long tool does once its call is validated and its request built: count the
     call against the client's rate limit, start the job, and wait for it (or answer with its
-    handle)."""
+    handle). A client that takes tasks gets the job as a task instead (`jobs/tasks.py`)."""
     app = ctx.request_context.lifespan_context
     app.rate_limiter.admit(client_key())
     job = app.jobs.start(tool, provider, model, work, first_step)
+    as_task = task_request()
+    if as_task is not None:  # the tasks extension answers with the task; the job goes on
+        as_task.job = job
+        return pending_result(job, app.settings.wait_seconds)
     return await deliver(ctx, job, wait_seconds, owner=True)
 
 

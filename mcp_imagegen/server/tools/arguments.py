@@ -77,6 +77,8 @@ class StrictTool(Tool):
 
     withheld: dict[str, str] = Field(default_factory=dict, exclude=True)
     """Options of the tool's operation left out of this installation's schema, with why."""
+    operation: Operation | None = Field(default=None, exclude=True)
+    """The provider operation it runs as a job (a long call), if any."""
 
     async def run(
         self,
@@ -159,6 +161,7 @@ def strict_tool(
         context_kwarg="ctx",
         annotations=annotations,
         withheld=withheld,
+        operation=operation,
     )
 
 
