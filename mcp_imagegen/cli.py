@@ -47,6 +47,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--log-level", help="DEBUG, INFO, WARNING or ERROR (default: IMAGEGEN_LOG_LEVEL or INFO)"
     )
+    parser.add_argument(
+        "--conformance-fixtures",
+        action="store_true",
+        help="also serve the MCP conformance suite's fixture tools (for conformance testing only)",
+    )
     parser.add_argument("--version", action="version", version=f"mcp-imagegen {__version__}")
     return parser.parse_args(argv)
 
@@ -122,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.transport == "stdio":
         from mcp_imagegen.server.app import build_server
 
-        server = build_server(settings)
+        server = build_server(settings, conformance_fixtures=args.conformance_fixtures)
         if sys.stdin.isatty():
             sys.stderr.write(TERMINAL_HELLO)
             sys.stderr.flush()
@@ -160,6 +165,7 @@ def serve_remote(settings: Settings, args: argparse.Namespace) -> None:
         settings,
         token_verifier=auth.verifier if auth else None,
         auth=auth.settings if auth else None,
+        conformance_fixtures=args.conformance_fixtures,
     )
     mode = "OAuth access tokens" if settings.auth_issuer else ("bearer tokens" if auth else "no auth")
     log.info(

@@ -130,10 +130,12 @@ def build_server(
     token_verifier: TokenVerifier | None = None,
     auth: AuthSettings | None = None,
     surface: Surface | None = None,
+    conformance_fixtures: bool = False,
 ) -> ImagegenServer:
     """A server for these settings (and, over HTTP, this auth). Nothing is opened until the
     lifespan starts. Its tools are those the configured providers can serve, unless `surface`
-    says otherwise (`Surface.everything()` for the manifests)."""
+    says otherwise (`Surface.everything()` for the manifests); `conformance_fixtures` adds the
+    conformance suite's fixture tools (`server/fixtures.py`)."""
 
     @asynccontextmanager
     async def lifespan(server: MCPServer[AppState]) -> AsyncIterator[AppState]:
@@ -170,7 +172,11 @@ def build_server(
 
     tools = all_tools(surface or Surface.of(settings))
     long_tools = frozenset(tool.name for tool in tools if isinstance(tool, StrictTool) and tool.operation)
-    return ImagegenServer(
+    if conformance_fixtures:
+        from mcp_imagegen.server import fixtures
+
+        long_tools |= fixtures.TASK_TOOLS
+    server = ImagegenServer(
         "mcp-imagegen",
         title="Image generation",
         version=__version__,
@@ -182,3 +188,6 @@ def build_server(
         tools=tools,
         extensions=[TasksExtension(long_tools, settings.job_retention_seconds)],
     )
+    if conformance_fixtures:
+        fixtures.register_fixtures(server)
+    return server

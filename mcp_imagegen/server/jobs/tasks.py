@@ -24,8 +24,9 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.extension import Extension, MethodBinding
 from mcp.server.mcpserver.server import require_client_extension
 from mcp.shared.exceptions import MCPError
+from mcp.shared.inbound import decode_header_value
 from mcp.types import CallToolRequestParams, CallToolResult, RequestParams, TextContent
-from mcp_types.jsonrpc import INTERNAL_ERROR, INVALID_PARAMS
+from mcp_types.jsonrpc import HEADER_MISMATCH, INTERNAL_ERROR, INVALID_PARAMS
 from pydantic import Field
 
 from mcp_imagegen.errors import InputError
@@ -148,8 +149,16 @@ def _declares_tasks(ctx: ServerRequestContext[Any, Any]) -> bool:
 
 
 def _job(ctx: ServerRequestContext[Any, Any], task_id: str) -> Job:
-    """The task's job, for a client that declared the extension; -32602 for an unknown id."""
+    """The task's job, for a client that declared the extension; -32602 for an unknown id, and
+    over HTTP -32020 when the `Mcp-Name` routing header does not name the task (SEP-2243)."""
     require_client_extension(ctx, EXTENSION_ID)
+    headers = getattr(ctx.request, "headers", None)
+    if headers is not None and decode_header_value(headers.get("mcp-name")) != task_id:
+        raise MCPError(
+            code=HEADER_MISMATCH,
+            message=f"the Mcp-Name header must carry the taskId {task_id!r}",
+            data={"header": "Mcp-Name"},
+        )
     app: AppState = ctx.lifespan_context
     try:
         return app.jobs.get(task_id)
