@@ -94,7 +94,11 @@ async def test_generate_edit_and_resources(
         assert generate_schema["output_format"]["enum"] == ["png", "jpeg", "webp", None]
         assert tools["generate_image"].output_schema is not None
         annotations = tools["generate_image"].annotations
-        assert annotations is not None and annotations.open_world_hint and not annotations.read_only_hint
+        # Hints equal to the protocol defaults (open world, not read-only) are left out.
+        assert (
+            annotations is not None and annotations.open_world_hint is None and not annotations.read_only_hint
+        )
+        assert annotations.destructive_hint is False
         listing = tools["list_providers"].annotations
         assert listing is not None and listing.read_only_hint
 

@@ -12,6 +12,7 @@ import httpx2
 from mcp.server import MCPServer
 from mcp.server.auth.provider import TokenVerifier
 from mcp.server.auth.settings import AuthSettings
+from mcp.server.caching import CacheableMethod, CacheHint
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.helper_types import ReadResourceContents
 from mcp.server.mcpserver import Context
@@ -34,6 +35,7 @@ from mcp_imagegen.images.fetch import UrlFetcher
 from mcp_imagegen.images.inputs import InputResolver
 from mcp_imagegen.providers.registry import ProviderRegistry
 from mcp_imagegen.server import resources
+from mcp_imagegen.server.icons import icon
 from mcp_imagegen.server.jobs.core import JobManager
 from mcp_imagegen.server.jobs.tasks import TasksExtension
 from mcp_imagegen.server.limits import RateLimiter
@@ -54,6 +56,19 @@ full-size file and its path on disk. Pass an imagegen:// URI from an earlier res
 image of edit_image to keep working on it. A call that takes longer than wait_seconds \
 answers with status 'running' and a job_id: call get_job with it to collect the images \
 (or cancel_job to stop it)."""
+
+
+CACHE_HINTS: dict[CacheableMethod, CacheHint] = {
+    # The tool list, templates and capabilities change only with configuration (a restart).
+    "tools/list": CacheHint(ttl_ms=3_600_000, scope="public"),
+    "resources/templates/list": CacheHint(ttl_ms=3_600_000, scope="public"),
+    "server/discover": CacheHint(ttl_ms=3_600_000, scope="public"),
+    # New images arrive at any time; each caller sees their own.
+    "resources/list": CacheHint(ttl_ms=0, scope="private"),
+    # A stored image and its metadata never change once written.
+    "resources/read": CacheHint(ttl_ms=86_400_000, scope="private"),
+}
+"""Freshness hints for the cacheable methods (SEP-2549, 2026-07-28)."""
 
 
 class ImagegenServer(MCPServer[AppState]):
@@ -185,6 +200,8 @@ def build_server(
         log_level=settings.log_level,
         token_verifier=token_verifier,
         auth=auth,
+        icons=icon("server"),
+        cache_hints=CACHE_HINTS,
         tools=tools,
         extensions=[TasksExtension(long_tools, settings.job_retention_seconds)],
     )

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 
 from mcp.server.lowlevel.helper_types import ReadResourceContents
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
-from mcp.types import Resource, ResourceTemplate
+from mcp.types import Annotations, Resource, ResourceTemplate
 
 from mcp_imagegen.errors import ImageNotFoundError, StoreError
 from mcp_imagegen.store.base import URI_PREFIX, Store, StoredImage, image_uri, metadata_uri
@@ -56,6 +56,11 @@ def _resource(image: StoredImage) -> Resource:
         + (f": {prompt[:200]}" if prompt else ""),
         mime_type=image.mime_type,
         size=image.bytes,
+        annotations=Annotations(
+            audience=["user", "assistant"],
+            priority=0.2 if image.kind in ("partial", "input", "mask") else 0.8,
+            last_modified=iso_time(image.created_at),
+        ),
     )
 
 
@@ -78,8 +83,12 @@ async def read(store: Store, uri: str) -> list[ReadResourceContents]:
     return [ReadResourceContents(content=data, mime_type=image.mime_type)]
 
 
+def iso_time(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, tz=timezone.utc).isoformat()
+
+
 def metadata_json(image: StoredImage) -> str:
-    created = datetime.fromtimestamp(image.created_at, tz=timezone.utc).isoformat()
+    created = iso_time(image.created_at)
     document = {
         "id": image.id,
         "uri": image_uri(image.id),

@@ -22,6 +22,7 @@ from pydantic import ConfigDict, Field, create_model
 
 from mcp_imagegen.providers.base import Operation
 from mcp_imagegen.providers.options import option_fields
+from mcp_imagegen.server import icons
 from mcp_imagegen.server.tools.schemas import compact, outline
 from mcp_imagegen.server.tools.surface import Surface
 
@@ -154,12 +155,15 @@ def strict_tool(
         fn=fn,
         name=fn.__name__,
         title=annotations.title,
+        # Icons on the image tools only: every tools/list carries them, and the job and listing
+        # tools are utilities a host need not picture.
+        icons=icons.icon(operation) if operation else None,
         description=fn.__doc__ or "",
         parameters=compact(model.model_json_schema(by_alias=True)),
         fn_metadata=metadata,
         is_async=True,
         context_kwarg="ctx",
-        annotations=annotations,
+        annotations=annotations.model_copy(update={"title": None}),  # the tool's own title says it
         withheld=withheld,
         operation=operation,
     )
@@ -173,11 +177,13 @@ def tool_annotations(
     idempotent: bool = False,
     open_world: bool = True,
 ) -> ToolAnnotations:
-    """Tool hints for hosts; by default a tool that makes something new by calling a provider."""
+    """Tool hints for hosts; by default a tool that makes something new by calling a provider.
+    A hint equal to the protocol's default (not read-only, destructive, not idempotent, open
+    world) is left out, since every tools/list carries it."""
     return ToolAnnotations(
         title=title,
-        read_only_hint=read_only,
-        destructive_hint=destructive,
-        idempotent_hint=idempotent,
-        open_world_hint=open_world,
+        read_only_hint=read_only or None,
+        destructive_hint=None if destructive else False,
+        idempotent_hint=idempotent or None,
+        open_world_hint=None if open_world else False,
     )

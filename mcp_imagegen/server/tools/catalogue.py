@@ -43,8 +43,7 @@ class NoArguments(ToolArguments):
 
 
 async def list_providers(call: NoArguments, ctx: Context[AppState, Any]) -> ProvidersList:
-    """List every image provider: whether it is configured, what it can do, its models and options,
-    and which environment variables enable the ones that are not configured."""
+    """Every provider: configured or not, its operations, models and options, and how to enable it."""
     registry = app_state(ctx).providers
     try:
         default: str | None = registry.default_name("generate")

@@ -29,8 +29,8 @@ class GetJobCall(ToolArguments):
 
 
 async def get_job(call: GetJobCall, ctx: Context[AppState, Any]) -> CallToolResult:
-    """Wait for a job whose answer had status 'running' and return the result its tool would
-    have returned, or its error. Still running after wait_seconds: call again."""
+    """Wait for a job (a result with status 'running') and return its tool's result or error;
+    still running after wait_seconds: call again."""
     with user_errors():
         job = app_state(ctx).jobs.get(call.job_id)
         return await deliver(ctx, job, call.wait_seconds, owner=False)
@@ -51,8 +51,7 @@ class CancelJobCall(ToolArguments):
 
 
 async def cancel_job(call: CancelJobCall, ctx: Context[AppState, Any]) -> JobStatus:
-    """Stop a running job: its provider request is aborted; images already returned stay
-    stored. A finished job is left as it is."""
+    """Stop a running job (its provider request is aborted); a finished job is left as it is."""
     with user_errors():
         job = app_state(ctx).jobs.get(call.job_id)
         if not job.done:

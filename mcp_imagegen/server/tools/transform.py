@@ -127,9 +127,8 @@ class SegmentCall(ToolArguments):
 async def segment_image(
     call: SegmentCall, ctx: Context[AppState, Any]
 ) -> Annotated[CallToolResult, ImageResult]:
-    """Find parts of an image: each comes back as a stored mask (white where the part is) with
-    its label and score, usable as edit_image's mask; with cutout, also the part on transparency.
-    The local provider does modes foreground and background (model mediapipe-selfie: people)."""
+    """Masks (white where the part is, with label and score) of parts of an image, usable as
+    edit_image's mask; cutout adds each part on transparency. Local: foreground/background only."""
     with user_errors():
         app = app_state(ctx)
         segmenter = app.providers.segmenter(call.provider, call.model)
