@@ -56,6 +56,16 @@ def test_tool_list_snapshot_and_budget(configuration: Configuration, tmp_path: P
     properties = set(schema["properties"])
     assert present <= properties, present - properties
     assert not absent & properties, absent & properties
+    enums = {name: prop.get("enum") for name, prop in schema["properties"].items()}
+    if configuration.name.startswith("OpenAI"):
+        # Enums offer only values a configured provider takes: OpenAI's models' qualities and formats.
+        assert enums["quality"] == ["low", "medium", "high", "auto", None]
+        assert enums["output_format"] == ["png", "jpeg", "webp", None]
+    if configuration.name.startswith("Vertex"):
+        assert enums["output_format"] == ["png", "jpeg", None]
+    if configuration.name.startswith("every provider"):
+        # An Azure deployment name says nothing of its model's qualities: the full enum stays.
+        assert enums["quality"] == ["auto", "low", "medium", "high", "xhigh", "max", None]
     if configuration.budget:
         model_facing, whole = configuration.budget
         assert cost.model_facing <= model_facing and cost.whole <= whole, (cost.model_facing, cost.whole)

@@ -7,6 +7,7 @@ model-specific rules (sizes, quality values) inside the provider before any requ
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
@@ -33,6 +34,9 @@ class Capabilities:
     default_model: str
     options: frozenset[OptionName]
     """The optional parameters it honours (`providers/options.py`); any other given is refused."""
+    option_values: Mapping[OptionName, tuple[str, ...]] = field(default_factory=dict)
+    """For an option it honours with fewer values than the option's type allows, the values its
+    models take (e.g. OpenAI's qualities); the tool list offers only values some provider takes."""
     output_formats: tuple[str, ...] = ("png",)
     max_images: int = 1
     """Largest `n` one call may ask for."""

@@ -14,6 +14,7 @@ import httpx2
 
 from mcp_imagegen.config import AzureSettings, EndpointSettings, OpenAISettings, Settings
 from mcp_imagegen.errors import ConfigError
+from mcp_imagegen.providers import openai_models
 from mcp_imagegen.providers.base import Capabilities, Provider
 from mcp_imagegen.providers.options import OptionName
 from mcp_imagegen.providers.spec import Probe, ProviderSpec, retry_policy, with_default
@@ -125,7 +126,13 @@ def openai_capabilities(
     *,
     fetches_urls: bool = True,
 ) -> Capabilities:
+    families = [openai_models.rules_for(model) for model in models]
+    qualities = [family.qualities for family in families]
+    values: dict[OptionName, tuple[str, ...]] = {}
+    if all(quality is not None for quality in qualities):  # every model known: offer what they take
+        values["quality"] = tuple(dict.fromkeys(value for quality in qualities for value in quality or ()))
     return Capabilities(
+        option_values=values,
         operations=frozenset({"generate", "edit", "describe"} if vision_models else {"generate", "edit"}),
         vision_models=vision_models,
         operation_models={"describe": vision_models[0]} if vision_models else {},

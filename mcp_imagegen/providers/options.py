@@ -67,11 +67,9 @@ SizeOption = Annotated[
 ]
 AspectRatioOption = Annotated[
     str | None,
-    Field(description="Instead of size: a ratio such as '16:9'; the provider maps it to a size it supports."),
+    Field(description="Instead of size, e.g. '16:9'."),
 ]
-QualityOption = Annotated[
-    Quality | None, Field(description="Rendering quality; higher is slower and costs more.")
-]
+QualityOption = Annotated[Quality | None, Field(description="Higher is slower and costs more.")]
 BackgroundOption = Annotated[
     Background | None, Field(description="'transparent' needs output_format png or webp.")
 ]
@@ -93,8 +91,7 @@ InputFidelityOption = Annotated[
 PartialImagesOption = Annotated[
     int | None,
     Field(
-        description="Stream this many intermediate images (1-3) while the final one renders (OpenAI "
-        "gpt-image models). Each is stored and announced with its imagegen:// URI in a progress message.",
+        description="Stream 1-3 partial images while rendering; each is stored and its URI sent as progress.",
         ge=0,
         le=3,
     ),

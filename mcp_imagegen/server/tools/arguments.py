@@ -9,6 +9,7 @@ valid parameter; nothing is sent to a provider and nothing is stored.
 from __future__ import annotations
 
 import difflib
+import typing
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
@@ -18,7 +19,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata, func_metadata
 from mcp.types import ToolAnnotations
-from pydantic import ConfigDict, Field, create_model
+from pydantic import ConfigDict, Field, ValidationError, create_model
 
 from mcp_imagegen.providers.base import Operation
 from mcp_imagegen.providers.options import option_fields
@@ -74,7 +75,8 @@ class _ArgumentsMetadata(FuncMetadata):
 
 
 class StrictTool(Tool):
-    """A tool that refuses an argument its schema does not name, with the closest valid name."""
+    """A tool that refuses an argument its schema does not name, with the closest valid name, and
+    a value its schema does not allow, in one line per value."""
 
     withheld: dict[str, str] = Field(default_factory=dict, exclude=True)
     """Options of the tool's operation left out of this installation's schema, with why."""
@@ -94,7 +96,25 @@ class StrictTool(Tool):
             raise ToolError(
                 f"Error executing tool {self.name}: {' '.join(reasons)} Nothing was sent to a provider."
             )
+        try:
+            self.fn_metadata.arg_model.model_validate(self.fn_metadata.pre_parse_json(arguments))
+        except ValidationError as exc:
+            raise ToolError(
+                f"Error executing tool {self.name}: {invalid_values(exc)} Nothing was sent."
+            ) from exc
         return await super().run(arguments, context, convert_result)
+
+
+def invalid_values(error: ValidationError) -> str:
+    """ "quality: Input should be 'low', 'medium', 'high' or 'auto' (got 'max')." for each bad value,
+    without pydantic's model name, error codes and links."""
+    parts = []
+    for problem in error.errors(include_url=False):
+        where = ".".join(str(part) for part in problem["loc"]) or "arguments"
+        given = repr(problem.get("input"))
+        given = given if len(given) <= 60 else given[:57] + "..."
+        parts.append(f"{where}: {problem['msg']} (got {given}).")
+    return " ".join(parts)
 
 
 def unknown_parameter(name: str, known: list[str]) -> str:
@@ -132,12 +152,9 @@ def strict_tool(
                 f"({', '.join(offer.providers if offer else ())}) takes it; list_providers says which do."
             )
     if offer is not None:
-        if "output_format" in fields:
-            formats: Any = Literal.__getitem__(offer.output_formats)
-            fields["output_format"] = (
-                Annotated[formats | None, Field(description="Default png.")],
-                None,
-            )
+        for name, values in offer.values.items():
+            if name in fields and values:
+                fields[name] = (_with_values(fields[name][0], values), None)
         if "provider" in own.model_fields:
             default = offer.providers[0]
             others = [name for name in offer.providers if name != default]
@@ -167,6 +184,13 @@ def strict_tool(
         withheld=withheld,
         operation=operation,
     )
+
+
+def _with_values(annotated: Any, values: tuple[str, ...]) -> Any:
+    """`Annotated[X | None, Field(...)]` with X narrowed to `Literal[values]`, the Field kept."""
+    _, *metadata = typing.get_args(annotated)
+    narrowed: Any = Literal.__getitem__(values)
+    return Annotated.__class_getitem__((narrowed | None, *metadata))  # type: ignore[attr-defined]
 
 
 def tool_annotations(

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from mcp_imagegen.config import Settings
-from mcp_imagegen.providers.base import Operation
+from mcp_imagegen.providers.base import Capabilities, Operation
 from mcp_imagegen.providers.options import OPTION_NAMES
 from mcp_imagegen.providers.registry import ProviderCatalog
 
@@ -24,7 +24,9 @@ class Offer:
     """The providers a call can reach, the default first."""
     options: frozenset[str]
     """Every option some of them take."""
-    output_formats: tuple[str, ...]
+    values: Mapping[str, tuple[str, ...]]
+    """Options whose values every provider offering them narrows, with the union of those values
+    (`output_format` always: the formats the providers make)."""
 
 
 @dataclass(frozen=True)
@@ -41,11 +43,10 @@ class Surface:
             if not providers:
                 continue
             caps = [catalog.capabilities(name) for name in providers]
-            formats = {fmt for cap in caps for fmt in cap.output_formats}
             offers[operation] = Offer(
                 providers=tuple(providers),
                 options=frozenset(name for cap in caps for name in cap.options),
-                output_formats=tuple(fmt for fmt in ("png", "jpeg", "webp") if fmt in formats),
+                values=_narrowed(caps),
             )
         return cls(offers)
 
@@ -65,3 +66,17 @@ class Surface:
         describe's, are taken by every provider of the operation)."""
         offer = self.offer(operation)
         return offer is None or option not in OPTION_NAMES or option in offer.options
+
+
+def _narrowed(caps: list[Capabilities]) -> dict[str, tuple[str, ...]]:
+    """Per option, the union of the values the providers that honour it declare, where all do."""
+    declared: dict[str, list[tuple[str, ...] | None]] = {}
+    for cap in caps:
+        values = {"output_format": cap.output_formats, **cap.option_values}
+        for option in cap.options:
+            declared.setdefault(option, []).append(values.get(option))
+    return {
+        option: tuple(dict.fromkeys(value for values in lists for value in values or ()))
+        for option, lists in declared.items()
+        if all(values is not None for values in lists)
+    }
