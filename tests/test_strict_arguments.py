@@ -4,6 +4,7 @@ request and with nothing stored. Options are declared once and checked from the 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from mcp.types import TextContent
 
 from mcp_imagegen.config import load_settings
 from mcp_imagegen.errors import InputError, UnsupportedOptionError
-from mcp_imagegen.providers.base import Capabilities, EditRequest, GenerateRequest
+from mcp_imagegen.providers.base import Capabilities, EditRequest, GenerateRequest, ModelFamily
 from mcp_imagegen.providers.options import (
     OPTION_NAMES,
     EditOptions,
@@ -119,6 +120,23 @@ def test_checks_read_the_declarations() -> None:
         checked("p", CAPS, GenerateRequest(prompt="x", model="m", n=3))
     with pytest.raises(InputError, match="set output_format too"):
         checked("p", CAPS, GenerateRequest(prompt="x", model="m", output_compression=3))
+    # Where a provider's model families differ, the model's family decides.
+    families = replace(
+        CAPS,
+        options=CAPS.options | {"seed", "negative_prompt"},
+        families=(
+            ModelFamily("Small", ("small-",), frozenset({"seed"})),
+            ModelFamily("Big", ("big-",), frozenset({"seed", "negative_prompt"})),
+        ),
+    )
+    with pytest.raises(
+        UnsupportedOptionError, match=r"small-1 \(Small\) does not take negative_prompt; those are Big"
+    ):
+        checked("p", families, GenerateRequest(prompt="x", model="small-1", seed=2, negative_prompt="no"))
+    assert (
+        checked("p", families, GenerateRequest(prompt="x", model="big-1", negative_prompt="no")).model
+        == "big-1"
+    )
     # Options classes work without a request around them (upscale, segment).
     assert checked("p", CAPS, UpscaleOptions(output_format="webp")) == UpscaleOptions(output_format="webp")
 

@@ -26,6 +26,20 @@ Operation = Literal["generate", "edit", "upscale", "segment", "recontext", "desc
 
 
 @dataclass(frozen=True)
+class ModelFamily:
+    """Models of one family and the options they take, where a provider serves families that
+    differ (Gemini and Imagen on Vertex): a model's family decides which options it honours."""
+
+    name: str
+    prefixes: tuple[str, ...]
+    """A model belongs to the family whose prefix its name starts with."""
+    options: frozenset[OptionName]
+
+    def serves(self, model: str) -> bool:
+        return model.startswith(self.prefixes)
+
+
+@dataclass(frozen=True)
 class Capabilities:
     """What a provider can do, as data: tools route by it and `list_providers` reports it."""
 
@@ -57,6 +71,17 @@ class Capabilities:
     operation_models: dict[str, str] = field(default_factory=dict)
     """Default model per operation where it differs from `default_model`; the key `edit_masked`
     is the default for edits with a mask or an edit mode."""
+
+    families: tuple[ModelFamily, ...] = ()
+    """Per model family, the options it takes (within `options`); a model of no family takes all."""
+
+    def family_of(self, model: str) -> ModelFamily | None:
+        return next((family for family in self.families if family.serves(model)), None)
+
+    def options_for(self, model: str) -> frozenset[OptionName]:
+        """The options `model` honours: its family's, or the provider's."""
+        family = self.family_of(model)
+        return family.options if family is not None else self.options
 
     def default_model_for(self, operation: str) -> str:
         return self.operation_models.get(operation, self.default_model)

@@ -52,6 +52,7 @@ from mcp_imagegen.providers.base import (
     EditRequest,
     GeneratedImage,
     GenerateRequest,
+    ModelFamily,
     Operation,
     ProviderResult,
     RecontextRequest,
@@ -99,6 +100,13 @@ _VERTEX_OPTIONS: frozenset[OptionName] = _COMMON_OPTIONS | frozenset(
         "binary_color_threshold",
     }
 )
+VERTEX_FAMILIES = (
+    ModelFamily(
+        "Gemini", ("gemini-",), _COMMON_OPTIONS | {"output_format", "output_compression", "person_generation"}
+    ),
+    ModelFamily("Imagen", imagen.MODEL_PREFIXES, _VERTEX_OPTIONS),
+)
+"""On Vertex, Gemini models take the common options; Imagen models take those and Imagen's own."""
 GEMINI_NOTES = (
     "Gemini image models: edits are by instruction (no mask); n images are n calls. "
     f"aspect_ratio {', '.join(ASPECT_RATIOS)}; image_size {', '.join(IMAGE_SIZES)}."
@@ -137,6 +145,7 @@ def gemini_capabilities(
         models=(*models, *VERTEX_IMAGEN_MODELS) if vertex else models,
         default_model=default_model,
         options=_VERTEX_OPTIONS if vertex else _COMMON_OPTIONS,
+        families=VERTEX_FAMILIES if vertex else (),
         output_formats=("png", "jpeg") if vertex else ("png",),
         max_images=MAX_IMAGES_PER_CALL,
         max_input_images=MAX_INPUT_IMAGES,

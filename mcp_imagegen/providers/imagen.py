@@ -68,8 +68,11 @@ IMAGEN_ONLY_OPTIONS: tuple[OptionName, ...] = (
 PROMPT_SAFETY_ENTRY = "Positive Prompt"
 
 
+MODEL_PREFIXES = ("imagen-", "image-segmentation", "virtual-try-on")
+
+
 def is_imagen(model: str) -> bool:
-    return model.startswith(("imagen-", "image-segmentation", "virtual-try-on"))
+    return model.startswith(MODEL_PREFIXES)
 
 
 def generate_body(request: GenerateRequest) -> dict[str, Any]:

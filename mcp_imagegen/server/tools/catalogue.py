@@ -24,6 +24,9 @@ class ProviderInfo(BaseModel):
     models: list[str]
     default_model: str
     options: list[str] = Field(description="Optional tool parameters this provider honours.")
+    family_options: dict[str, list[str]] = Field(
+        default_factory=dict, description="Where its model families differ: the options each family takes."
+    )
     output_formats: list[str]
     max_images: int
     max_input_images: int
@@ -62,6 +65,7 @@ async def list_providers(call: NoArguments, ctx: Context[AppState, Any]) -> Prov
                 models=list(caps.models),
                 default_model=caps.default_model,
                 options=sorted(caps.options),
+                family_options={family.name: sorted(family.options) for family in caps.families},
                 output_formats=list(caps.output_formats),
                 max_images=caps.max_images,
                 max_input_images=caps.max_input_images,

@@ -43,6 +43,17 @@ def checked(provider: str, caps: Capabilities, request: RequestT) -> RequestT:
             f"does (list_providers). {provider} supports: {supported}"
         )
     n = getattr(request, "n", 1)
+    model = getattr(request, "model", None)
+    family = caps.family_of(model) if isinstance(model, str) else None
+    if family is not None:
+        refused = sorted(name for name in given if name in OPTION_NAMES and name not in family.options)
+        if refused:
+            takers = [other.name for other in caps.families if set(refused) <= other.options]
+            those = f"; those are {' and '.join(takers)} options" if takers else ""
+            raise UnsupportedOptionError(
+                f"{model} ({family.name}) does not take {', '.join(refused)}{those}. Leave "
+                f"{'them' if len(refused) > 1 else 'it'} out or pick a model that does (list_providers)."
+            )
     if n > caps.max_images:
         raise InputError(f"{provider} makes at most {caps.max_images} image(s) per call, not {n}")
     if "size" in given and "aspect_ratio" in given:
