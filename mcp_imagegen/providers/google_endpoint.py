@@ -10,6 +10,7 @@ through the optional google-auth library, refreshed in a worker thread when they
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -172,23 +173,37 @@ def map_google_error(endpoint: GoogleEndpoint, response: httpx2.Response) -> Pro
     )
 
 
-def _gemini_capabilities(settings: Settings) -> Capabilities:
-    from mcp_imagegen.providers import google
-
-    default = settings.google.default_model
-    return google.gemini_capabilities("gemini", with_default(default, google.GEMINI_IMAGE_MODELS), default)
+def _section(settings: Settings, backend: Backend) -> GoogleSettings | VertexSettings:
+    return settings.google if backend == "gemini" else settings.vertex
 
 
-def _build_gemini(settings: Settings, client: httpx2.AsyncClient) -> Provider:
-    from mcp_imagegen.providers import google
+def _endpoint(settings: Settings, backend: Backend) -> GoogleEndpoint:
+    return gemini_endpoint(settings.google) if backend == "gemini" else vertex_endpoint(settings.vertex)
 
-    return google.GoogleImages(
-        gemini_endpoint(settings.google),
-        client,
-        _gemini_capabilities(settings),
-        settings.google.timeout_s,
-        retry_policy(settings),
-    )
+
+def _capabilities(backend: Backend) -> Callable[[Settings], Capabilities]:
+    def capabilities(settings: Settings) -> Capabilities:
+        from mcp_imagegen.providers import google
+
+        default = _section(settings, backend).default_model
+        return google.gemini_capabilities(backend, with_default(default, google.GEMINI_IMAGE_MODELS), default)
+
+    return capabilities
+
+
+def _build(backend: Backend) -> Callable[[Settings, httpx2.AsyncClient], Provider]:
+    """Gemini's generateContent and (on Vertex) Imagen's :predict on this backend's endpoint."""
+
+    def build(settings: Settings, client: httpx2.AsyncClient) -> Provider:
+        from mcp_imagegen.providers import google
+
+        caps = _capabilities(backend)(settings)
+        timeout_s = _section(settings, backend).timeout_s
+        return google.GoogleImages(
+            _endpoint(settings, backend), client, caps, timeout_s, retry_policy(settings)
+        )
+
+    return build
 
 
 async def _gemini_probe(settings: Settings) -> Probe:
@@ -206,29 +221,10 @@ GEMINI = ProviderSpec(
     env_vars=("GEMINI_API_KEY",),
     enable_hint="GEMINI_API_KEY for Google",
     is_configured=lambda settings: settings.google.api_key is not None,
-    build=_build_gemini,
-    capabilities=_gemini_capabilities,
+    build=_build("gemini"),
+    capabilities=_capabilities("gemini"),
     probe=_gemini_probe,
 )
-
-
-def _vertex_capabilities(settings: Settings) -> Capabilities:
-    from mcp_imagegen.providers import google
-
-    default = settings.vertex.default_model
-    return google.gemini_capabilities("vertex", with_default(default, google.GEMINI_IMAGE_MODELS), default)
-
-
-def _build_vertex(settings: Settings, client: httpx2.AsyncClient) -> Provider:
-    from mcp_imagegen.providers import google
-
-    return google.GoogleImages(
-        vertex_endpoint(settings.vertex),
-        client,
-        _vertex_capabilities(settings),
-        settings.vertex.timeout_s,
-        retry_policy(settings),
-    )
 
 
 async def _vertex_probe(settings: Settings) -> Probe:
@@ -246,7 +242,7 @@ VERTEX = ProviderSpec(
     is_configured=lambda settings: (
         bool(settings.vertex.project) and (settings.vertex.access_token is not None or adc_available())
     ),
-    build=_build_vertex,
-    capabilities=_vertex_capabilities,
+    build=_build("vertex"),
+    capabilities=_capabilities("vertex"),
     probe=_vertex_probe,
 )
