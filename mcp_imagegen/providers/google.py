@@ -31,7 +31,6 @@ from mcp_imagegen.errors import (
     ProviderError,
     UnsupportedOptionError,
 )
-from mcp_imagegen.images import codec
 from mcp_imagegen.providers import imagen
 from mcp_imagegen.providers._http import (
     DEFAULT_RETRY,
@@ -60,7 +59,8 @@ from mcp_imagegen.providers.base import (
     UpscaleRequest,
 )
 from mcp_imagegen.providers.chat import PROGRESS_EVERY_S, structured_answer
-from mcp_imagegen.providers.google_endpoint import GoogleEndpoint, map_google_error
+from mcp_imagegen.providers.google_endpoint import GoogleEndpoint, google_exchange
+from mcp_imagegen.providers.imagen_predict import ImagenPredict
 from mcp_imagegen.providers.options import OptionName
 
 GEMINI_IMAGE_MODELS = ("gemini-3.1-flash-image", "gemini-3-pro-image", "gemini-2.5-flash-image")
@@ -154,7 +154,8 @@ def gemini_capabilities(
 
 
 class GoogleImages(HttpProvider):
-    """Gemini image generation and instruction edits on one Google endpoint."""
+    """The Gemini adapter (`generateContent`: generation, instruction edits, vision) on one Google
+    endpoint; on Vertex it hands Imagen models to the Imagen adapter on the same endpoint."""
 
     def __init__(
         self,
@@ -166,11 +167,15 @@ class GoogleImages(HttpProvider):
     ) -> None:
         super().__init__(endpoint.provider, client, capabilities, timeout_s, retry)
         self._endpoint = endpoint
+        self._imagen = (
+            ImagenPredict(endpoint, client, capabilities, timeout_s, retry)
+            if endpoint.backend == "vertex"
+            else None
+        )
 
     async def generate(self, request: GenerateRequest, events: CallEvents = SILENT) -> ProviderResult:
         if imagen.is_imagen(request.model):
-            self._check_imagen_served(request.model)
-            return await self._predict(request.model, imagen.generate_body(request), events)
+            return await self._imagen_for(request.model).generate(request, events)
         imagen.refuse_imagen_only(request)
         return await self._content(request, [], events)
 
@@ -233,30 +238,17 @@ class GoogleImages(HttpProvider):
         )
 
     async def upscale(self, request: UpscaleRequest, events: CallEvents = SILENT) -> ProviderResult:
-        self._check_imagen_served(request.model)
-        return await self._predict(request.model, imagen.upscale_body(request), events)
+        return await self._imagen_for(request.model).upscale(request, events)
 
     async def segment(self, request: SegmentRequest, events: CallEvents = SILENT) -> ProviderResult:
-        self._check_imagen_served(request.model)
-        body = imagen.segment_body(request)
-        reply = read_json_object(
-            await send(self._client, await self._exchange(request.model, "predict", body), events), self.name
-        )
-        masks = imagen.read_masks(self.name, request.mode, reply)
-        return ProviderResult(images=tuple(masks), model=request.model, metadata={"mode": request.mode})
+        return await self._imagen_for(request.model).segment(request, events)
 
     async def recontext(self, request: RecontextRequest, events: CallEvents = SILENT) -> ProviderResult:
-        self._check_imagen_served(request.model)
-        return await self._predict(request.model, imagen.recontext_body(request), events)
+        return await self._imagen_for(request.model).recontext(request, events)
 
     async def edit(self, request: EditRequest, events: CallEvents = SILENT) -> ProviderResult:
         if imagen.is_imagen(request.model):
-            self._check_imagen_served(request.model)
-            mask = request.mask
-            mask_png = (
-                await anyio.to_thread.run_sync(codec.white_where_transparent, mask.data) if mask else None
-            )
-            return await self._predict(request.model, imagen.edit_body(request, mask_png), events)
+            return await self._imagen_for(request.model).edit(request, events)
         imagen.refuse_imagen_only(request)
         if request.mask is not None:
             raise InputError(
@@ -269,29 +261,17 @@ class GoogleImages(HttpProvider):
         ]
         return await self._content(request, parts, events)
 
-    def _check_imagen_served(self, model: str) -> None:
-        if self._endpoint.backend != "vertex":
+    def _imagen_for(self, model: str) -> ImagenPredict:
+        """The Imagen adapter for an Imagen model: Vertex serves them, the Gemini API no longer does."""
+        if self._imagen is None:
             raise UnsupportedOptionError(
                 f"{model} is an Imagen model, which the Gemini API no longer serves; use provider vertex, "
                 "or a Gemini image model here"
             )
-
-    async def _predict(self, model: str, body: dict[str, Any], events: CallEvents) -> ProviderResult:
-        exchange = await self._exchange(model, "predict", body)
-        reply = read_json_object(await send(self._client, exchange, events), self.name)
-        images, metadata = imagen.read_predictions(self.name, reply)
-        return ProviderResult(images=tuple(images), model=model, metadata=metadata)
+        return self._imagen
 
     async def _exchange(self, model: str, method: str, body: dict[str, Any]) -> Exchange:
-        return Exchange(
-            provider=self.name,
-            url=self._endpoint.url(model, method),
-            headers={"Accept": "*/*", **await self._endpoint.auth.headers()},
-            timeout_s=self._timeout_s,
-            map_error=lambda response: map_google_error(self._endpoint, response),
-            json_body=body,
-            retry=self._retry,
-        )
+        return await google_exchange(self._endpoint, model, method, body, self._timeout_s, self._retry)
 
     async def _content(
         self, request: GenerateRequest, image_parts: list[dict[str, Any]], events: CallEvents

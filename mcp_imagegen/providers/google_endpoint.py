@@ -21,7 +21,7 @@ import httpx2
 
 from mcp_imagegen.config import GoogleSettings, Settings, VertexSettings
 from mcp_imagegen.errors import ConfigError, ContentPolicyError, ProviderError
-from mcp_imagegen.providers._http import json_error_body, retry_after_seconds
+from mcp_imagegen.providers._http import Exchange, RetryPolicy, json_error_body, retry_after_seconds
 from mcp_imagegen.providers.base import Capabilities, Provider
 from mcp_imagegen.providers.spec import Probe, ProviderSpec, retry_policy, with_default
 from mcp_imagegen.redaction import redact
@@ -170,6 +170,27 @@ def map_google_error(endpoint: GoogleEndpoint, response: httpx2.Response) -> Pro
         status=response.status_code,
         code=code,
         retry_after=retry_after_seconds(response),
+    )
+
+
+async def google_exchange(
+    endpoint: GoogleEndpoint,
+    model: str,
+    method: str,
+    body: dict[str, Any],
+    timeout_s: float,
+    retry: RetryPolicy,
+) -> Exchange:
+    """One JSON request to `models/{model}:{method}` on this endpoint, with its auth and error mapping:
+    what the Gemini and the Imagen adapters send."""
+    return Exchange(
+        provider=endpoint.provider,
+        url=endpoint.url(model, method),
+        headers={"Accept": "*/*", **await endpoint.auth.headers()},
+        timeout_s=timeout_s,
+        map_error=lambda response: map_google_error(endpoint, response),
+        json_body=body,
+        retry=retry,
     )
 
 
