@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 from typing import Any, Literal
 
 import httpx2
@@ -21,9 +22,10 @@ from mcp.client import ClientExtension
 from mcp.client.client import ConnectMode
 from mcp.client.sse import sse_client
 
-from mcp_imagegen.config import load_settings
+from mcp_imagegen.config import Settings, load_settings
 from mcp_imagegen.server.app import build_server
 from tests.fakes.loopback import free_port
+from tests.settings_file import write_settings
 
 Transport = Literal["memory", "stdio", "http", "sse"]
 BASE_ENV_NAMES = ("PATH", "HOME", "SYSTEMROOT", "TMPDIR", "LANG")
@@ -60,6 +62,34 @@ async def connect(
     with http_server(transport, env) as url:
         target = url + "/mcp" if transport == "http" else sse_client(url + "/sse")
         async with Client(target, **options) as client:
+            yield client
+
+
+@asynccontextmanager
+async def connect_with(
+    transport: Transport,
+    settings: Settings,
+    folder: Path,
+    *,
+    extensions: Sequence[ClientExtension] = (),
+) -> AsyncIterator[Client]:
+    """A client of a server built from exactly `settings`: in memory, or spawned over stdio or
+    Streamable HTTP with the settings written to a config file in `folder` (no environment)."""
+    if transport == "memory":
+        async with Client(build_server(settings), extensions=list(extensions) or None) as client:
+            yield client
+        return
+    config = write_settings(settings, folder)
+    if transport == "stdio":
+        params = StdioServerParameters(
+            command=sys.executable, args=["-m", "mcp_imagegen", "--config", str(config)], env=child_env({})
+        )
+        async with Client(params, extensions=list(extensions) or None) as client:
+            yield client
+        return
+    with http_server(transport, {}, ["--config", str(config)]) as url:
+        target = url + "/mcp" if transport == "http" else sse_client(url + "/sse")
+        async with Client(target, extensions=list(extensions) or None) as client:
             yield client
 
 

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 from mcp.types import TextContent
+from pydantic import SecretStr
 
-from mcp_imagegen.config import load_settings
+from mcp_imagegen.config import OpenAISettings, Settings, load_settings
 from mcp_imagegen.errors import InputError, UnsupportedOptionError
 from mcp_imagegen.providers.base import Capabilities, EditRequest, GenerateRequest, ModelFamily
 from mcp_imagegen.providers.options import (
@@ -26,8 +27,9 @@ from mcp_imagegen.providers.options import (
 from mcp_imagegen.providers.registry import BUILTIN, spec_for
 from mcp_imagegen.server.tools.arguments import unknown_parameter
 from mcp_imagegen.server.tools.checks import checked
-from tests.connect import Transport, connect
+from tests.connect import Transport, connect_with
 from tests.fakes.openai_images import FakeOpenAIImages
+from tests.settings_file import write_settings
 
 pytestmark = pytest.mark.anyio
 
@@ -46,11 +48,24 @@ def stored_files(store: Path) -> list[Path]:
     return sorted(path for path in images.rglob("*") if path.is_file()) if images.exists() else []
 
 
-@pytest.mark.parametrize("transport", ["memory", "stdio"])
+@pytest.fixture
+def openai_settings(fake_openai: FakeOpenAIImages, tmp_path: Path) -> Settings:
+    """A server that uses the OpenAI fake, as Settings (not environment variables)."""
+    return Settings(
+        store_dir=tmp_path / "store",
+        openai=OpenAISettings(api_key=SecretStr(fake_openai.api_key), base_url=f"{fake_openai.url}/v1"),
+    )
+
+
+def test_settings_reach_a_spawned_server_unchanged(openai_settings: Settings, tmp_path: Path) -> None:
+    assert load_settings(write_settings(openai_settings, tmp_path)) == openai_settings
+
+
+@pytest.mark.parametrize("transport", ["memory", "stdio", "http"])
 async def test_unknown_arguments_are_refused_by_name_before_any_request(
-    transport: Transport, server_env: dict[str, str], fake_openai: FakeOpenAIImages, tmp_path: Path
+    transport: Transport, openai_settings: Settings, fake_openai: FakeOpenAIImages, tmp_path: Path
 ) -> None:
-    async with connect(transport, server_env) as client:
+    async with connect_with(transport, openai_settings, tmp_path) as client:
         tools = (await client.list_tools()).tools
         assert {tool.name for tool in tools} >= {"generate_image", "edit_image", "get_job", "list_providers"}
         for tool in tools:
@@ -83,7 +98,7 @@ async def test_unknown_arguments_are_refused_by_name_before_any_request(
         assert not made.is_error, made.content
     assert len(fake_openai.requests) == 1
     assert (fake_openai.last.json or {})["quality"] == "low"
-    assert len(stored_files(Path(server_env["IMAGEGEN_STORE_DIR"]))) == 1
+    assert len(stored_files(tmp_path / "store")) == 1
 
 
 def test_every_option_is_declared_once_and_named_in_the_option_names() -> None:
