@@ -11,8 +11,10 @@ import anyio.lowlevel
 import pytest
 from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult, TextContent
+from pydantic import SecretStr
 
-from tests.connect import Transport, connect
+from mcp_imagegen.config import OpenAISettings, Settings
+from tests.connect import Transport, connect, connect_with
 from tests.fakes.openai_images import FakeOpenAIImages
 from tests.tasks_client import CreatedTask, TasksClient, task_request, wait_for_task
 from tests.waiting import eventually
@@ -28,11 +30,15 @@ def stored_files(store: Path) -> list[Path]:
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_a_long_call_becomes_a_task_that_tasks_get_completes(
-    transport: Transport, server_env: dict[str, str], fake_openai: FakeOpenAIImages
+    transport: Transport, fake_openai: FakeOpenAIImages, tmp_path: Path
 ) -> None:
     tasks = TasksClient()
     fake_openai.delay_s = 1.0
-    async with connect(transport, server_env, extensions=[tasks]) as client:
+    settings = Settings(
+        store_dir=tmp_path / "store",
+        openai=OpenAISettings(api_key=SecretStr(fake_openai.api_key), base_url=f"{fake_openai.url}/v1"),
+    )
+    async with connect_with(transport, settings, tmp_path, extensions=[tasks]) as client:
         assert client.protocol_version == "2026-07-28"
         result = await client.call_tool("generate_image", {"prompt": "a red fox", "wait_seconds": 30})
         assert not result.is_error, result.content
