@@ -3,18 +3,23 @@ that declares the extension; every other client sees exactly the wait_seconds/jo
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
 import anyio.lowlevel
+import httpx2
 import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult, TextContent
 from pydantic import SecretStr
 
 from mcp_imagegen.config import OpenAISettings, Settings
-from tests.connect import Transport, connect, connect_with
+from tests.connect import Transport, connect, connect_with, http_server
 from tests.fakes.openai_images import FakeOpenAIImages
 from tests.tasks_client import CreatedTask, TasksClient, task_request, wait_for_task
 from tests.waiting import eventually
@@ -131,3 +136,51 @@ async def test_the_server_advertises_the_extension(server_env: dict[str, str]) -
         assert capabilities is not None and capabilities.extensions is not None
         assert "io.modelcontextprotocol/tasks" in capabilities.extensions
     await anyio.lowlevel.checkpoint()
+
+
+async def test_tasks_and_jobs_belong_to_whoever_started_them(
+    fake_openai: FakeOpenAIImages, tmp_path: Path
+) -> None:
+    """Two bearer tokens on one HTTP server: another caller's task or job id answers exactly like
+    an id that does not exist, for tasks/get, tasks/cancel, get_job and cancel_job."""
+    alice, bob = "alice-token-0123456789abcdef", "bob-token-0123456789abcdef"
+    env = {
+        "IMAGEGEN_STORE_DIR": str(tmp_path / "store"),
+        "IMAGEGEN_AUTH_TOKENS": f"{alice},{bob}",
+        "OPENAI_API_KEY": fake_openai.api_key,
+        "OPENAI_BASE_URL": f"{fake_openai.url}/v1",
+    }
+    fake_openai.delay_s = 30.0
+
+    @asynccontextmanager
+    async def as_user(url: str, token: str) -> AsyncIterator[Client]:
+        http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        target = streamable_http_client(url + "/mcp", http_client=http)
+        async with http, Client(target, extensions=[TasksClient()]) as client:
+            yield client
+
+    with http_server("http", env) as url:
+        async with as_user(url, alice) as mine, as_user(url, bob) as theirs:
+            created = await mine.session.call_tool("generate_image", {"prompt": "mine"}, allow_claimed=True)
+            assert isinstance(created, CreatedTask)
+            assert (await task_request(mine.session, "tasks/get", created.task_id))["status"] == "working"
+            for method in ("tasks/get", "tasks/cancel"):
+                with pytest.raises(MCPError) as refused:
+                    await task_request(theirs.session, method, created.task_id)
+                with pytest.raises(MCPError) as unknown:
+                    await task_request(theirs.session, method, "job_" + "x" * 24)
+                assert refused.value.error.code == unknown.value.error.code == -32602
+                assert refused.value.error.message.replace(created.task_id, "ID") == (
+                    unknown.value.error.message.replace("job_" + "x" * 24, "ID")
+                )
+            for tool in ("get_job", "cancel_job"):
+                theirs_answer = await theirs.call_tool(tool, {"job_id": created.task_id})
+                unknown_answer = await theirs.call_tool(tool, {"job_id": "job_" + "y" * 24})
+                assert theirs_answer.is_error and unknown_answer.is_error
+                assert str(theirs_answer.content).replace(created.task_id, "ID") == str(
+                    unknown_answer.content
+                ).replace("job_" + "y" * 24, "ID")
+            # Bob's attempts left Alice's task running; Alice cancels it.
+            assert (await task_request(mine.session, "tasks/get", created.task_id))["status"] == "working"
+            await task_request(mine.session, "tasks/cancel", created.task_id)
+            assert (await wait_for_task(mine.session, created.task_id, timeout_s=15))["status"] == "cancelled"

@@ -26,6 +26,7 @@ from anyio.abc import TaskGroup
 from mcp.types import CallToolResult
 
 from mcp_imagegen.errors import ImagegenError, InputError
+from mcp_imagegen.server.limits import LOCAL_CLIENT
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +57,10 @@ Work = Callable[["Job"], Awaitable[JobOutcome]]
 class Job:
     """One call's work: its state, the steps it went through, its outcome or error."""
 
-    def __init__(self, tool: str, provider: str, model: str) -> None:
+    def __init__(self, tool: str, provider: str, model: str, owner: str = LOCAL_CLIENT) -> None:
         self.id = JOB_ID_PREFIX + secrets.token_urlsafe(JOB_ID_BYTES)
+        self.owner = owner
+        """Who started it (`limits.client_key`): only they can wait on it, cancel it or see it."""
         self.tool = tool
         self.provider = provider
         self.model = model
@@ -162,19 +165,22 @@ class JobManager:
         self._slots = anyio.CapacityLimiter(max_concurrent)
         self._jobs: dict[str, Job] = {}
 
-    def start(self, tool: str, provider: str, model: str, work: Work, first_step: str) -> Job:
+    def start(
+        self, tool: str, provider: str, model: str, work: Work, first_step: str, owner: str = LOCAL_CLIENT
+    ) -> Job:
         self._forget_old()
-        job = Job(tool, provider, model)
+        job = Job(tool, provider, model, owner)
         job.step(first_step)
         self._jobs[job.id] = job
         self._task_group.start_soon(job.run, work, self._timeout_s, self._slots, name=f"{tool} {job.id}")
         return job
 
-    def get(self, job_id: str) -> Job:
-        """The job, or InputError saying why it cannot be found."""
+    def get(self, job_id: str, owner: str = LOCAL_CLIENT) -> Job:
+        """The caller's job, or InputError saying why it cannot be found. Someone else's job is
+        answered exactly like one that does not exist."""
         self._forget_old()
         job = self._jobs.get(job_id.strip())
-        if job is None:
+        if job is None or not secrets.compare_digest(job.owner, owner):
             raise InputError(
                 f"no job {job_id!r} on this server. Job ids come from a tool result with status "
                 f"'running'; finished jobs are kept {self._retention_s / 60:.0f} min, and jobs do not "

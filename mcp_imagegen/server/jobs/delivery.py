@@ -57,8 +57,9 @@ async def run_as_job(
     call against the client's rate limit, start the job, and wait for it (or answer with its
     handle). A client that takes tasks gets the job as a task instead (`jobs/tasks.py`)."""
     app = ctx.request_context.lifespan_context
-    app.rate_limiter.admit(client_key())
-    job = app.jobs.start(tool, provider, model, work, first_step)
+    caller = client_key()
+    app.rate_limiter.admit(caller)
+    job = app.jobs.start(tool, provider, model, work, first_step, owner=caller)
     as_task = task_request()
     if as_task is not None:  # the tasks extension answers with the task; the job goes on
         as_task.job = job

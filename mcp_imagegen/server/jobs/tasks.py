@@ -31,6 +31,7 @@ from pydantic import Field
 
 from mcp_imagegen.errors import InputError
 from mcp_imagegen.server.jobs.core import Job
+from mcp_imagegen.server.limits import client_key
 from mcp_imagegen.server.state import AppState
 
 EXTENSION_ID = "io.modelcontextprotocol/tasks"
@@ -161,7 +162,7 @@ def _job(ctx: ServerRequestContext[Any, Any], task_id: str) -> Job:
         )
     app: AppState = ctx.lifespan_context
     try:
-        return app.jobs.get(task_id)
+        return app.jobs.get(task_id, client_key())
     except InputError as exc:
         raise MCPError(code=INVALID_PARAMS, message=str(exc), data={"taskId": task_id}) from None
 
