@@ -8,8 +8,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import anyio
-import anyio.lowlevel
 import httpx2
 import pytest
 from mcp import Client
@@ -135,7 +133,6 @@ async def test_the_server_advertises_the_extension(server_env: dict[str, str]) -
         capabilities = client.session.server_capabilities
         assert capabilities is not None and capabilities.extensions is not None
         assert "io.modelcontextprotocol/tasks" in capabilities.extensions
-    await anyio.lowlevel.checkpoint()
 
 
 async def test_tasks_and_jobs_belong_to_whoever_started_them(

@@ -127,8 +127,7 @@ class TasksExtension(Extension):
             "ttlMs": self._ttl_ms,
             "pollIntervalMs": POLL_INTERVAL_MS,
         }
-        if job.latest:
-            task["statusMessage"] = job.error or job.latest
+        task["statusMessage"] = job.error or job.latest
         return task
 
 
