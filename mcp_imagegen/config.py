@@ -27,6 +27,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from mcp_imagegen.errors import ConfigError
+from mcp_imagegen.usage.prices import PriceEntry
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -266,9 +267,17 @@ class Settings(_EnvFirstSettings):
     )
     store_max_age_days: float | None = Field(None, gt=0, description="Delete images older than this.")
     auth_tokens: Annotated[list[SecretStr], NoDecode] = Field(
-        default_factory=list, description="Bearer tokens accepted over HTTP/SSE (comma-separated)."
+        default_factory=list,
+        description="Bearer tokens accepted over HTTP/SSE, comma-separated; `alice:TOKEN` names its owner.",
     )
-    auth_tokens_file: Path | None = Field(None, description="A file of accepted bearer tokens, one per line.")
+    auth_tokens_file: Path | None = Field(
+        None, description="A file of accepted bearer tokens: `TOKEN` or `name TOKEN [scope ...]` per line."
+    )
+    remote_allow_paths: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="Folders whose files callers over authenticated HTTP/SSE may pass as image paths "
+        "(default: none; file paths are refused remotely).",
+    )
     auth_issuer: str | None = Field(None, description="OAuth issuer whose JWT access tokens are accepted.")
     auth_jwks_url: str | None = Field(
         None, description="The issuer's JWKS (default: ISSUER/.well-known/jwks.json)."
@@ -305,6 +314,23 @@ class Settings(_EnvFirstSettings):
     job_retention_seconds: float = Field(
         3600.0, ge=0, description="How long a finished job's result stays available to get_job."
     )
+    budget_usd_per_day: float | None = Field(
+        None,
+        ge=0,
+        description="Each principal's estimated spend per day (UTC) on provider calls; a call that would "
+        "pass it is refused before any request. Per-principal values: [budgets] in the config file.",
+    )
+    budgets: dict[str, Annotated[float, Field(ge=0)]] = Field(
+        default_factory=dict, description="Daily budgets in USD by principal name, over budget_usd_per_day."
+    )
+    confirm_above_usd: float | None = Field(
+        None,
+        ge=0,
+        description="Ask the user (elicitation, where the client has it) before a call estimated above this.",
+    )
+    prices: list[PriceEntry] = Field(
+        default_factory=list, description="Prices that add to or correct the built-in table ([[prices]])."
+    )
 
     openai: OpenAISettings = Field(default_factory=OpenAISettings)
     azure: AzureSettings = Field(default_factory=AzureSettings)
@@ -313,6 +339,10 @@ class Settings(_EnvFirstSettings):
     scaleway: ScalewaySettings = Field(default_factory=ScalewaySettings)
     mistral: MistralSettings = Field(default_factory=MistralSettings)
     endpoints: dict[str, EndpointSettings] = Field(default_factory=dict)
+
+    def budget_for(self, principal: str) -> float | None:
+        """The principal's daily budget in USD, or None for no limit."""
+        return self.budgets.get(principal, self.budget_usd_per_day)
 
     def secret_values(self) -> list[str]:
         """Every credential configured, so that log lines and errors can be scrubbed of them."""
@@ -325,11 +355,14 @@ class Settings(_EnvFirstSettings):
             self.scaleway.secret_key,
             self.mistral.api_key,
             *(endpoint.resolved_key() for endpoint in self.endpoints.values()),
-            *self.auth_tokens,
         ]
-        return [key.get_secret_value() for key in keys if key is not None]
+        values = [key.get_secret_value() for key in keys if key is not None]
+        for token in self.auth_tokens:  # `name:TOKEN`: the token alone is the secret
+            text = token.get_secret_value()
+            values += [text, text.partition(":")[2]] if ":" in text else [text]
+        return [value for value in values if value]
 
-    @field_validator("allowed_dirs", mode="before")
+    @field_validator("allowed_dirs", "remote_allow_paths", mode="before")
     @classmethod
     def _parse_allowed_dirs(cls, value: object) -> object:
         return _split_paths(value)
@@ -362,7 +395,7 @@ class Settings(_EnvFirstSettings):
     def _expand_store_dir(cls, value: Path) -> Path:
         return value.expanduser()
 
-    @field_validator("allowed_dirs", mode="after")
+    @field_validator("allowed_dirs", "remote_allow_paths", mode="after")
     @classmethod
     def _expand_allowed_dirs(cls, value: list[Path]) -> list[Path]:
         return [path.expanduser() for path in value]

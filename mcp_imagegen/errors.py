@@ -5,6 +5,8 @@
     ├── InputError                  the caller's arguments or images are unusable
     │   └── UnsupportedOptionError  the chosen provider cannot honour an option
     ├── LimitError                  a limit of this server refuses the call for now (rate limit)
+    │   └── BudgetError             the caller's daily budget cannot cover the call's estimate
+    ├── DeclinedError               the user declined (or dismissed) the confirmation of a cost
     ├── ProviderError               the provider answered with an error (status, code, retry-after)
     │   └── ContentPolicyError      the provider refused the prompt or the image
     ├── ProviderUnreachableError    no answer: connection refused or reset, timeout, a stream cut short
@@ -37,6 +39,14 @@ class UnsupportedOptionError(InputError):
 
 class LimitError(ImagegenError):
     """A limit this server enforces refuses the call for now; the message says when it frees up."""
+
+
+class BudgetError(LimitError):
+    """The call's estimated cost does not fit what is left of the caller's daily budget."""
+
+
+class DeclinedError(ImagegenError):
+    """The user was asked to confirm a call's cost and did not; nothing was sent."""
 
 
 class ProviderError(ImagegenError):

@@ -295,7 +295,14 @@ async def test_images_are_checked_against_the_providers_byte_cap(tmp_path: Path)
     settings = Settings(store_dir=tmp_path / "store")
     unused: Any = None  # describe's preparation touches only the settings and the input resolver
     app = AppState(
-        settings, store, unused, InputResolver(store, tmp_path / "store", [], 10_000_000), unused, unused
+        settings,
+        store,
+        unused,
+        InputResolver(store, tmp_path / "store", [], 10_000_000),
+        unused,
+        unused,
+        unused,
+        unused,
     )
     reference = "data:image/png;base64," + base64.b64encode(png_bytes((300, 200))).decode()
     small_cap = replace(CAPS, vision_max_side=100, max_describe_image_bytes=50)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -26,7 +28,14 @@ pytestmark = pytest.mark.anyio
 
 
 def new(data: bytes, **kwargs: object) -> NewImage:
-    return NewImage(data=data, mime_type="image/png", width=64, height=48, kind="generated", **kwargs)  # type: ignore[arg-type]
+    return NewImage(
+        data=data,
+        mime_type="image/png",
+        width=64,
+        height=48,
+        kind="generated",
+        **{"owner": "local", **kwargs},  # type: ignore[arg-type]
+    )
 
 
 async def test_put_writes_file_and_index(tmp_path: Path) -> None:
@@ -44,34 +53,34 @@ async def test_put_writes_file_and_index(tmp_path: Path) -> None:
     assert stored.path.read_bytes() == data
     assert stored.path.is_relative_to(tmp_path / "images")
     assert stored.sha256 == hashlib.sha256(data).hexdigest()
-    again = await store.get(stored.id)
+    again = await store.get(stored.id, owner="local")
     assert again == stored
-    assert (await store.read(stored.id))[1] == data
-    assert (await store.find_by_sha256(stored.sha256)) == stored
+    assert (await store.read(stored.id, owner="local"))[1] == data
+    assert (await store.find_by_sha256(stored.sha256, owner="local")) == stored
     assert not list((tmp_path / "tmp").iterdir())
     store.close()
     reopened = LocalStore(tmp_path)
-    assert (await reopened.get(stored.id)).parent_ids == ("abc",)
-    assert (await reopened.get(stored.id)).metadata == {"usage": {"total_tokens": 3}}
+    assert (await reopened.get(stored.id, owner="local")).parent_ids == ("abc",)
+    assert (await reopened.get(stored.id, owner="local")).metadata == {"usage": {"total_tokens": 3}}
 
 
 async def test_pages_are_newest_first_with_opaque_cursors(tmp_path: Path) -> None:
     store = LocalStore(tmp_path)
     ids = [(await store.put(new(png_bytes(colour=(i, 0, 0))))).id for i in range(7)]
-    page = await store.page(None, 3)
+    page = await store.page(None, 3, owner="local")
     seen = [image.id for image in page.images]
     while page.next_cursor:
         assert not page.next_cursor.isdigit()
-        page = await store.page(page.next_cursor, 3)
+        page = await store.page(page.next_cursor, 3, owner="local")
         seen.extend(image.id for image in page.images)
     assert seen == list(reversed(ids))
     with pytest.raises(InputError, match="invalid cursor"):
-        await store.page("not-a-cursor", 3)
+        await store.page("not-a-cursor", 3, owner="local")
 
 
 async def test_unknown_id(tmp_path: Path) -> None:
     with pytest.raises(ImageNotFoundError):
-        await LocalStore(tmp_path).get("feedfacefeedface")
+        await LocalStore(tmp_path).get("feedfacefeedface", owner="local")
 
 
 async def test_failed_index_write_removes_the_file(tmp_path: Path) -> None:
@@ -112,14 +121,22 @@ async def test_partial_images_are_readable_but_not_listed_or_matched(tmp_path: P
     final = await store.put(new(png_bytes(colour=(9, 9, 9))))
     partial = await store.put(
         NewImage(
-            data=data, mime_type="image/png", width=64, height=48, kind="partial", metadata={"job_id": "j"}
+            data=data,
+            mime_type="image/png",
+            width=64,
+            height=48,
+            kind="partial",
+            owner="local",
+            metadata={"job_id": "j"},
         )
     )
-    assert (await store.read(partial.id))[1] == data
-    assert [image.id for image in (await store.page(None, 10)).images] == [final.id]
-    assert await store.find_by_sha256(partial.sha256) is None, "an input never dedups onto a partial"
+    assert (await store.read(partial.id, owner="local"))[1] == data
+    assert [image.id for image in (await store.page(None, 10, owner="local")).images] == [final.id]
+    assert await store.find_by_sha256(partial.sha256, owner="local") is None, (
+        "an input never dedups onto a partial"
+    )
     kept = await store.put(new(data))
-    assert await store.find_by_sha256(partial.sha256) == kept
+    assert await store.find_by_sha256(partial.sha256, owner="local") == kept
 
 
 async def test_delete_removes_row_and_file(tmp_path: Path) -> None:
@@ -129,10 +146,10 @@ async def test_delete_removes_row_and_file(tmp_path: Path) -> None:
     await store.delete(stored.id)
     assert not stored.path.exists()
     with pytest.raises(ImageNotFoundError):
-        await store.get(stored.id)
+        await store.get(stored.id, owner="local")
     await store.delete(stored.id)  # already gone: not an error
     await store.delete("feedfacefeedface")
-    assert (await store.read(other.id))[0] == other
+    assert (await store.read(other.id, owner="local"))[0] == other
 
 
 def age(path: Path, seconds: float = 3600) -> None:
@@ -159,14 +176,14 @@ async def test_repair_after_a_crash_makes_index_and_files_agree(tmp_path: Path) 
     reopened = LocalStore(tmp_path)
     report = await reopened.repair()
     assert (report.recovered, report.dropped_rows, report.removed_temp) == (1, 1, 1)
-    recovered, data = await reopened.read("0123456789abcdef")
+    recovered, data = await reopened.read("0123456789abcdef", owner="local")
     assert (recovered.width, recovered.height, recovered.mime_type) == (30, 20, "image/png")
     assert recovered.sha256 == hashlib.sha256(data).hexdigest()
     assert "recovered" in recovered.metadata
     with pytest.raises(ImageNotFoundError):
-        await reopened.get(lost.id)
+        await reopened.get(lost.id, owner="local")
     assert not unfinished.exists() and young.exists()
-    assert (await reopened.read(kept.id))[0] == kept
+    assert (await reopened.read(kept.id, owner="local"))[0] == kept
     assert await reopened.repair() == RepairReport(), "a second check finds nothing to do"
 
 
@@ -209,14 +226,18 @@ async def test_size_limit_deletes_oldest_first_but_never_a_file_being_read(
 
     monkeypatch.setattr(Path, "read_bytes", slow_read)
     async with anyio.create_task_group() as group:
-        group.start_soon(store.read, stored[0].id)
+        group.start_soon(functools.partial(store.read, stored[0].id, owner="local"))
         await anyio.to_thread.run_sync(reading.wait, 5)
         fourth = await store.put(new(images[3]))  # over the limit: the oldest is being read
         assert stored[0].path.exists() and not stored[1].path.exists()
         release.set()
     fifth = await store.put(new(images[4]))
     assert not stored[0].path.exists()
-    assert [image.id for image in (await store.page(None, 10)).images] == [fifth.id, fourth.id, stored[2].id]
+    assert [image.id for image in (await store.page(None, 10, owner="local")).images] == [
+        fifth.id,
+        fourth.id,
+        stored[2].id,
+    ]
 
 
 async def test_age_limit_deletes_old_images(tmp_path: Path) -> None:
@@ -228,7 +249,7 @@ async def test_age_limit_deletes_old_images(tmp_path: Path) -> None:
     assert await store.enforce_retention() == 1
     assert not old.path.exists() and recent.path.exists()
     with pytest.raises(ImageNotFoundError):
-        await store.get(old.id)
+        await store.get(old.id, owner="local")
 
 
 async def test_full_disk_is_a_clear_error_and_leaves_nothing(
@@ -263,10 +284,64 @@ async def test_200_concurrent_calls_leave_index_and_files_consistent(tmp_path: P
     assert all(not result.is_error for result in results)
     root = tmp_path / "store"
     store = LocalStore(root)
-    page = await store.page(None, 500)
+    page = await store.page(None, 500, owner="local")
     assert len(page.images) == 200 and await store.count() == 200
     files = sorted(p for p in (root / "images").rglob("*") if p.is_file())
     assert sorted(image.path for image in page.images) == files
     assert all(hashlib.sha256(image.path.read_bytes()).hexdigest() == image.sha256 for image in page.images)
     assert not list((root / "tmp").iterdir())
     assert await store.repair(grace_s=0) == RepairReport()
+
+
+async def test_owners_scope_every_lookup_and_the_same_bytes_are_two_images(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    data = png_bytes()
+    alices = await store.put(new(data, owner="alice"))
+    bobs = await store.put(new(data, owner="bob"))
+    assert alices.id != bobs.id
+    assert await store.find_by_sha256(alices.sha256, owner="alice") == alices
+    assert await store.find_by_sha256(alices.sha256, owner="bob") == bobs
+    assert await store.find_by_sha256(alices.sha256, owner="carol") is None
+    for lookup in (store.get, store.read):
+        with pytest.raises(ImageNotFoundError) as theirs:
+            await lookup(alices.id, owner="bob")
+        with pytest.raises(ImageNotFoundError) as nobodys:
+            await lookup("feedfacefeedface", owner="bob")
+        assert str(theirs.value) == str(nobodys.value).replace("feedfacefeedface", alices.id)
+    assert [image.id for image in (await store.page(None, 10, owner="bob")).images] == [bobs.id]
+    everyone = await store.page(None, 10, owner=None)
+    assert [image.id for image in everyone.images] == [bobs.id, alices.id]
+    assert (await store.read(alices.id, owner=None))[1] == data
+
+
+FIXTURE_STORE = Path(__file__).parent / "fixtures" / "store-0.1.0"
+"""A store written by release 0.1.0 (before images had owners): a generated image, an input,
+and an edit of that input."""
+
+
+async def test_a_store_written_by_the_previous_release_migrates_in_place(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    shutil.copytree(FIXTURE_STORE, root)
+    files = {path.name: path.read_bytes() for path in (root / "images").rglob("*.png")}
+    stores: list[LocalStore] = []
+    async with anyio.create_task_group() as group:  # two servers starting at once migrate it once
+        for _ in range(2):
+            group.start_soon(anyio.to_thread.run_sync, lambda: stores.append(LocalStore(root)))
+    store = stores[0]
+    listed = (await store.page(None, 10, owner="local")).images
+    assert [(image.kind, image.prompt) for image in listed] == [
+        ("edited", "make it green"),
+        ("input", None),
+        ("generated", "a red card"),
+    ]
+    assert all(image.owner == "local" for image in listed)
+    edited, source = listed[0], listed[1]
+    assert edited.parent_ids == (source.id,)
+    for image in listed:
+        assert (await store.read(image.id, owner="local"))[1] == files[image.path.name]
+    assert (await store.page(None, 10, owner="alice")).images == []
+    for other in stores:
+        other.close()
+    assert [image.id for image in (await LocalStore(root).page(None, 10, owner="local")).images] == [
+        image.id for image in listed
+    ]

@@ -3,6 +3,10 @@
 A reference is one string: an `imagegen://images/{id}` URI, a local path (or `file://`
 URI) inside an allowed folder or the store, a `data:` URI, or raw base64. Sizes are
 capped before anything is decoded; paths are resolved (symlinks, `..`) before the check.
+
+Every read is the caller's: a store URI names one of their own images (or, for an admin,
+anyone's), and a caller over an authenticated remote transport may name files only inside
+IMAGEGEN_REMOTE_ALLOW_PATHS, never inside the store (whose files belong to everyone).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
@@ -22,6 +27,9 @@ import anyio.to_thread
 from mcp_imagegen.errors import ImageNotFoundError, InputError
 from mcp_imagegen.images.fetch import UrlFetcher
 from mcp_imagegen.store.base import URI_PREFIX, Store
+
+if TYPE_CHECKING:
+    from mcp_imagegen.server.principals import Principal
 
 WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
 BASE64_TEXT = re.compile(r"^[A-Za-z0-9+/_\-\s]+={0,2}\s*$")
@@ -46,20 +54,23 @@ class InputResolver:
         allowed_dirs: list[Path],
         max_bytes: int,
         urls: UrlFetcher | None = None,
+        remote_roots: list[Path] | None = None,
     ) -> None:
         self._store = store
         self._roots = [store_dir, *allowed_dirs]
+        self._remote_roots = list(remote_roots or [])
         self._max_bytes = max_bytes
         self._urls = urls
 
-    async def resolve(self, reference: str, what: str) -> RawInput:
-        """Read the image `reference` names; InputError says what is wrong and how to fix it."""
+    async def resolve(self, reference: str, what: str, caller: Principal) -> RawInput:
+        """Read the image `reference` names for `caller`; InputError says what is wrong and how to
+        fix it."""
         text = reference.strip()
         if not text:
             raise InputError(f"{what} is empty; pass an imagegen:// URI, a file path, a data URI or base64")
         lowered = text[:16].lower()
         if lowered.startswith(URI_PREFIX[:11]):
-            return await self._from_store(text, what)
+            return await self._from_store(text, what, caller)
         if lowered.startswith("data:"):
             return RawInput(self._from_data_uri(text, what), "image")
         if lowered.startswith(("http://", "https://")):
@@ -71,33 +82,39 @@ class InputResolver:
             data, filename = await self._urls.fetch(text, what)
             return RawInput(data, filename)
         if lowered.startswith("file:"):
-            return await self._from_path(_file_uri_path(text, what), what)
+            return await self._from_path(_file_uri_path(text, what), what, caller)
         if len(text) <= LONG_REFERENCE and _looks_like_path(text):
-            return await self._from_path(Path(text), what)
+            return await self._from_path(Path(text), what, caller)
         if BASE64_TEXT.match(text):
             return RawInput(self._decode_base64(text, what), "image")
         raise InputError(
             f"{what} is not an imagegen:// URI, an absolute file path, a data URI or base64: {text[:60]!r}"
         )
 
-    async def _from_store(self, uri: str, what: str) -> RawInput:
+    async def _from_store(self, uri: str, what: str, caller: Principal) -> RawInput:
         image_id = uri[len(URI_PREFIX) :] if uri.startswith(URI_PREFIX) else ""
         if not image_id or "/" in image_id:
             raise InputError(f"{what} {uri!r} is not an image URI; use imagegen://images/<id>")
         try:
-            stored, data = await self._store.read(image_id)
+            stored, data = await self._store.read(image_id, owner=caller.sees)
         except ImageNotFoundError:
             raise InputError(f"{what}: no image {image_id!r} in the store (see resources/list)") from None
         return RawInput(data, stored.path.name, stored.id)
 
-    async def _from_path(self, path: Path, what: str) -> RawInput:
-        return await anyio.to_thread.run_sync(self._read_path, path, what)
+    async def _from_path(self, path: Path, what: str, caller: Principal) -> RawInput:
+        roots = self._remote_roots if caller.remote else self._roots
+        if not roots:
+            raise InputError(
+                f"{what}: file paths are not read for callers over the network; pass an imagegen:// URI, "
+                "a data URI or base64 (the server's operator may allow folders: IMAGEGEN_REMOTE_ALLOW_PATHS)"
+            )
+        return await anyio.to_thread.run_sync(self._read_path, path, what, roots)
 
-    def _read_path(self, path: Path, what: str) -> RawInput:
-        resolved = self._checked_path(path.expanduser(), what)
+    def _read_path(self, path: Path, what: str, roots: list[Path]) -> RawInput:
+        resolved = self._checked_path(path.expanduser(), what, roots)
         return RawInput(resolved.read_bytes(), resolved.name)
 
-    def _checked_path(self, path: Path, what: str) -> Path:
+    def _checked_path(self, path: Path, what: str, allowed: list[Path]) -> Path:
         text = str(path)
         if "\0" in text:
             raise InputError(f"{what} path contains a NUL character")
@@ -112,16 +129,23 @@ class InputResolver:
             )
         if not path.is_absolute():
             raise InputError(f"{what} path {text!r} is relative; give an absolute path")
+        roots = [root.expanduser().resolve() for root in allowed]
         try:
             resolved = path.resolve(strict=True)
         except (OSError, RuntimeError):
-            raise InputError(f"{what}: file {text!r} does not exist") from None
-        roots = [root.expanduser().resolve() for root in self._roots]
+            # Said only inside an allowed folder: elsewhere, "does not exist" would tell a caller
+            # which files the server's machine has.
+            resolved = Path(os.path.normpath(path))
+            if any(resolved.is_relative_to(root) for root in roots):
+                raise InputError(f"{what}: file {text!r} does not exist") from None
         if not any(resolved.is_relative_to(root) for root in roots):
             folders = ", ".join(str(root) for root in roots)
+            setting = (
+                "IMAGEGEN_REMOTE_ALLOW_PATHS" if allowed is self._remote_roots else "IMAGEGEN_ALLOWED_DIRS"
+            )
             raise InputError(
                 f"{what}: {str(path)!r} is outside the folders this server may read ({folders}). "
-                "Add its folder to IMAGEGEN_ALLOWED_DIRS, or pass the image as a data URI or base64"
+                f"Add its folder to {setting}, or pass the image as a data URI or base64"
             )
         if not resolved.is_file():
             raise InputError(f"{what}: {str(path)!r} is not a file")

@@ -161,42 +161,43 @@ class ProviderRegistry(ProviderCatalog):
         self._built: dict[str, Provider] = {}
 
     def generator(self, name: str | None, model: str | None = None) -> ImageGenerator:
-        provider = self._for(name, "generate", model)
+        provider = self.provider_for("generate", name, model)
         if not isinstance(provider, ImageGenerator):
             raise self._cannot(provider.name, "generate")
         return provider
 
     def editor(self, name: str | None, model: str | None = None) -> ImageEditor:
-        provider = self._for(name, "edit", model)
+        provider = self.provider_for("edit", name, model)
         if not isinstance(provider, ImageEditor):
             raise self._cannot(provider.name, "edit")
         return provider
 
     def describer(self, name: str | None, model: str | None = None) -> ImageDescriber:
-        provider = self._for(name, "describe", model)
+        provider = self.provider_for("describe", name, model)
         if not isinstance(provider, ImageDescriber):
             raise self._cannot(provider.name, "describe")
         return provider
 
     def upscaler(self, name: str | None, model: str | None = None) -> ImageUpscaler:
-        provider = self._for(name, "upscale", model)
+        provider = self.provider_for("upscale", name, model)
         if not isinstance(provider, ImageUpscaler):
             raise self._cannot(provider.name, "upscale")
         return provider
 
     def segmenter(self, name: str | None, model: str | None = None) -> ImageSegmenter:
-        provider = self._for(name, "segment", model)
+        provider = self.provider_for("segment", name, model)
         if not isinstance(provider, ImageSegmenter):
             raise self._cannot(provider.name, "segment")
         return provider
 
     def recontexter(self, name: str | None, model: str | None = None) -> ImageRecontexter:
-        provider = self._for(name, "recontext", model)
+        provider = self.provider_for("recontext", name, model)
         if not isinstance(provider, ImageRecontexter):
             raise self._cannot(provider.name, "recontext")
         return provider
 
-    def _for(self, name: str | None, operation: Operation, model: str | None) -> Provider:
+    def provider_for(self, operation: Operation, name: str | None, model: str | None) -> Provider:
+        """The provider a call names, or the one that serves `model`, or the default for `operation`."""
         provider = self._get(name or self._by_model(operation, model) or self.default_name(operation))
         if operation not in provider.capabilities.operations:
             raise self._cannot(provider.name, operation)

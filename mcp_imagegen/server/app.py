@@ -39,11 +39,14 @@ from mcp_imagegen.server.icons import icon
 from mcp_imagegen.server.jobs.core import JobManager
 from mcp_imagegen.server.jobs.tasks import TasksExtension
 from mcp_imagegen.server.limits import RateLimiter
+from mcp_imagegen.server.principals import current_principal
 from mcp_imagegen.server.state import AppState
 from mcp_imagegen.server.tools import all_tools
 from mcp_imagegen.server.tools.arguments import StrictTool
 from mcp_imagegen.server.tools.surface import Surface
 from mcp_imagegen.store.local import LocalStore, Retention
+from mcp_imagegen.usage.ledger import LEDGER_FILE, UsageLedger
+from mcp_imagegen.usage.prices import PriceTable
 
 logger = logging.getLogger(__name__)
 
@@ -52,10 +55,10 @@ Image tools over several providers. generate_image makes images from a prompt; e
 changes an image (optionally inside a mask, optionally with more input images); \
 list_providers shows which providers are configured and what each can do. Every image is \
 kept in a store: results give an inline preview, an imagegen://images/{id} link to the \
-full-size file and its path on disk. Pass an imagegen:// URI from an earlier result as the \
-image of edit_image to keep working on it. A call that takes longer than wait_seconds \
-answers with status 'running' and a job_id: call get_job with it to collect the images \
-(or cancel_job to stop it)."""
+full-size file (and, locally, its path on disk) and the call's estimated cost. Pass an \
+imagegen:// URI from an earlier result as the image of edit_image to keep working on it. A \
+call that takes longer than wait_seconds answers with status 'running' and a job_id: call \
+get_job with it to collect the images (or cancel_job to stop it)."""
 
 
 CACHE_HINTS: dict[CacheableMethod, CacheHint] = {
@@ -84,7 +87,9 @@ class ImagegenServer(MCPServer[AppState]):
     ) -> ListResourcesResult:
         cursor = params.cursor if params is not None else None
         try:
-            items, next_cursor = await resources.list_page(ctx.lifespan_context.store, cursor)
+            items, next_cursor = await resources.list_page(
+                ctx.lifespan_context.store, cursor, current_principal()
+            )
         except InputError as exc:
             raise MCPError(code=INVALID_PARAMS, message=str(exc)) from None
         return ListResourcesResult(resources=items, next_cursor=next_cursor)
@@ -100,7 +105,7 @@ class ImagegenServer(MCPServer[AppState]):
             return await super().read_resource(uri, context)
         if context is None:
             raise ResourceError("reading a stored image needs a request context")
-        return await resources.read(context.request_context.lifespan_context.store, text)
+        return await resources.read(context.request_context.lifespan_context.store, text, current_principal())
 
 
 def _url_fetcher(settings: Settings, client: httpx2.AsyncClient) -> UrlFetcher | None:
@@ -156,6 +161,8 @@ def build_server(
     async def lifespan(server: MCPServer[AppState]) -> AsyncIterator[AppState]:
         codec.set_pixel_limit(settings.max_pixels)
         store = LocalStore(settings.store_dir, retention(settings))
+        ledger = UsageLedger(settings.store_dir / LEDGER_FILE)
+        ledger.settle_stale()
         try:
             async with (
                 httpx2.AsyncClient(follow_redirects=False) as client,
@@ -172,6 +179,7 @@ def build_server(
                         settings.allowed_dirs,
                         settings.max_input_bytes,
                         _url_fetcher(settings, client),
+                        remote_roots=settings.remote_allow_paths,
                     ),
                     jobs=JobManager(
                         jobs,
@@ -180,10 +188,13 @@ def build_server(
                         max_concurrent=settings.max_concurrent_provider_calls,
                     ),
                     rate_limiter=RateLimiter(settings.rate_limit_per_minute or 0),
+                    prices=PriceTable(settings.prices),
+                    ledger=ledger,
                 )
                 jobs.cancel_scope.cancel()  # shutting down: abort what is still running
         finally:
             store.close()
+            ledger.close()
 
     tools = all_tools(surface or Surface.of(settings))
     long_tools = frozenset(tool.name for tool in tools if isinstance(tool, StrictTool) and tool.operation)

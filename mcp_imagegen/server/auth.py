@@ -11,8 +11,10 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import re
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,51 +24,97 @@ import jwt
 from mcp.server.auth.provider import AccessToken
 
 from mcp_imagegen.errors import ConfigError
+from mcp_imagegen.server.principals import LOCAL_NAME, checked_name, derived_name
 
 logger = logging.getLogger(__name__)
 
 JWT_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
 """Asymmetric algorithms only: a resource server holds no shared secret, and `none` or HS*
 with a public key as the secret are classic forgeries."""
+NAME_LIKE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
+"""`name:` before a token in IMAGEGEN_AUTH_TOKENS (a token itself rarely has a colon)."""
 JWKS_TTL_S = 600.0
 JWKS_REFRESH_MIN_S = 30.0
 """An unknown key id refetches the JWKS, but not more often than this (a flood of forged
 tokens must not become a flood of requests to the issuer)."""
 
 
-def read_token_file(path: Path) -> list[str]:
-    """One token per line; blank lines and `#` comments are skipped."""
+@dataclass(frozen=True)
+class StaticToken:
+    """One accepted bearer token, the principal it stands for and any scopes it adds."""
+
+    token: str
+    name: str
+    scopes: tuple[str, ...] = ()
+
+
+def parse_token(text: str, where: str) -> StaticToken:
+    """`TOKEN` or `name:TOKEN` (as in IMAGEGEN_AUTH_TOKENS)."""
+    name, colon, rest = text.partition(":")
+    if colon and rest and NAME_LIKE.match(name):
+        return StaticToken(rest, _name(name, where))
+    return StaticToken(text, derived_name(text))
+
+
+def read_token_file(path: Path) -> list[StaticToken]:
+    """One token per line: `TOKEN`, or `name TOKEN [scope ...]` (e.g. `alice TOKEN imagegen:admin`);
+    blank lines and `#` comments are skipped."""
     try:
         lines = path.expanduser().read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         raise ConfigError(f"cannot read the token file {path}: {exc.strerror}") from None
-    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    tokens = []
+    for number, line in enumerate(lines, start=1):
+        words = line.split()
+        if not words or words[0].startswith("#"):
+            continue
+        where = f"{path}, line {number}"
+        if len(words) == 1:
+            tokens.append(parse_token(words[0], where))
+        else:
+            tokens.append(StaticToken(words[1], _name(words[0], where), tuple(words[2:])))
+    return tokens
+
+
+def _name(name: str, where: str) -> str:
+    try:
+        return checked_name(name, where)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 class StaticTokenVerifier:
     """Accepts any of a fixed set of bearer tokens, compared in constant time.
 
-    The client id of a request is `token-N` (N from 1, in configuration order), so logs and
-    rate limits can tell clients apart without ever showing a token.
+    A request's principal (`AccessToken.subject`) is its token's name, so logs, usage and
+    rate limits tell people apart without ever showing a token.
     """
 
-    def __init__(self, tokens: Sequence[str], *, scopes: Sequence[str], resource: str) -> None:
+    def __init__(self, tokens: Sequence[StaticToken], *, scopes: Sequence[str], resource: str) -> None:
         if not tokens:
             raise ConfigError("no auth tokens configured")
-        self._tokens = [token.encode() for token in tokens]
+        names: dict[str, str] = {}
+        for entry in tokens:
+            if names.setdefault(entry.name, entry.token) != entry.token:
+                raise ConfigError(f"two different auth tokens are both named {entry.name!r}")
+        self._tokens = [(entry.token.encode(), entry) for entry in tokens]
         self._scopes = list(scopes)
         self._resource = resource
 
     async def verify_token(self, token: str) -> AccessToken | None:
         offered = token.encode()
-        matched = 0
-        for index, known in enumerate(self._tokens, start=1):
+        matched: StaticToken | None = None
+        for known, entry in self._tokens:
             if hmac.compare_digest(offered, known):  # every token is compared: no early exit
-                matched = matched or index
-        if not matched:
+                matched = matched or entry
+        if matched is None:
             return None
         return AccessToken(
-            token=token, client_id=f"token-{matched}", scopes=self._scopes, resource=self._resource
+            token=token,
+            client_id=matched.name,
+            subject=matched.name,
+            scopes=[*self._scopes, *matched.scopes],
+            resource=self._resource,
         )
 
 
@@ -110,13 +158,17 @@ class JwtVerifier:
         scope = claims.get("scope", claims.get("scp", ""))
         scopes = scope.split() if isinstance(scope, str) else [str(item) for item in scope]
         client_id = claims.get("client_id") or claims.get("azp") or claims.get("sub") or "unknown"
+        principal = claims.get("sub") or claims.get("client_id") or claims.get("azp")
+        if not principal or str(principal) == LOCAL_NAME:
+            logger.info("refused an access token: it names no principal (sub, client_id or azp)")
+            return None
         return AccessToken(
             token=token,
             client_id=str(client_id),
             scopes=scopes,
             expires_at=int(claims["exp"]),
             resource=self._audience,
-            subject=str(claims["sub"]) if "sub" in claims else None,
+            subject=str(principal),
             claims={"iss": claims.get("iss")},
         )
 

@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from mcp_imagegen.config import Settings
 from mcp_imagegen.errors import ConfigError
 from mcp_imagegen.server.app import ImagegenServer
-from mcp_imagegen.server.auth import JwtVerifier, StaticTokenVerifier, read_token_file
+from mcp_imagegen.server.auth import JwtVerifier, StaticTokenVerifier, parse_token, read_token_file
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,9 @@ def remote_auth(settings: Settings, resource: str) -> RemoteAuth | None:
             jwks_url=settings.auth_jwks_url or f"{issuer}/.well-known/jwks.json",
         )
     else:
-        tokens = [token.get_secret_value() for token in settings.auth_tokens]
+        tokens = [
+            parse_token(token.get_secret_value(), "IMAGEGEN_AUTH_TOKENS") for token in settings.auth_tokens
+        ]
         if settings.auth_tokens_file is not None:
             tokens += read_token_file(settings.auth_tokens_file)
         if not tokens:

@@ -1,23 +1,13 @@
-"""Per-client rate limits for the tools that call providers (each call costs money)."""
+"""Per-principal rate limits for the tools that call providers (each call costs money)."""
 
 from __future__ import annotations
 
 import time
 from collections import deque
 
-from mcp.server.auth.middleware.auth_context import get_access_token
-
 from mcp_imagegen.errors import LimitError
 
 WINDOW_S = 60.0
-LOCAL_CLIENT = "local"
-"""The key for calls without an access token: stdio, or HTTP without auth."""
-
-
-def client_key() -> str:
-    """Who is calling: the access token's client id, or `local`."""
-    token = get_access_token()
-    return token.client_id if token is not None else LOCAL_CLIENT
 
 
 class RateLimiter:

@@ -14,6 +14,7 @@ from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.types import Annotations, Resource, ResourceTemplate
 
 from mcp_imagegen.errors import ImageNotFoundError, StoreError
+from mcp_imagegen.server.principals import Principal
 from mcp_imagegen.store.base import URI_PREFIX, Store, StoredImage, image_uri, metadata_uri
 
 PAGE_SIZE = 50
@@ -40,8 +41,9 @@ def is_image_uri(uri: str) -> bool:
     return uri.startswith(URI_PREFIX)
 
 
-async def list_page(store: Store, cursor: str | None) -> tuple[list[Resource], str | None]:
-    page = await store.page(cursor, PAGE_SIZE)
+async def list_page(store: Store, cursor: str | None, caller: Principal) -> tuple[list[Resource], str | None]:
+    """The caller's images (everyone's for an admin), newest first."""
+    page = await store.page(cursor, PAGE_SIZE, owner=caller.sees)
     return [_resource(image) for image in page.images], page.next_cursor
 
 
@@ -64,8 +66,9 @@ def _resource(image: StoredImage) -> Resource:
     )
 
 
-async def read(store: Store, uri: str) -> list[ReadResourceContents]:
-    """The file (blob) or its metadata (JSON) for an `imagegen://images/...` URI."""
+async def read(store: Store, uri: str, caller: Principal) -> list[ReadResourceContents]:
+    """The file (blob) or its metadata (JSON) for an `imagegen://images/...` URI; someone else's
+    image is not found, exactly like one that does not exist."""
     rest = uri[len(URI_PREFIX) :]
     wants_metadata = rest.endswith(METADATA_SUFFIX)
     image_id = rest.removesuffix(METADATA_SUFFIX) if wants_metadata else rest
@@ -73,9 +76,10 @@ async def read(store: Store, uri: str) -> list[ReadResourceContents]:
         raise ResourceNotFoundError(f"Unknown resource: {uri}")
     try:
         if wants_metadata:
-            image = await store.get(image_id)
-            return [ReadResourceContents(content=metadata_json(image), mime_type="application/json")]
-        image, data = await store.read(image_id)
+            image = await store.get(image_id, owner=caller.sees)
+            document = metadata_json(image, show_path=not caller.remote)
+            return [ReadResourceContents(content=document, mime_type="application/json")]
+        image, data = await store.read(image_id, owner=caller.sees)
     except ImageNotFoundError:
         raise ResourceNotFoundError(f"Unknown resource: {uri} (no such image in the store)") from None
     except StoreError as exc:
@@ -87,13 +91,15 @@ def iso_time(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, tz=timezone.utc).isoformat()
 
 
-def metadata_json(image: StoredImage) -> str:
+def metadata_json(image: StoredImage, *, show_path: bool) -> str:
+    """The metadata document; the file's path only where the caller is on this machine."""
     created = iso_time(image.created_at)
     document = {
         "id": image.id,
         "uri": image_uri(image.id),
         "metadata_uri": metadata_uri(image.id),
-        "path": str(image.path),
+        **({"path": str(image.path)} if show_path else {}),
+        "owner": image.owner,
         "kind": image.kind,
         "mime_type": image.mime_type,
         "width": image.width,

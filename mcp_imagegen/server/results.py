@@ -31,7 +31,9 @@ class ImageRef(BaseModel):
 
     id: str
     uri: str = Field(description="imagegen://images/{id}; read it for the full-size file.")
-    path: str = Field(description="The full-size file on the server's disk.")
+    path: str | None = Field(
+        None, description="The full-size file on the server's disk (left out for callers over the network)."
+    )
     mime_type: str
     width: int
     height: int
@@ -43,6 +45,13 @@ class ImageRef(BaseModel):
         None, description="For a segmentation mask or cutout: the model's confidence."
     )
     preview: PreviewInfo = Field(description="The inline copy in this result, which may be downscaled.")
+
+
+class CallCost(BaseModel):
+    estimated_usd: float | None = Field(
+        description="null: no price is known for this provider and model (it is not free)."
+    )
+    basis: str = Field(description="The price used, with its date and source, or why there is none.")
 
 
 class ImageResult(BaseModel):
@@ -66,6 +75,7 @@ class ImageResult(BaseModel):
     )
     elapsed_s: float | None = Field(None, description="While running: seconds since the call started.")
     message: str | None = Field(None, description="While running: the latest step.")
+    cost: CallCost | None = Field(None, description="The call's estimated cost in USD.")
 
 
 async def image_result(
@@ -76,6 +86,7 @@ async def image_result(
     model: str,
     max_bytes: int,
     max_side: int,
+    show_paths: bool,
     parent_ids: tuple[str, ...] = (),
     usage: dict[str, JsonValue] | None = None,
     partial_uris: tuple[str, ...] = (),
@@ -86,7 +97,7 @@ async def image_result(
     previews = await anyio.to_thread.run_sync(
         lambda: fit_previews(sources, max_bytes=max_bytes, max_side=max_side)
     )
-    refs = [_ref(image, preview) for (image, _), preview in zip(stored, previews, strict=True)]
+    refs = [_ref(image, preview, show_paths) for (image, _), preview in zip(stored, previews, strict=True)]
     output = ImageResult(
         job_id=job_id,
         images=refs,
@@ -109,7 +120,8 @@ async def image_result(
                 uri=image.uri,
                 mime_type=image.mime_type,
                 size=image.bytes,
-                description=f"Full-size {image.width}x{image.height} image, also at {image.path}",
+                description=f"Full-size {image.width}x{image.height} image"
+                + (f", also at {image.path}" if show_paths else ""),
             )
         )
     content.append(TextContent(text=output.model_dump_json(exclude_none=True)))
@@ -118,13 +130,13 @@ async def image_result(
     )
 
 
-def _ref(image: StoredImage, preview: Preview) -> ImageRef:
+def _ref(image: StoredImage, preview: Preview, show_path: bool) -> ImageRef:
     revised = image.metadata.get("revised_prompt")
     label, score = image.metadata.get("label"), image.metadata.get("score")
     return ImageRef(
         id=image.id,
         uri=image.uri,
-        path=str(image.path),
+        path=str(image.path) if show_path else None,
         mime_type=image.mime_type,
         width=image.width,
         height=image.height,

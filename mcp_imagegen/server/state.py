@@ -10,6 +10,8 @@ from mcp_imagegen.providers.registry import ProviderRegistry
 from mcp_imagegen.server.jobs.core import JobManager
 from mcp_imagegen.server.limits import RateLimiter
 from mcp_imagegen.store.base import Store
+from mcp_imagegen.usage.ledger import UsageLedger
+from mcp_imagegen.usage.prices import PriceTable
 
 
 @dataclass(frozen=True)
@@ -20,3 +22,5 @@ class AppState:
     inputs: InputResolver
     jobs: JobManager
     rate_limiter: RateLimiter
+    prices: PriceTable
+    ledger: UsageLedger

@@ -14,6 +14,8 @@ ImageKind = Literal[
 """`partial`: an intermediate image streamed during a call; readable by URI, left out of
 listings, and removed when its call ends unless the caller asked to keep it."""
 URI_PREFIX = "imagegen://images/"
+LOCAL_OWNER = "local"
+"""The owner of everything made over stdio or unauthenticated HTTP, and of rows older than owners."""
 
 
 def image_uri(image_id: str) -> str:
@@ -33,6 +35,8 @@ class NewImage:
     width: int
     height: int
     kind: ImageKind
+    owner: str
+    """The principal it belongs to (`server.principals`): only they (and an admin) can see it."""
     provider: str | None = None
     model: str | None = None
     prompt: str | None = None
@@ -54,6 +58,7 @@ class StoredImage:
     sha256: str
     created_at: float
     kind: ImageKind
+    owner: str
     provider: str | None
     model: str | None
     prompt: str | None
@@ -72,23 +77,28 @@ class Page:
 
 
 class Store(Protocol):
-    """Async facade; implementations do their blocking work off the event loop."""
+    """Async facade; implementations do their blocking work off the event loop.
+
+    Every lookup is scoped to an owner: an image of someone else is exactly as absent as one
+    that never existed (the same error, the same query). `owner=None` means anyone's, for the
+    admin scope only.
+    """
 
     async def put(self, image: NewImage) -> StoredImage: ...
 
-    async def get(self, image_id: str) -> StoredImage:
+    async def get(self, image_id: str, *, owner: str | None) -> StoredImage:
         """Raises ImageNotFoundError."""
         ...
 
-    async def read(self, image_id: str) -> tuple[StoredImage, bytes]:
+    async def read(self, image_id: str, *, owner: str | None) -> tuple[StoredImage, bytes]:
         """The record and the file's bytes; raises ImageNotFoundError."""
         ...
 
-    async def find_by_sha256(self, sha256: str) -> StoredImage | None:
-        """The oldest image with these bytes, partial images excepted."""
+    async def find_by_sha256(self, sha256: str, *, owner: str) -> StoredImage | None:
+        """The owner's oldest image with these bytes, partial images excepted."""
         ...
 
-    async def page(self, cursor: str | None, limit: int) -> Page:
+    async def page(self, cursor: str | None, limit: int, *, owner: str | None) -> Page:
         """Newest first, partial images left out; `cursor` is opaque and comes from a previous
         page. Raises InputError for a cursor that did not."""
         ...

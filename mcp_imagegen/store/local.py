@@ -30,7 +30,7 @@ import anyio.to_thread
 
 from mcp_imagegen.errors import ImageNotFoundError, InputError, StoreError
 from mcp_imagegen.images.codec import EXTENSION_BY_MIME
-from mcp_imagegen.store.base import ImageKind, NewImage, Page, StoredImage
+from mcp_imagegen.store.base import LOCAL_OWNER, ImageKind, NewImage, Page, StoredImage
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
@@ -48,18 +48,35 @@ CREATE TABLE IF NOT EXISTS images (
     model TEXT,
     prompt TEXT,
     parent_ids TEXT NOT NULL,
-    metadata TEXT NOT NULL
+    metadata TEXT NOT NULL,
+    owner TEXT NOT NULL DEFAULT 'local'
 );
-CREATE INDEX IF NOT EXISTS images_by_sha256 ON images (sha256);
 """
+INDEXES = """
+CREATE INDEX IF NOT EXISTS images_by_owner_sha256 ON images (owner, sha256);
+CREATE INDEX IF NOT EXISTS images_by_owner ON images (owner, seq);
+DROP INDEX IF EXISTS images_by_sha256;
+"""
+ADD_OWNER = "ALTER TABLE images ADD COLUMN owner TEXT NOT NULL DEFAULT 'local'"
+"""The migration of a store written before images had owners: every old row is the local
+principal's, which is who made it (a single-user server)."""
 COLUMNS = (
     "seq, id, rel_path, mime_type, width, height, bytes, sha256, created_at, kind, provider, model, prompt,"
-    " parent_ids, metadata"
+    " parent_ids, metadata, owner"
 )
-SELECT_BY_ID = f"SELECT {COLUMNS} FROM images WHERE id = ?"  # noqa: S608 - constant column list
-SELECT_BY_SHA256 = f"SELECT {COLUMNS} FROM images WHERE sha256 = ? AND kind != 'partial' ORDER BY seq LIMIT 1"  # noqa: S608
-SELECT_NEWEST = f"SELECT {COLUMNS} FROM images WHERE kind != 'partial' ORDER BY seq DESC LIMIT ?"  # noqa: S608
-SELECT_OLDER = f"SELECT {COLUMNS} FROM images WHERE seq < ? AND kind != 'partial' ORDER BY seq DESC LIMIT ?"  # noqa: S608
+VISIBLE = "(? IS NULL OR owner = ?)"
+"""The owner filter: the caller's rows, or everyone's for `None` (admin); the same query either way."""
+SELECT_BY_ID = f"SELECT {COLUMNS} FROM images WHERE id = ? AND {VISIBLE}"  # noqa: S608 - constant column list
+SELECT_BY_SHA256 = (
+    f"SELECT {COLUMNS} FROM images WHERE owner = ? AND sha256 = ? AND kind != 'partial' ORDER BY seq LIMIT 1"  # noqa: S608
+)
+SELECT_NEWEST = (
+    f"SELECT {COLUMNS} FROM images WHERE {VISIBLE} AND kind != 'partial' ORDER BY seq DESC LIMIT ?"  # noqa: S608
+)
+SELECT_OLDER = (
+    f"SELECT {COLUMNS} FROM images WHERE seq < ? AND {VISIBLE} AND kind != 'partial'"  # noqa: S608
+    " ORDER BY seq DESC LIMIT ?"
+)
 SELECT_PATH = "SELECT rel_path FROM images WHERE id = ?"
 DELETE_BY_ID = "DELETE FROM images WHERE id = ?"
 SELECT_ALL_PATHS = "SELECT id, rel_path FROM images"
@@ -70,7 +87,7 @@ ORPHAN_GRACE_S = 300.0
 progress in another process sharing the store: repair leaves it alone."""
 INSERT = (
     "INSERT INTO images (id, rel_path, mime_type, width, height, bytes, sha256, created_at, kind, provider,"
-    " model, prompt, parent_ids, metadata) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " model, prompt, parent_ids, metadata, owner) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 ID_BYTES = 8
 CURSOR_PREFIX = "v1:"
@@ -113,10 +130,26 @@ class LocalStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
+            self._migrate()
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(
                 f"cannot open the image store at {root}: {exc} (set IMAGEGEN_STORE_DIR)"
             ) from None
+
+    def _migrate(self) -> None:
+        """Bring an older index up to date, in one write transaction, so that two processes
+        opening the same store at once migrate it once."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(images)")}
+            if "owner" not in columns:
+                self._db.execute(ADD_OWNER)
+                logger.info("store index migrated: existing images belong to the local principal")
+            self._db.execute("COMMIT")
+        except sqlite3.Error:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.executescript(INDEXES)
 
     def close(self) -> None:
         with self._lock:
@@ -125,17 +158,17 @@ class LocalStore:
     async def put(self, image: NewImage) -> StoredImage:
         return await anyio.to_thread.run_sync(self._put, image)
 
-    async def get(self, image_id: str) -> StoredImage:
-        return await anyio.to_thread.run_sync(self._get, image_id)
+    async def get(self, image_id: str, *, owner: str | None) -> StoredImage:
+        return await anyio.to_thread.run_sync(self._get, image_id, owner)
 
-    async def read(self, image_id: str) -> tuple[StoredImage, bytes]:
-        return await anyio.to_thread.run_sync(self._read, image_id)
+    async def read(self, image_id: str, *, owner: str | None) -> tuple[StoredImage, bytes]:
+        return await anyio.to_thread.run_sync(self._read, image_id, owner)
 
-    async def find_by_sha256(self, sha256: str) -> StoredImage | None:
-        return await anyio.to_thread.run_sync(self._find_by_sha256, sha256)
+    async def find_by_sha256(self, sha256: str, *, owner: str) -> StoredImage | None:
+        return await anyio.to_thread.run_sync(self._find_by_sha256, sha256, owner)
 
-    async def page(self, cursor: str | None, limit: int) -> Page:
-        return await anyio.to_thread.run_sync(self._page, cursor, limit)
+    async def page(self, cursor: str | None, limit: int, *, owner: str | None) -> Page:
+        return await anyio.to_thread.run_sync(self._page, cursor, limit, owner)
 
     async def count(self) -> int:
         return await anyio.to_thread.run_sync(self._count)
@@ -173,6 +206,7 @@ class LocalStore:
             image.prompt,
             json.dumps(list(image.parent_ids)),
             json.dumps(image.metadata),
+            image.owner,
         )
         try:
             with self._lock:
@@ -203,18 +237,18 @@ class LocalStore:
                 f"could not write an image to {self.root}: {reason}. Nothing was stored."
             ) from None
 
-    def _get(self, image_id: str) -> StoredImage:
+    def _get(self, image_id: str, owner: str | None) -> StoredImage:
         with self._lock:
-            row = self._db.execute(SELECT_BY_ID, (image_id,)).fetchone()
+            row = self._db.execute(SELECT_BY_ID, (image_id, owner, owner)).fetchone()
         if row is None:
             raise ImageNotFoundError(f"no image {image_id!r} in the store")
         return self._from_row(row)
 
-    def _read(self, image_id: str) -> tuple[StoredImage, bytes]:
+    def _read(self, image_id: str, owner: str | None) -> tuple[StoredImage, bytes]:
         with self._lock:
             self._reading[image_id] += 1
         try:
-            stored = self._get(image_id)
+            stored = self._get(image_id, owner)
             return stored, stored.path.read_bytes()
         except FileNotFoundError:
             raise StoreError(
@@ -228,19 +262,19 @@ class LocalStore:
                 if not self._reading[image_id]:
                     del self._reading[image_id]
 
-    def _find_by_sha256(self, sha256: str) -> StoredImage | None:
+    def _find_by_sha256(self, sha256: str, owner: str) -> StoredImage | None:
         with self._lock:
-            row = self._db.execute(SELECT_BY_SHA256, (sha256,)).fetchone()
+            row = self._db.execute(SELECT_BY_SHA256, (owner, sha256)).fetchone()
         return None if row is None else self._from_row(row)
 
-    def _page(self, cursor: str | None, limit: int) -> Page:
+    def _page(self, cursor: str | None, limit: int, owner: str | None) -> Page:
         """Keyset pagination on `seq`: the cost is one index range scan of `limit + 1` rows."""
         before = _decode_cursor(cursor) if cursor else None
         with self._lock:
             if before is None:
-                rows = self._db.execute(SELECT_NEWEST, (limit + 1,)).fetchall()
+                rows = self._db.execute(SELECT_NEWEST, (owner, owner, limit + 1)).fetchall()
             else:
-                rows = self._db.execute(SELECT_OLDER, (before, limit + 1)).fetchall()
+                rows = self._db.execute(SELECT_OLDER, (before, owner, owner, limit + 1)).fetchall()
         images = [self._from_row(row) for row in rows[:limit]]
         next_cursor = _encode_cursor(rows[limit - 1][0]) if len(rows) > limit else None
         return Page(images, next_cursor)
@@ -303,6 +337,7 @@ class LocalStore:
             None,
             "[]",
             json.dumps({"recovered": "indexed again at start-up after an interrupted write"}),
+            LOCAL_OWNER,  # whose it was is not in the file; the local principal is the safe guess
         )
         try:
             with self._lock:
@@ -356,6 +391,7 @@ class LocalStore:
             prompt,
             parent_ids,
             metadata,
+            owner,
         ) = row
         return StoredImage(
             id=image_id,
@@ -367,6 +403,7 @@ class LocalStore:
             sha256=digest,
             created_at=created_at,
             kind=cast(ImageKind, kind),
+            owner=owner,
             provider=provider,
             model=model,
             prompt=prompt,

@@ -13,6 +13,7 @@ job's owner and was cancelled while waiting (see `server.jobs.delivery`).
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import time
@@ -23,10 +24,11 @@ from typing import Literal, Protocol
 
 import anyio
 from anyio.abc import TaskGroup
-from mcp.types import CallToolResult
+from mcp.types import CallToolResult, TextContent
 
 from mcp_imagegen.errors import ImagegenError, InputError
-from mcp_imagegen.server.limits import LOCAL_CLIENT
+from mcp_imagegen.server.principals import LOCAL, Principal
+from mcp_imagegen.usage.prices import Estimate
 
 logger = logging.getLogger(__name__)
 
@@ -57,10 +59,10 @@ Work = Callable[["Job"], Awaitable[JobOutcome]]
 class Job:
     """One call's work: its state, the steps it went through, its outcome or error."""
 
-    def __init__(self, tool: str, provider: str, model: str, owner: str = LOCAL_CLIENT) -> None:
+    def __init__(self, tool: str, provider: str, model: str, owner: Principal = LOCAL) -> None:
         self.id = JOB_ID_PREFIX + secrets.token_urlsafe(JOB_ID_BYTES)
         self.owner = owner
-        """Who started it (`limits.client_key`): only they can wait on it, cancel it or see it."""
+        """Who started it: only they can wait on it, cancel it or see it, and what it stores is theirs."""
         self.tool = tool
         self.provider = provider
         self.model = model
@@ -69,6 +71,8 @@ class Job:
         """Failed with an unexpected exception (a server fault), not an anticipated error."""
         self.error: str | None = None
         self.outcome: JobOutcome | None = None
+        self.cost: Estimate | None = None
+        """The call's cost: its estimate while it runs, then what it settled at."""
         self.steps: list[JobStep] = []
         self._started = time.monotonic()
         self.created_at = datetime.now(timezone.utc)
@@ -166,7 +170,7 @@ class JobManager:
         self._jobs: dict[str, Job] = {}
 
     def start(
-        self, tool: str, provider: str, model: str, work: Work, first_step: str, owner: str = LOCAL_CLIENT
+        self, tool: str, provider: str, model: str, work: Work, first_step: str, owner: Principal = LOCAL
     ) -> Job:
         self._forget_old()
         job = Job(tool, provider, model, owner)
@@ -175,12 +179,12 @@ class JobManager:
         self._task_group.start_soon(job.run, work, self._timeout_s, self._slots, name=f"{tool} {job.id}")
         return job
 
-    def get(self, job_id: str, owner: str = LOCAL_CLIENT) -> Job:
+    def get(self, job_id: str, owner: Principal = LOCAL) -> Job:
         """The caller's job, or InputError saying why it cannot be found. Someone else's job is
         answered exactly like one that does not exist."""
         self._forget_old()
         job = self._jobs.get(job_id.strip())
-        if job is None or not secrets.compare_digest(job.owner, owner):
+        if job is None or not secrets.compare_digest(job.owner.name, owner.name):
             raise InputError(
                 f"no job {job_id!r} on this server. Job ids come from a tool result with status "
                 f"'running'; finished jobs are kept {self._retention_s / 60:.0f} min, and jobs do not "
@@ -196,6 +200,29 @@ class JobManager:
         finished = [job for job in self._jobs.values() if job.done]
         for job in finished[: max(0, len(finished) - MAX_FINISHED_JOBS)]:
             del self._jobs[job.id]
+
+
+async def job_result(job: Job) -> CallToolResult:
+    """A succeeded job's tool result, with its cost in the structured content (and in the JSON text
+    block that mirrors it, for hosts that ignore structured content)."""
+    assert job.outcome is not None
+    result = await job.outcome.result()
+    if job.cost is None or result.structured_content is None:
+        return result
+    before = json.dumps(result.structured_content, separators=(",", ":"), sort_keys=True)
+    facts = {**result.structured_content, "cost": job.cost.facts()}
+    content = list(result.content)
+    for index, block in enumerate(content):
+        if isinstance(block, TextContent) and _same_json(block.text, before):
+            content[index] = TextContent(text=json.dumps(facts))
+    return result.model_copy(update={"structured_content": facts, "content": content})
+
+
+def _same_json(text: str, canonical: str) -> bool:
+    try:
+        return json.dumps(json.loads(text), separators=(",", ":"), sort_keys=True) == canonical
+    except ValueError:
+        return False
 
 
 Report = Callable[[str], Awaitable[None]]

@@ -17,10 +17,11 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent
 
-from mcp_imagegen.server.jobs.core import Job, Work, follow
+from mcp_imagegen.server.jobs.core import Job, Work, follow, job_result
 from mcp_imagegen.server.jobs.tasks import task_request
-from mcp_imagegen.server.limits import client_key
+from mcp_imagegen.server.principals import current_principal
 from mcp_imagegen.server.state import AppState
+from mcp_imagegen.usage.prices import Estimate
 
 logger = logging.getLogger(__name__)
 
@@ -52,14 +53,14 @@ async def run_as_job(
     work: Work,
     first_step: str,
     wait_seconds: float | None,
+    cost: Estimate | None = None,
 ) -> CallToolResult:
-    """What every long tool does once its call is validated and its request built: count the
-    call against the client's rate limit, start the job, and wait for it (or answer with its
-    handle). A client that takes tasks gets the job as a task instead (`jobs/tasks.py`)."""
+    """Start the caller's job and wait for it (or answer with its handle); `cost` is its estimate,
+    shown until the job settles it. A client that takes tasks gets the job as a task instead
+    (`jobs/tasks.py`). Provider calls come here through `spending.run_paid_job`."""
     app = ctx.request_context.lifespan_context
-    caller = client_key()
-    app.rate_limiter.admit(caller)
-    job = app.jobs.start(tool, provider, model, work, first_step, owner=caller)
+    job = app.jobs.start(tool, provider, model, work, first_step, owner=current_principal())
+    job.cost = cost
     as_task = task_request()
     if as_task is not None:  # the tasks extension answers with the task; the job goes on
         as_task.job = job
@@ -94,7 +95,7 @@ async def deliver(
     if not ended:
         return pending_result(job, settings.wait_seconds)
     if job.state == "succeeded" and job.outcome is not None:
-        return await job.outcome.result()
+        return await job_result(job)
     raise ToolError(job.error or f"{job.tool} did not finish ({job.state})")
 
 
@@ -108,6 +109,7 @@ def pending_result(job: Job, default_wait_s: float) -> CallToolResult:
         "model": job.model,
         "elapsed_s": round(job.elapsed_s, 1),
         "message": job.latest,
+        **({"cost": job.cost.facts()} if job.cost is not None else {}),
     }
     sentence = (
         f"{job.tool} is still running after {job.elapsed_s:.0f} s ({job.provider}, {job.model}; latest "

@@ -22,12 +22,14 @@ from pydantic import JsonValue
 
 from mcp_imagegen.errors import InputError, MalformedReplyError
 from mcp_imagegen.images import codec
-from mcp_imagegen.providers.base import CallEvents, InputImage, ProviderResult
+from mcp_imagegen.providers.base import CallEvents, InputImage, Operation, ProviderResult
 from mcp_imagegen.server.jobs.core import Job
-from mcp_imagegen.server.jobs.delivery import run_as_job
+from mcp_imagegen.server.principals import Principal
 from mcp_imagegen.server.results import image_result
+from mcp_imagegen.server.spending import Approval, run_paid_job
 from mcp_imagegen.server.state import AppState
 from mcp_imagegen.store.base import ImageKind, NewImage, StoredImage
+from mcp_imagegen.usage.prices import Charge
 
 ProviderCall = Callable[[CallEvents], Awaitable[ProviderResult]]
 ROLE_KINDS: dict[str, ImageKind] = {"cutout": "cutout"}
@@ -65,6 +67,7 @@ class JobEvents:
             width=facts.width,
             height=facts.height,
             kind="partial",
+            owner=self._job.owner.name,
             provider=self._provider,
             model=self._model,
             prompt=self._prompt,
@@ -104,11 +107,12 @@ class ImageWork:
             result = await self.call(events)
             job.step(f"storing {len(result.images)} image(s)")
             with anyio.CancelScope(shield=True):
-                parents = tuple([await keep_input(self.app, item, "input") for item in self.inputs])
+                owner = job.owner.name
+                parents = tuple([await keep_input(self.app, item, "input", owner) for item in self.inputs])
                 extra: dict[str, JsonValue] = {"job_id": job.id}
                 if self.mask is not None:
-                    extra["mask_id"] = await keep_input(self.app, self.mask, "mask")
-                stored = await self._store_outputs(result, parents, extra)
+                    extra["mask_id"] = await keep_input(self.app, self.mask, "mask", owner)
+                stored = await self._store_outputs(result, parents, extra, owner)
         finally:
             if not self.keep_partials:
                 await events.discard_partials()
@@ -116,6 +120,7 @@ class ImageWork:
         usage = result.metadata.get("usage")
         return ImageOutcome(
             app=self.app,
+            owner=job.owner,
             job_id=job.id,
             images=tuple(stored),
             provider=self.provider,
@@ -127,7 +132,7 @@ class ImageWork:
         )
 
     async def _store_outputs(
-        self, result: ProviderResult, parents: tuple[str, ...], extra: dict[str, JsonValue]
+        self, result: ProviderResult, parents: tuple[str, ...], extra: dict[str, JsonValue], owner: str
     ) -> list[StoredImage]:
         stored = []
         max_pixels = self.app.settings.max_pixels
@@ -160,6 +165,7 @@ class ImageWork:
                 width=image_facts.width,
                 height=image_facts.height,
                 kind=ROLE_KINDS.get(generated.role or "", self.kind),
+                owner=owner,
                 provider=self.provider,
                 model=result.model,
                 prompt=self.prompt,
@@ -175,6 +181,7 @@ class ImageOutcome:
     """The stored images of a finished job; renders the same tool result every time."""
 
     app: AppState
+    owner: Principal
     job_id: str
     images: tuple[StoredImage, ...]
     provider: str
@@ -184,10 +191,14 @@ class ImageOutcome:
     partials: tuple[StoredImage, ...] = field(default=())
     text: str | None = None
 
+    def metering(self) -> tuple[int, dict[str, JsonValue] | None]:
+        return len(self.images), self.usage
+
     async def result(self) -> CallToolResult:
-        stored = [await self.app.store.read(image.id) for image in self.images]
+        stored = [await self.app.store.read(image.id, owner=self.owner.name) for image in self.images]
         return await image_result(
             stored,
+            show_paths=not self.owner.remote,
             job_id=self.job_id,
             provider=self.provider,
             model=self.model,
@@ -200,19 +211,44 @@ class ImageOutcome:
         )
 
 
+OPERATION_OF_KIND: dict[ImageKind, Operation] = {
+    "generated": "generate",
+    "edited": "edit",
+    "upscaled": "upscale",
+    "segment_mask": "segment",
+    "recontexted": "recontext",
+}
+
+
 async def run_image_tool(
-    ctx: Context[AppState, Any], tool: str, work: ImageWork, first_step: str, wait_seconds: float | None
+    ctx: Context[AppState, Any],
+    tool: str,
+    work: ImageWork,
+    first_step: str,
+    wait_seconds: float | None,
+    approval: Approval,
 ) -> CallToolResult:
-    """Start an image tool's job and deliver it (`run_as_job`)."""
-    return await run_as_job(ctx, tool, work.provider, work.model, work, first_step, wait_seconds)
+    """Start an image tool's job, paid for (`spending.run_paid_job`), and deliver it."""
+    given = work.parameters
+    size, quality = given.get("size"), given.get("quality")
+    charge = Charge(
+        provider=work.provider,
+        model=work.model,
+        operation=OPERATION_OF_KIND[work.kind],
+        images=int(n) if isinstance(n := given.get("n"), int) else 1,
+        size=size if isinstance(size, str) else None,
+        quality=quality if isinstance(quality, str) else None,
+    )
+    return await run_paid_job(ctx, tool, charge, work, first_step, wait_seconds, approval)
 
 
-async def keep_input(app: AppState, item: InputImage, kind: ImageKind) -> str:
-    """Store an input image once (by content hash) and return its id."""
+async def keep_input(app: AppState, item: InputImage, kind: ImageKind, owner: str) -> str:
+    """Store an input image once per owner (by content hash) and return its id: the same bytes
+    sent by two people are two images, so an upload never reveals what someone else has."""
     if item.store_id is not None:
         return item.store_id
-    existing = await app.store.find_by_sha256(hashlib.sha256(item.data).hexdigest())
+    existing = await app.store.find_by_sha256(hashlib.sha256(item.data).hexdigest(), owner=owner)
     if existing is not None:
         return existing.id
-    stored = await app.store.put(NewImage(item.data, item.mime_type, item.width, item.height, kind))
+    stored = await app.store.put(NewImage(item.data, item.mime_type, item.width, item.height, kind, owner))
     return stored.id

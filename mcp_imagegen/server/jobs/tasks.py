@@ -30,8 +30,8 @@ from mcp_types.jsonrpc import HEADER_MISMATCH, INTERNAL_ERROR, INVALID_PARAMS
 from pydantic import Field
 
 from mcp_imagegen.errors import InputError
-from mcp_imagegen.server.jobs.core import Job
-from mcp_imagegen.server.limits import client_key
+from mcp_imagegen.server.jobs.core import Job, job_result
+from mcp_imagegen.server.principals import current_principal
 from mcp_imagegen.server.state import AppState
 
 EXTENSION_ID = "io.modelcontextprotocol/tasks"
@@ -99,7 +99,7 @@ class TasksExtension(Extension):
         job = _job(ctx, params.task_id)
         detail = self._task(job)
         if job.state == "succeeded" and job.outcome is not None:
-            result = await job.outcome.result()
+            result = await job_result(job)
             detail["result"] = result.model_dump(by_alias=True, mode="json", exclude_none=True)
         elif job.state == "failed" and job.crashed:
             detail["error"] = {"code": INTERNAL_ERROR, "message": job.error or "internal error"}
@@ -161,7 +161,7 @@ def _job(ctx: ServerRequestContext[Any, Any], task_id: str) -> Job:
         )
     app: AppState = ctx.lifespan_context
     try:
-        return app.jobs.get(task_id, client_key())
+        return app.jobs.get(task_id, current_principal())
     except InputError as exc:
         raise MCPError(code=INVALID_PARAMS, message=str(exc), data={"taskId": task_id}) from None
 

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from mcp.server.context import LifespanContextT, RequestT
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.resolve import build_resolver_plans, find_resolved_parameters
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata, func_metadata
 from mcp.types import ToolAnnotations
@@ -161,7 +162,8 @@ def strict_tool(
             described = f"{default} (default){''.join(f', {name}' for name in others)}; see list_providers."
             fields["provider"] = (Annotated[str | None, Field(description=described)], None)
     model = create_model(f"{fn.__name__}Arguments", __base__=own, **fields) if fields else own
-    derived = func_metadata(fn, skip_names=["call", "ctx"])
+    resolved = find_resolved_parameters(fn)  # e.g. the confirmation of a call's cost (`spending`)
+    derived = func_metadata(fn, skip_names=["call", "ctx", *resolved])
     metadata = _ArgumentsMetadata(
         arg_model=model,
         output_schema=outline(derived.output_schema) if derived.output_schema else None,
@@ -183,6 +185,8 @@ def strict_tool(
         annotations=annotations.model_copy(update={"title": None}),  # the tool's own title says it
         withheld=withheld,
         operation=operation,
+        resolved_params=dict(resolved),
+        resolver_plans=build_resolver_plans(resolved, {"call"}),
     )
 
 

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 import anyio.to_thread
 from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.resolve import Resolve
 from mcp.server.mcpserver.tools import Tool
 from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel, Field, JsonValue
@@ -28,7 +29,8 @@ from mcp_imagegen.providers.base import (
 )
 from mcp_imagegen.providers.options import DescribeOptions, options_from
 from mcp_imagegen.server.jobs.core import Job
-from mcp_imagegen.server.jobs.delivery import run_as_job
+from mcp_imagegen.server.results import CallCost
+from mcp_imagegen.server.spending import Approval, confirmation, run_paid_job
 from mcp_imagegen.server.state import AppState
 from mcp_imagegen.server.tools.arguments import (
     ModelArg,
@@ -42,6 +44,7 @@ from mcp_imagegen.server.tools.boundary import app_state, user_errors
 from mcp_imagegen.server.tools.checks import chosen_model
 from mcp_imagegen.server.tools.inputs import input_image
 from mcp_imagegen.server.tools.surface import Surface
+from mcp_imagegen.usage.prices import Charge
 
 
 class DescribeAnswer(BaseModel):
@@ -61,6 +64,7 @@ class DescribeAnswer(BaseModel):
     finish_reason: str | None = None
     elapsed_s: float | None = Field(None, description="While running: seconds since the call started.")
     message: str | None = Field(None, description="While running: the latest step.")
+    cost: CallCost | None = Field(None, description="The call's estimated cost in USD.")
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,9 @@ class DescribeOutcome:
     job_id: str
     provider: str
     answer: DescribeResult
+
+    def metering(self) -> tuple[int, dict[str, JsonValue] | None]:
+        return 0, self.answer.usage or None
 
     async def result(self) -> CallToolResult:
         facts = DescribeAnswer(
@@ -108,7 +115,9 @@ class DescribeCall(ToolArguments):
 
 
 async def describe_image(
-    call: DescribeCall, ctx: Context[AppState, Any]
+    call: DescribeCall,
+    ctx: Context[AppState, Any],
+    approval: Annotated[Approval, Resolve(confirmation("describe"))],
 ) -> Annotated[CallToolResult, DescribeAnswer]:
     """Ask a vision model about images (nothing is stored). With response_schema the answer is
     validated JSON in `data`. The local provider only reads text (OCR) and image facts, and says so."""
@@ -137,8 +146,9 @@ async def describe_image(
             return DescribeOutcome(job.id, describer.name, result)
 
         first_step = f"asking {describer.name} ({chosen}) about {len(images)} image(s)"
-        return await run_as_job(
-            ctx, "describe_image", describer.name, chosen, work, first_step, call.wait_seconds
+        charge = Charge(describer.name, chosen, "describe", images=len(images))
+        return await run_paid_job(
+            ctx, "describe_image", charge, work, first_step, call.wait_seconds, approval
         )
 
 

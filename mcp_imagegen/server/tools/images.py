@@ -8,6 +8,7 @@ import functools
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.resolve import Resolve
 from mcp.server.mcpserver.tools import Tool
 from mcp.types import CallToolResult
 from pydantic import Field
@@ -17,6 +18,7 @@ from mcp_imagegen.providers.base import EditRequest, GenerateRequest
 from mcp_imagegen.providers.options import EditOptions, GenerateOptions, given_options, options_from
 from mcp_imagegen.server.jobs.images import ImageWork, run_image_tool
 from mcp_imagegen.server.results import ImageResult
+from mcp_imagegen.server.spending import Approval, confirmation
 from mcp_imagegen.server.state import AppState
 from mcp_imagegen.server.tools.arguments import (
     ImageArg,
@@ -46,7 +48,9 @@ class GenerateCall(ToolArguments):
 
 
 async def generate_image(
-    call: GenerateCall, ctx: Context[AppState, Any]
+    call: GenerateCall,
+    ctx: Context[AppState, Any],
+    approval: Annotated[Approval, Resolve(confirmation("generate"))],
 ) -> Annotated[CallToolResult, ImageResult]:
     """Generate images from a text prompt. Each is stored and returned as a preview, an
     imagegen://images/{id} link to the full file, and JSON. Status 'running' means: collect
@@ -79,6 +83,7 @@ async def generate_image(
             work,
             f"asking {generator.name} ({request.model}) for {call.n} image(s)",
             call.wait_seconds,
+            approval,
         )
 
 
@@ -102,7 +107,9 @@ class EditCall(ToolArguments):
     wait_seconds: WaitArg = None
 
 
-async def edit_image(call: EditCall, ctx: Context[AppState, Any]) -> Annotated[CallToolResult, ImageResult]:
+async def edit_image(
+    call: EditCall, ctx: Context[AppState, Any], approval: Annotated[Approval, Resolve(confirmation("edit"))]
+) -> Annotated[CallToolResult, ImageResult]:
     """Edit an image by instruction, optionally inside a mask, optionally with more input
     images. Inputs are stored as the results' parents; answers as generate_image."""
     with user_errors():
@@ -150,7 +157,12 @@ async def edit_image(call: EditCall, ctx: Context[AppState, Any]) -> Annotated[C
             keep_partials=call.keep_partials,
         )
         return await run_image_tool(
-            ctx, "edit_image", work, f"asking {editor.name} ({request.model}) to edit", call.wait_seconds
+            ctx,
+            "edit_image",
+            work,
+            f"asking {editor.name} ({request.model}) to edit",
+            call.wait_seconds,
+            approval,
         )
 
 

@@ -8,11 +8,12 @@ import anyio.to_thread
 from mcp_imagegen.images import codec
 from mcp_imagegen.images.inputs import RawInput
 from mcp_imagegen.providers.base import Capabilities, InputImage
+from mcp_imagegen.server.principals import current_principal
 from mcp_imagegen.server.state import AppState
 
 
 async def input_image(app: AppState, reference: str, caps: Capabilities, what: str) -> InputImage:
-    raw = await app.inputs.resolve(reference, what)
+    raw = await app.inputs.resolve(reference, what, current_principal())
     normalized = await anyio.to_thread.run_sync(
         lambda: codec.normalize_input(
             raw.data, max_pixels=app.settings.max_pixels, accepted=caps.input_mime_types, what=what
@@ -31,7 +32,7 @@ async def input_image(app: AppState, reference: str, caps: Capabilities, what: s
 
 
 async def mask_image(app: AppState, reference: str, first: InputImage) -> InputImage:
-    raw = await app.inputs.resolve(reference, "mask")
+    raw = await app.inputs.resolve(reference, "mask", current_principal())
     size = (first.width, first.height)
     data = await anyio.to_thread.run_sync(
         lambda: codec.edit_mask(raw.data, size=size, max_pixels=app.settings.max_pixels)

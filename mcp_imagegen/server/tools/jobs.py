@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from mcp_imagegen.server.jobs.core import CANCEL_GRACE_S, JobState
 from mcp_imagegen.server.jobs.delivery import deliver
-from mcp_imagegen.server.limits import client_key
+from mcp_imagegen.server.principals import current_principal
 from mcp_imagegen.server.state import AppState
 from mcp_imagegen.server.tools.arguments import (
     JobIdArg,
@@ -33,7 +33,7 @@ async def get_job(call: GetJobCall, ctx: Context[AppState, Any]) -> CallToolResu
     """Wait for a job (a result with status 'running') and return its tool's result or error;
     still running after wait_seconds: call again."""
     with user_errors():
-        job = app_state(ctx).jobs.get(call.job_id, client_key())
+        job = app_state(ctx).jobs.get(call.job_id, current_principal())
         return await deliver(ctx, job, call.wait_seconds, owner=False)
 
 
@@ -54,7 +54,7 @@ class CancelJobCall(ToolArguments):
 async def cancel_job(call: CancelJobCall, ctx: Context[AppState, Any]) -> JobStatus:
     """Stop a running job (its provider request is aborted); a finished job is left as it is."""
     with user_errors():
-        job = app_state(ctx).jobs.get(call.job_id, client_key())
+        job = app_state(ctx).jobs.get(call.job_id, current_principal())
         if not job.done:
             job.cancel()
             await job.wait(CANCEL_GRACE_S)

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 import anyio.to_thread
 from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.resolve import Resolve
 from mcp.server.mcpserver.tools import Tool
 from mcp.types import CallToolResult
 from pydantic import Field
@@ -38,6 +39,7 @@ from mcp_imagegen.providers.options import (
 )
 from mcp_imagegen.server.jobs.images import ImageWork, run_image_tool
 from mcp_imagegen.server.results import ImageResult
+from mcp_imagegen.server.spending import Approval, confirmation
 from mcp_imagegen.server.state import AppState
 from mcp_imagegen.server.tools.arguments import (
     ImageArg,
@@ -68,7 +70,9 @@ class UpscaleCall(ToolArguments):
 
 
 async def upscale_image(
-    call: UpscaleCall, ctx: Context[AppState, Any]
+    call: UpscaleCall,
+    ctx: Context[AppState, Any],
+    approval: Annotated[Approval, Resolve(confirmation("upscale"))],
 ) -> Annotated[CallToolResult, ImageResult]:
     """Upscale an image 2x, 3x or 4x with a super-resolution model (locally: Real-ESRGAN);
     answers as generate_image."""
@@ -100,6 +104,7 @@ async def upscale_image(
             work,
             f"asking {upscaler.name} ({request.model}) to upscale {call.factor}",
             call.wait_seconds,
+            approval,
         )
 
 
@@ -125,7 +130,9 @@ class SegmentCall(ToolArguments):
 
 
 async def segment_image(
-    call: SegmentCall, ctx: Context[AppState, Any]
+    call: SegmentCall,
+    ctx: Context[AppState, Any],
+    approval: Annotated[Approval, Resolve(confirmation("segment"))],
 ) -> Annotated[CallToolResult, ImageResult]:
     """Masks (white where the part is, with label and score) of parts of an image, usable as
     edit_image's mask; cutout adds each part on transparency. Local: foreground/background only."""
@@ -197,6 +204,7 @@ async def segment_image(
             work,
             f"asking {segmenter.name} ({request.model}) for {call.mode} masks",
             call.wait_seconds,
+            approval,
         )
 
 
@@ -222,7 +230,9 @@ class RecontextCall(ToolArguments):
 
 
 async def recontext_image(
-    call: RecontextCall, ctx: Context[AppState, Any]
+    call: RecontextCall,
+    ctx: Context[AppState, Any],
+    approval: Annotated[Approval, Resolve(confirmation("recontext"))],
 ) -> Annotated[CallToolResult, ImageResult]:
     """Show a product in a new scene: the product stays as in the photos, the setting changes
     as the prompt says. Results are stored with the product photos as parents."""
@@ -257,6 +267,7 @@ async def recontext_image(
             work,
             f"asking {recontexter.name} ({request.model}) to recontext",
             call.wait_seconds,
+            approval,
         )
 
 

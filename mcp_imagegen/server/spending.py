@@ -1,0 +1,184 @@
+"""Paying for a provider call: its estimate, the user's confirmation, the reservation against the
+caller's daily budget, and the settled cost, which goes to the usage ledger and into the result.
+
+The order is what makes budgets exact: the estimate is reserved in the ledger (atomically against
+the day's spend) before the job starts, so calls made at once cannot together pass the budget; the
+job settles its row when it ends, whatever way it ends.
+
+Confirmation runs as a resolver (`Resolve(confirmation(op))` on a tool's `approval` parameter),
+which the SDK turns into a standalone elicitation request on 2025-11-25 connections and an
+`InputRequiredResult` round on 2026-07-28 ones. Its question depends only on the call's arguments,
+so each retry round renders the same question.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import anyio
+from mcp.server.elicitation import AcceptedElicitation, CancelledElicitation, ElicitationResult
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.resolve import Elicit
+from mcp.types import CallToolResult
+from pydantic import BaseModel, Field, JsonValue
+
+from mcp_imagegen.errors import DeclinedError, ImagegenError
+from mcp_imagegen.providers.base import Operation
+from mcp_imagegen.server.jobs.core import Job, JobOutcome
+from mcp_imagegen.server.jobs.delivery import run_as_job
+from mcp_imagegen.server.principals import current_principal
+from mcp_imagegen.server.state import AppState
+from mcp_imagegen.usage.ledger import Reservation
+from mcp_imagegen.usage.prices import Charge, Estimate
+
+
+class SpendApproval(BaseModel):
+    """The confirmation form: one checkbox, on by default."""
+
+    proceed: bool = Field(
+        True, title="Go ahead", description="Send the request; the provider charges for it."
+    )
+
+
+Approval = ElicitationResult[SpendApproval]
+Confirm = Callable[..., Awaitable[SpendApproval | Elicit[SpendApproval]]]
+
+
+@runtime_checkable
+class Metered(Protocol):
+    """An outcome that can say what the provider made: how many images, and the usage it reported."""
+
+    def metering(self) -> tuple[int, dict[str, JsonValue] | None]: ...
+
+
+MeteredWork = Callable[[Job], Awaitable[JobOutcome]]
+
+
+def call_charge(app: AppState, operation: Operation, call: Any) -> Charge | None:
+    """The charge of a tool call as its arguments describe it, or None where they do not name a
+    usable provider (the tool itself then reports why)."""
+    try:
+        provider = app.providers.provider_for(operation, call.provider, call.model)
+    except ImagegenError:
+        return None
+    model = call.model or provider.capabilities.default_model_for(operation)
+    if not model:
+        return None
+    images = len(call.images) if operation == "describe" else int(getattr(call, "n", None) or 1)
+    return Charge(
+        provider=provider.name,
+        model=model,
+        operation=operation,
+        images=images,
+        size=getattr(call, "size", None),
+        quality=getattr(call, "quality", None),
+    )
+
+
+@functools.cache
+def confirmation(operation: Operation) -> Confirm:
+    """The resolver that asks before a call estimated above IMAGEGEN_CONFIRM_ABOVE_USD (or one that
+    cannot be priced), where the client declared elicitation; otherwise it approves at once."""
+
+    async def confirm_spend(call: Any, ctx: Context[AppState, Any]) -> SpendApproval | Elicit[SpendApproval]:
+        app = ctx.request_context.lifespan_context
+        threshold = app.settings.confirm_above_usd
+        capabilities = ctx.client_capabilities
+        if threshold is None or capabilities is None or capabilities.elicitation is None:
+            return SpendApproval()
+        charge = call_charge(app, operation, call)
+        if charge is None:
+            return SpendApproval()
+        estimate = app.prices.estimate(charge)
+        if estimate.usd is not None and estimate.usd <= threshold:
+            return SpendApproval()
+        cost = f"about ${estimate.usd:.2f}" if estimate.usd is not None else "an unknown amount"
+        return Elicit(
+            f"This {operation} call costs {cost}, over the ${threshold:.2f} this server confirms above: "
+            f"{charge.describe()}, {charge.images} image(s). {estimate.basis}. Go ahead?",
+            SpendApproval,
+        )
+
+    confirm_spend.__name__ = f"confirm_{operation}"
+    confirm_spend.__qualname__ = f"confirm_{operation}"
+    return confirm_spend
+
+
+async def run_paid_job(
+    ctx: Context[AppState, Any],
+    tool: str,
+    charge: Charge,
+    work: MeteredWork,
+    first_step: str,
+    wait_seconds: float | None,
+    approval: Approval,
+) -> CallToolResult:
+    """Refuse a declined call; count it against the rate limit; reserve its estimate against the
+    caller's budget (BudgetError: nothing is sent); then run it as a job that settles its cost."""
+    if not isinstance(approval, AcceptedElicitation) or not approval.data.proceed:
+        answer = "dismissed" if isinstance(approval, CancelledElicitation) else "declined"
+        raise DeclinedError(
+            f"{tool} was not run: the user {answer} its estimated cost. Nothing was sent to "
+            f"{charge.provider} and nothing was charged."
+        )
+    app = ctx.request_context.lifespan_context
+    caller = current_principal()
+    app.rate_limiter.admit(caller.name)
+    estimate = app.prices.estimate(charge)
+    reservation = await app.ledger.reserve(
+        caller.name, tool, charge, estimate, app.settings.budget_for(caller.name)
+    )
+    charged = ChargedWork(app, reservation, work)
+    try:
+        return await run_as_job(
+            ctx, tool, charge.provider, charge.model, charged, first_step, wait_seconds, estimate
+        )
+    except BaseException:
+        if not charged.started:  # the job never began: the reservation is released
+            with anyio.CancelScope(shield=True):
+                await app.ledger.settle(reservation, "failed", _nothing(estimate, "it never started"))
+        raise
+
+
+@dataclass
+class ChargedWork:
+    """A job's work that settles its ledger row when it ends: succeeded (priced on what was made),
+    failed (nothing made: no charge), or cancelled or timed out (the estimate stands, since the
+    provider may have charged)."""
+
+    app: AppState
+    reservation: Reservation
+    work: MeteredWork
+    started: bool = False
+
+    async def __call__(self, job: Job) -> JobOutcome:
+        self.started = True
+        ledger, estimate = self.app.ledger, self.reservation.estimate
+        try:
+            outcome = await self.work(job)
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True):
+                await ledger.settle(self.reservation, "cancelled", estimate, job_id=job.id)
+            raise
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await ledger.settle(
+                    self.reservation, "failed", _nothing(estimate, "the call failed"), job_id=job.id
+                )
+            raise
+        images, usage = outcome.metering() if isinstance(outcome, Metered) else (0, None)
+        cost = self.app.prices.settle(self.reservation.charge, images, usage)
+        job.cost = cost
+        with anyio.CancelScope(shield=True):
+            await ledger.settle(
+                self.reservation, "succeeded", cost, images=images, usage=usage, job_id=job.id
+            )
+        return outcome
+
+
+def _nothing(estimate: Estimate, why: str) -> Estimate:
+    """The cost of a call that made nothing: zero where the price is known, unknown where not."""
+    return Estimate(0.0 if estimate.usd is not None else None, f"{why}; nothing was made")

@@ -1,0 +1,235 @@
+"""What a call costs: the price table (`prices.toml` in the package, dated and sourced, plus the
+config file's `[[prices]]`), and the estimate of one call before it is made and after it ends.
+
+An unknown price is `None` everywhere, never 0: a report says "unknown", and a budget refuses a
+call it cannot price rather than letting it through unseen.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+
+from mcp_imagegen.providers.base import Operation
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
+
+VISION_INPUT_TOKENS_PER_IMAGE = 1_600
+VISION_PROMPT_TOKENS = 500
+VISION_OUTPUT_TOKENS = 1_500
+"""Before a describe call, its tokens are not known: these bound a typical call (a downscaled
+image is at most ~1,600 tokens on the listed models); the ledger settles on the reported usage."""
+
+
+class PriceEntry(BaseModel):
+    """One row of the price table (see `prices.toml` for the rules)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    providers: tuple[str, ...] = Field(min_length=1)
+    model: str = Field(min_length=1, description='An exact model id, or a prefix ending in "*".')
+    operations: tuple[Operation, ...] = ()
+    quality: str | None = None
+    size: str | None = None
+    usd_per_image: float | None = Field(None, ge=0)
+    usd_per_call: float | None = Field(None, ge=0)
+    usd_per_million_input_tokens: float | None = Field(None, ge=0)
+    usd_per_million_output_tokens: float | None = Field(None, ge=0)
+    table: tuple[tuple[str, str, float], ...] = Field(
+        (), description="[quality, size, usd_per_image] rows, each becoming an entry of its own."
+    )
+    note: str | None = None
+    source: str = Field(min_length=1, description="Where the price was read: a URL, or a [sources] key.")
+    as_of: datetime.date
+
+    @model_validator(mode="after")
+    def _priced(self) -> PriceEntry:
+        tokens = (self.usd_per_million_input_tokens, self.usd_per_million_output_tokens)
+        if self.table or self.usd_per_image is not None or self.usd_per_call is not None:
+            return self
+        if None not in tokens:
+            return self
+        raise ValueError(
+            f"price for {self.model}: give usd_per_image, usd_per_call, a table, or both token prices"
+        )
+
+    def rows(self) -> list[PriceEntry]:
+        """The entry with its table spread into one entry per quality and size."""
+        if not self.table:
+            return [self]
+        return [
+            self.model_copy(
+                update={"quality": quality or None, "size": size, "usd_per_image": usd, "table": ()}
+            )
+            for quality, size, usd in self.table
+        ]
+
+    def fits(self, charge: Charge) -> bool:
+        if charge.provider not in self.providers and "*" not in self.providers:
+            return False
+        if self.operations and charge.operation not in self.operations:
+            return False
+        if self.model.endswith("*"):
+            if not charge.model.startswith(self.model[:-1]):
+                return False
+        elif charge.model != self.model:
+            return False
+        return _agrees(self.quality, charge.quality) and _agrees(self.size, charge.size)
+
+    def specificity(self, charge: Charge) -> int:
+        """Exact model beats a prefix; a named quality or size beats any."""
+        exact = 0 if self.model.endswith("*") else 4
+        return (
+            exact
+            + (2 if self.quality and self.quality == charge.quality else 0)
+            + (1 if self.size and self.size == charge.size else 0)
+        )
+
+
+def _agrees(entry_value: str | None, asked: str | None) -> bool:
+    """An entry for one value fits a call asking for it, or leaving it to the provider."""
+    return entry_value is None or asked in (None, "auto") or entry_value == asked
+
+
+@dataclass(frozen=True)
+class Charge:
+    """What drives the cost of one provider call, known before it is made."""
+
+    provider: str
+    model: str
+    operation: Operation
+    images: int = 1
+    """Images asked for (or, for describe, images sent)."""
+    size: str | None = None
+    quality: str | None = None
+
+    def describe(self) -> str:
+        options = ", ".join(value for value in (self.quality, self.size) if value)
+        return f"{self.provider} {self.model} {self.operation}" + (f" ({options})" if options else "")
+
+
+@dataclass(frozen=True)
+class Estimate:
+    usd: float | None
+    """None: no price is known."""
+    basis: str
+    """How it was reached, in words: the price used, its source and date, or why it is unknown."""
+
+    def facts(self) -> dict[str, JsonValue]:
+        return {"estimated_usd": self.usd, "basis": self.basis}
+
+
+class PriceTable:
+    """The package's prices with the configured ones in front."""
+
+    def __init__(self, overrides: Sequence[PriceEntry] = ()) -> None:
+        builtin, self._sources = _builtin()
+        self._overrides = [row for entry in overrides for row in entry.rows()]
+        self._builtin = builtin
+
+    def price(self, charge: Charge) -> PriceEntry | None:
+        for entries in (self._overrides, self._builtin):
+            fitting = [entry for entry in entries if entry.fits(charge)]
+            if fitting:
+                best = max(entry.specificity(charge) for entry in fitting)
+                return max((entry for entry in fitting if entry.specificity(charge) == best), key=_dearness)
+        return None
+
+    def estimate(self, charge: Charge) -> Estimate:
+        """Before the call: what it will cost at most for the images it asks for."""
+        entry = self.price(charge)
+        if entry is None:
+            return Estimate(
+                None, f"no price is known for {charge.describe()}; add one with [[prices]] in the config file"
+            )
+        if entry.usd_per_image is not None:
+            return self._per_image(entry, charge, charge.images)
+        if entry.usd_per_call is not None:
+            return Estimate(entry.usd_per_call, f"${entry.usd_per_call:g} per call{self._cited(entry)}")
+        tokens_in = VISION_PROMPT_TOKENS + VISION_INPUT_TOKENS_PER_IMAGE * charge.images
+        return self._per_tokens(entry, tokens_in, VISION_OUTPUT_TOKENS, "at most about")
+
+    def settle(self, charge: Charge, images: int, usage: Mapping[str, Any] | None) -> Estimate:
+        """After the call: priced on the images made and the tokens the provider reported."""
+        entry = self.price(charge)
+        if entry is None:
+            return self.estimate(charge)
+        tokens = _tokens(usage or {})
+        if entry.usd_per_million_input_tokens is not None and tokens is not None:
+            return self._per_tokens(entry, tokens[0], tokens[1], "")
+        if entry.usd_per_image is not None:
+            return self._per_image(entry, charge, images)
+        return self.estimate(charge)
+
+    def _per_image(self, entry: PriceEntry, charge: Charge, images: int) -> Estimate:
+        assert entry.usd_per_image is not None
+        usd = round(entry.usd_per_image * images, 6)
+        chosen = ", ".join(value for value in (entry.quality, entry.size) if value)
+        left_open = [
+            name
+            for name, asked, fixed in (
+                ("quality", charge.quality, entry.quality),
+                ("size", charge.size, entry.size),
+            )
+            if fixed and asked in (None, "auto")
+        ]
+        dearest = (
+            f"; {' and '.join(left_open)} left to the provider: priced at the dearest" if left_open else ""
+        )
+        return Estimate(
+            usd,
+            f"{images} image(s) x ${entry.usd_per_image:g} ({entry.model}"
+            + (f", {chosen}" if chosen else "")
+            + f"){dearest}{self._cited(entry)}",
+        )
+
+    def _per_tokens(self, entry: PriceEntry, tokens_in: int, tokens_out: int, hedge: str) -> Estimate:
+        price_in = entry.usd_per_million_input_tokens or 0.0
+        price_out = entry.usd_per_million_output_tokens or 0.0
+        usd = round((tokens_in * price_in + tokens_out * price_out) / 1_000_000, 6)
+        lead = f"{hedge} " if hedge else ""
+        return Estimate(
+            usd,
+            f"{lead}{tokens_in:,} input and {tokens_out:,} output tokens at ${price_in:g} and ${price_out:g} "
+            f"per million ({entry.model}){self._cited(entry)}",
+        )
+
+    def _cited(self, entry: PriceEntry) -> str:
+        source = self._sources.get(entry.source, entry.source)
+        note = f"; {entry.note}" if entry.note else ""
+        return f"{note}; price as of {entry.as_of.isoformat()}: {source}"
+
+
+def _dearness(entry: PriceEntry) -> float:
+    return max(
+        entry.usd_per_image or 0.0,
+        entry.usd_per_call or 0.0,
+        entry.usd_per_million_output_tokens or 0.0,
+    )
+
+
+def _tokens(usage: Mapping[str, Any]) -> tuple[int, int] | None:
+    """(input, output) tokens from a usage object, in OpenAI's or the chat API's names."""
+    tokens_in = usage.get("input_tokens", usage.get("prompt_tokens"))
+    tokens_out = usage.get("output_tokens", usage.get("completion_tokens"))
+    if isinstance(tokens_in, int) and isinstance(tokens_out, int):
+        return tokens_in, tokens_out
+    return None
+
+
+@functools.cache
+def _builtin() -> tuple[list[PriceEntry], dict[str, str]]:
+    text = resources.files("mcp_imagegen.usage").joinpath("prices.toml").read_text(encoding="utf-8")
+    document = tomllib.loads(text)
+    entries = [PriceEntry.model_validate(raw) for raw in document.get("price", [])]
+    return [row for entry in entries for row in entry.rows()], dict(document.get("sources", {}))
