@@ -27,7 +27,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         prog="mcp-imagegen",
         description="MCP server for image generation and editing across providers.",
         epilog="other commands: `mcp-imagegen doctor [--check]` (what this installation can do), "
-        "`mcp-imagegen models fetch|list` (the local provider's model files)",
+        "`mcp-imagegen models fetch|list` (the local provider's model files), "
+        "`mcp-imagegen usage [--since DAY] [--principal NAME] [--json]` (provider calls and their cost)",
     )
     parser.add_argument(
         "--transport",
@@ -103,10 +104,48 @@ Press Ctrl+C to stop.
 then still runs on stdio as usual, and stdout stays clean."""
 
 
+def usage(argv: Sequence[str]) -> None:
+    """`mcp-imagegen usage [--since DAY] [--until DAY] [--principal NAME] [--json] [--config FILE]`:
+    provider calls and their estimated cost from the usage ledger in the store, everyone's unless
+    a principal is named."""
+    parser = argparse.ArgumentParser(prog="mcp-imagegen usage", description=usage.__doc__)
+    parser.add_argument("--since", help="first day, YYYY-MM-DD (UTC); default: 30 days before --until")
+    parser.add_argument("--until", help="last day, YYYY-MM-DD (UTC); default: today")
+    parser.add_argument("--principal", help="one principal's usage (and today's budget); default: everyone's")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--config", type=Path, help="TOML config file (environment variables override it)")
+    args = parser.parse_args(argv)
+    import datetime
+
+    import anyio
+
+    from mcp_imagegen.config import load_settings
+    from mcp_imagegen.errors import ImagegenError
+    from mcp_imagegen.usage.ledger import LEDGER_FILE, UsageLedger
+    from mcp_imagegen.usage.report import as_text, period, usage_report
+
+    try:
+        settings = load_settings(args.config)
+        since, until = period(args.since, args.until, datetime.datetime.now(datetime.timezone.utc).date())
+        ledger = UsageLedger(settings.store_dir / LEDGER_FILE)
+    except ImagegenError as exc:
+        sys.stderr.write(f"mcp-imagegen usage: {exc}\n")
+        raise SystemExit(2) from None
+    limit = settings.budget_for(args.principal) if args.principal else None
+    try:
+        report = anyio.run(usage_report, ledger, args.principal, since, until, limit)
+    finally:
+        ledger.close()
+    sys.stdout.write((report.model_dump_json(indent=2) if args.json else as_text(report)) + "\n")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments[:1] == ["doctor"]:
         doctor(arguments[1:])
+        return
+    if arguments[:1] == ["usage"]:
+        usage(arguments[1:])
         return
     if arguments[:1] == ["models"]:
         from mcp_imagegen.local import commands

@@ -157,5 +157,6 @@ def test_the_packed_bundle_runs_with_only_python(tmp_path: Path) -> None:
         "list_providers",
         "get_job",
         "cancel_job",
+        "get_usage",
     }
     assert tools < {tool["name"] for tool in manifest["tools"]}

@@ -9,7 +9,15 @@ import pytest
 
 from benchmarks.context_cost import CONFIGURATIONS, Configuration, measure
 
-ALWAYS = {"generate_image", "edit_image", "upscale_image", "list_providers", "get_job", "cancel_job"}
+ALWAYS = {
+    "generate_image",
+    "edit_image",
+    "upscale_image",
+    "list_providers",
+    "get_job",
+    "cancel_job",
+    "get_usage",
+}
 EXPECTED: dict[str, tuple[set[str], set[str], set[str]]] = {
     # configuration: (tools, generate_image options present, generate_image options absent)
     "no provider, no local extra": (

@@ -12,6 +12,7 @@ from mcp_imagegen.server.tools.images import image_tools
 from mcp_imagegen.server.tools.jobs import job_tools
 from mcp_imagegen.server.tools.surface import Surface
 from mcp_imagegen.server.tools.transform import transform_tools
+from mcp_imagegen.server.tools.usage import usage_tools
 
 
 def all_tools(surface: Surface) -> list[Tool]:
@@ -20,6 +21,7 @@ def all_tools(surface: Surface) -> list[Tool]:
         *image_tools(surface),
         *catalogue_tools(surface),
         *job_tools(surface),
+        *usage_tools(surface),
         *transform_tools(surface),
         *describe_tools(surface),
     ]

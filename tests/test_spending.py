@@ -1,0 +1,281 @@
+"""What calls cost: the price table, the usage ledger and its reports (tool and command line),
+daily budgets that hold under concurrency and reset at midnight UTC, and the confirmation asked
+of the user above a threshold, on both protocol versions."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client
+from mcp.client.context import ClientRequestContext
+from mcp.types import CallToolResult, ElicitRequestParams, ElicitResult
+from pydantic import SecretStr
+
+from mcp_imagegen.config import OpenAISettings, Settings
+from mcp_imagegen.errors import BudgetError
+from mcp_imagegen.server.app import build_server
+from mcp_imagegen.usage.ledger import UsageLedger
+from mcp_imagegen.usage.prices import Charge, Estimate, PriceEntry, PriceTable
+from tests.connect import child_env
+from tests.fakes.openai_images import FakeOpenAIImages
+
+pytestmark = pytest.mark.anyio
+PRICE = 0.01
+TEST_PRICE = PriceEntry(
+    providers=("openai",),
+    model="gpt-image-1",
+    usd_per_image=PRICE,
+    source="a test's own price",
+    as_of=datetime.date(2026, 11, 30),
+)
+
+
+def settings_for(fake: FakeOpenAIImages, tmp_path: Path, **extra: Any) -> Settings:
+    return Settings(
+        store_dir=tmp_path / "store",
+        openai=OpenAISettings(
+            api_key=SecretStr(fake.api_key), base_url=f"{fake.url}/v1", default_model="gpt-image-1"
+        ),
+        prices=[TEST_PRICE],
+        **extra,
+    )
+
+
+def text_of(result: CallToolResult) -> str:
+    return " ".join(getattr(block, "text", "") for block in result.content)
+
+
+def image_requests(fake: FakeOpenAIImages) -> int:
+    return sum(1 for request in fake.requests if "/images/" in request.path)
+
+
+# The price table
+
+
+def test_prices_pick_the_most_specific_entry_and_the_dearest_when_left_open() -> None:
+    table = PriceTable()
+    medium = table.estimate(Charge("openai", "gpt-image-1", "generate", 2, "1024x1024", "medium"))
+    assert medium.usd == pytest.approx(0.084)
+    assert "$0.042" in medium.basis and "2025-04-23" in medium.basis and "openai.com" in medium.basis
+    open_ended = table.estimate(Charge("azure", "gpt-image-1", "edit", 1, None, "auto"))
+    assert open_ended.usd == pytest.approx(0.25) and "dearest" in open_ended.basis
+    assert (
+        table.estimate(Charge("openai", "gpt-image-1-mini", "generate", 1, "1024x1024", "low")).usd == 0.005
+    )
+    unknown = table.estimate(Charge("openai", "some-new-model", "generate"))
+    assert unknown.usd is None and "no price is known" in unknown.basis
+    assert table.estimate(Charge("local", "u2netp", "segment")).usd == 0.0
+    overridden = PriceTable([TEST_PRICE]).estimate(
+        Charge("openai", "gpt-image-1", "generate", 3, "1024x1024", "high")
+    )
+    assert overridden.usd == pytest.approx(0.03) and "a test's own price" in overridden.basis
+    # A describe call is estimated before and settled on the tokens reported.
+    describe = Charge("google", "gemini-2.5-flash", "describe", 1)
+    assert (table.estimate(describe).usd or 0) > 0
+    settled = table.settle(describe, 0, {"prompt_tokens": 1_000_000, "completion_tokens": 100_000})
+    assert settled.usd == pytest.approx(0.30 + 0.25)
+
+
+def test_a_price_needs_a_rate() -> None:
+    with pytest.raises(ValueError, match="give usd_per_image"):
+        PriceEntry(providers=("x",), model="m", source="s", as_of=datetime.date(2026, 1, 1))
+
+
+# The ledger and budgets
+
+
+async def test_64_reservations_at_once_against_a_budget_for_10(tmp_path: Path) -> None:
+    ledger = UsageLedger(tmp_path / "usage.sqlite3")
+    charge = Charge("openai", "gpt-image-1", "generate")
+    admitted: list[int] = []
+    refused: list[str] = []
+
+    async def one() -> None:
+        try:
+            reservation = await ledger.reserve("alice", "generate_image", charge, Estimate(0.1, "test"), 1.0)
+            admitted.append(reservation.row_id)
+        except BudgetError as exc:
+            refused.append(str(exc))
+
+    async with anyio.create_task_group() as group:
+        for _ in range(64):
+            group.start_soon(one)
+    assert (len(admitted), len(refused)) == (10, 54)
+    assert "spent $1.00 of the $1.00 daily budget ($0.00 left)" in refused[0]
+    # Bob's budget is his own.
+    await ledger.reserve("bob", "generate_image", charge, Estimate(0.1, "test"), 1.0)
+
+
+async def test_the_budget_day_ends_at_midnight_utc(tmp_path: Path) -> None:
+    now = [datetime.datetime(2026, 11, 30, 23, 59, 0, tzinfo=datetime.timezone.utc).timestamp()]
+    ledger = UsageLedger(tmp_path / "usage.sqlite3", clock=lambda: now[0])
+    charge = Charge("openai", "gpt-image-1", "generate")
+    first = await ledger.reserve("alice", "generate_image", charge, Estimate(0.6, "test"), 1.0)
+    await ledger.settle(first, "succeeded", Estimate(0.6, "test"), images=1)
+    with pytest.raises(BudgetError) as refused:
+        await ledger.reserve("alice", "generate_image", charge, Estimate(0.6, "test"), 1.0)
+    message = str(refused.value)
+    assert "spent $0.60 of the $1.00 daily budget ($0.40 left)" in message
+    assert (
+        "estimated at $0.60" in message
+        and "resets at midnight UTC, 2026-12-01T00:00:00Z (in 1 min)" in message
+    )
+    now[0] += 120  # 00:01 UTC the next day
+    await ledger.reserve("alice", "generate_image", charge, Estimate(0.6, "test"), 1.0)
+    state = await ledger.budget("alice", 1.0)
+    assert (
+        state.spent_usd == pytest.approx(0.6) and state.resets_at.isoformat() == "2026-12-02T00:00:00+00:00"
+    )
+
+
+async def test_an_unpriced_call_is_refused_under_a_budget(tmp_path: Path) -> None:
+    ledger = UsageLedger(tmp_path / "usage.sqlite3")
+    unknown = PriceTable().estimate(Charge("openai", "brand-new-model", "generate"))
+    with pytest.raises(BudgetError, match="cannot be priced"):
+        await ledger.reserve(
+            "alice", "generate_image", Charge("openai", "brand-new-model", "generate"), unknown, 5.0
+        )
+    await ledger.reserve(
+        "alice", "generate_image", Charge("openai", "brand-new-model", "generate"), unknown, None
+    )
+
+
+# Through the server
+
+
+async def test_budget_under_64_concurrent_calls_sends_exactly_10(
+    fake_openai: FakeOpenAIImages, tmp_path: Path
+) -> None:
+    settings = settings_for(fake_openai, tmp_path, budget_usd_per_day=10 * PRICE)
+    results: list[CallToolResult] = []
+    async with Client(build_server(settings)) as client:
+
+        async def one(index: int) -> None:
+            results.append(
+                await client.call_tool("generate_image", {"prompt": f"fox {index}", "size": "1024x1024"})
+            )
+
+        async with anyio.create_task_group() as group:
+            for index in range(64):
+                group.start_soon(one, index)
+        assert image_requests(fake_openai) == 10
+        succeeded = [result for result in results if not result.is_error]
+        refused = [result for result in results if result.is_error]
+        assert (len(succeeded), len(refused)) == (10, 54)
+        assert all("budget:" in text_of(result) for result in refused)
+        assert "was not sent" in text_of(refused[0]) and "resets at midnight UTC" in text_of(refused[0])
+        for result in succeeded:
+            assert result.structured_content is not None
+            assert result.structured_content["cost"]["estimated_usd"] == pytest.approx(PRICE)
+        # Refused calls send nothing, now or later today.
+        again = await client.call_tool("generate_image", {"prompt": "one more"})
+        assert again.is_error and image_requests(fake_openai) == 10
+        usage = await client.call_tool("get_usage", {})
+        report = usage.structured_content
+        assert report is not None and report["calls"] == 10 and report["total_cost_usd"] == pytest.approx(0.1)
+        assert report["budget"]["remaining_usd"] == 0 and report["budget"]["limit_usd"] == pytest.approx(0.1)
+
+
+async def test_usage_tool_and_command_line_agree_with_the_provider(
+    fake_openai: FakeOpenAIImages, tmp_path: Path
+) -> None:
+    settings = settings_for(fake_openai, tmp_path)
+    async with Client(build_server(settings)) as client:
+        two = await client.call_tool("generate_image", {"prompt": "two foxes", "n": 2})
+        assert two.structured_content is not None
+        assert two.structured_content["cost"]["estimated_usd"] == pytest.approx(2 * PRICE)
+        mirrored = json.loads(getattr(two.content[-1], "text", ""))  # for hosts without structured content
+        assert mirrored["cost"] == two.structured_content["cost"]
+        fake_openai.fail_next.append(
+            (400, {"error": {"message": "bad prompt", "type": "invalid_request_error"}})
+        )
+        failed = await client.call_tool("generate_image", {"prompt": "fails"})
+        assert failed.is_error
+        unpriced = await client.call_tool("generate_image", {"prompt": "new model", "model": "gpt-image-2"})
+        assert unpriced.structured_content is not None
+        assert unpriced.structured_content["cost"]["estimated_usd"] is None, "unknown, never zero"
+        assert "no price is known" in unpriced.structured_content["cost"]["basis"]
+        report = (await client.call_tool("get_usage", {})).structured_content
+    assert report is not None
+    recorded = image_requests(fake_openai)
+    assert report["calls"] == recorded == 3
+    lines = {line["model"]: line for line in report["lines"]}
+    assert lines["gpt-image-1"]["calls"] == 2 and lines["gpt-image-1"]["failed"] == 1
+    assert lines["gpt-image-1"]["images"] == 2 and lines["gpt-image-1"]["cost_usd"] == pytest.approx(
+        2 * PRICE
+    )
+    assert lines["gpt-image-2"]["unpriced_calls"] == 1 and report["unpriced_calls"] == 1
+    assert report["total_cost_usd"] == pytest.approx(2 * PRICE)
+    as_json = await anyio.to_thread.run_sync(usage_command, tmp_path, "--json")
+    printed = json.loads(as_json.stdout)
+    assert printed["principal"] == "*" and printed["calls"] == 3
+    assert printed["lines"] == report["lines"]
+    table = await anyio.to_thread.run_sync(usage_command, tmp_path, "--principal", "local")
+    assert "gpt-image-1" in table.stdout
+    assert "Total: 3 call(s), $0.0200 estimated, plus 1 call(s) of unknown cost" in table.stdout
+    nobody = await anyio.to_thread.run_sync(usage_command, tmp_path, "--principal", "bob")
+    assert "no provider calls" in nobody.stdout
+    bad = await anyio.to_thread.run_sync(usage_command, tmp_path, "--since", "yesterday")
+    assert bad.returncode == 2 and "YYYY-MM-DD" in bad.stderr
+
+
+def usage_command(folder: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    """`mcp-imagegen usage ...` as a person would run it, on the test's store."""
+    env = child_env({"IMAGEGEN_STORE_DIR": str(folder / "store")})
+    command = [sys.executable, "-m", "mcp_imagegen", "usage", *arguments]
+    return subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+
+
+# Confirmation
+
+
+@asynccontextmanager
+async def confirming_client(
+    settings: Settings, mode: str, answer: str | None
+) -> AsyncIterator[tuple[Client, list[ElicitRequestParams]]]:
+    asked: list[ElicitRequestParams] = []
+
+    async def elicit(context: ClientRequestContext, params: ElicitRequestParams) -> ElicitResult:
+        asked.append(params)
+        if answer == "accept":
+            return ElicitResult(action="accept", content={"proceed": True})
+        return ElicitResult(action=answer)
+
+    callback = elicit if answer is not None else None
+    async with Client(build_server(settings), mode=mode, elicitation_callback=callback) as client:
+        yield client, asked
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+@pytest.mark.parametrize("answer", ["accept", "decline", "cancel", None])
+async def test_confirmation_above_the_threshold(
+    fake_openai: FakeOpenAIImages, tmp_path: Path, mode: str, answer: str | None
+) -> None:
+    settings = settings_for(fake_openai, tmp_path, confirm_above_usd=1.5 * PRICE)
+    async with confirming_client(settings, mode, answer) as (client, asked):
+        assert client.protocol_version == ("2026-07-28" if mode == "auto" else "2025-11-25")
+        cheap = await client.call_tool("generate_image", {"prompt": "one fox"})
+        assert not cheap.is_error and asked == [] and image_requests(fake_openai) == 1
+        dear = await client.call_tool("generate_image", {"prompt": "three foxes", "n": 3})
+        if answer is None:  # a client without elicitation goes ahead: the budget is the guard
+            assert not dear.is_error and image_requests(fake_openai) == 2
+            return
+        [question] = asked
+        assert "about $0.03" in question.message and "3 image(s)" in question.message
+        assert "proceed" in json.dumps(question.model_dump(mode="json"))
+        if answer == "accept":
+            assert not dear.is_error and image_requests(fake_openai) == 2
+            assert dear.structured_content is not None and len(dear.structured_content["images"]) == 3
+        else:
+            assert dear.is_error and image_requests(fake_openai) == 1
+            word = "declined" if answer == "decline" else "dismissed"
+            assert f"the user {word} its estimated cost. Nothing was sent to openai" in text_of(dear)
