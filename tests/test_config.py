@@ -117,3 +117,42 @@ def test_security_settings_lists_and_secrets(monkeypatch: pytest.MonkeyPatch) ->
     with pytest.raises(ConfigError, match="url_allowed_networks") as caught:
         load_settings()
     assert "10.0.0.0/33" not in str(caught.value)
+
+
+def test_team_settings_budgets_prices_and_named_tokens(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    config = tmp_path / "team.toml"
+    config.write_text(
+        """
+budget_usd_per_day = 5.0
+confirm_above_usd = 0.5
+remote_allow_paths = ["~/shared"]
+
+[budgets]
+alice = 20.0
+
+[[prices]]
+providers = ["openai"]
+model = "gpt-image-2*"
+quality = "high"
+usd_per_image = 0.2
+source = "https://openai.com/api/pricing/"
+as_of = 2026-11-01
+""",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("IMAGEGEN_AUTH_TOKENS", "alice:secret-a,bare-secret")
+    settings = load_settings(config)
+    assert settings.budget_for("alice") == 20.0 and settings.budget_for("bob") == 5.0
+    assert settings.confirm_above_usd == 0.5 and settings.remote_allow_paths == [
+        Path("~/shared").expanduser()
+    ]
+    [price] = settings.prices
+    assert price.model == "gpt-image-2*" and price.as_of.isoformat() == "2026-11-01"
+    assert {"secret-a", "bare-secret"} <= set(settings.secret_values()), (
+        "the token alone is scrubbed from logs"
+    )
+    config.write_text('[[prices]]\nproviders = ["openai"]\nmodel = "m"\nsource = "s"\nas_of = 2026-01-01\n')
+    with pytest.raises(ConfigError, match="give usd_per_image"):
+        load_settings(config)

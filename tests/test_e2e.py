@@ -73,6 +73,7 @@ async def test_generate_edit_and_resources(
             "list_providers",
             "get_job",
             "cancel_job",
+            "get_usage",
         }
         generate_schema = tools["generate_image"].input_schema["properties"]
         assert {

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from mcp_imagegen.server.jobs.core import CANCEL_GRACE_S, JobState
 from mcp_imagegen.server.jobs.delivery import deliver
 from mcp_imagegen.server.principals import current_principal
+from mcp_imagegen.server.results import CallCost
 from mcp_imagegen.server.state import AppState
 from mcp_imagegen.server.tools.arguments import (
     JobIdArg,
@@ -45,6 +46,7 @@ class JobStatus(BaseModel):
     model: str
     elapsed_s: float
     message: str
+    cost: CallCost | None = None
 
 
 class CancelJobCall(ToolArguments):
@@ -70,6 +72,7 @@ async def cancel_job(call: CancelJobCall, ctx: Context[AppState, Any]) -> JobSta
             model=job.model,
             elapsed_s=round(job.elapsed_s, 1),
             message=message,
+            cost=CallCost(estimated_usd=job.cost.usd, basis=job.cost.basis) if job.cost is not None else None,
         )
 
 
