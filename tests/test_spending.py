@@ -279,3 +279,34 @@ async def test_confirmation_above_the_threshold(
             assert dear.is_error and image_requests(fake_openai) == 1
             word = "declined" if answer == "decline" else "dismissed"
             assert f"the user {word} its estimated cost. Nothing was sent to openai" in text_of(dear)
+
+
+async def test_cancelled_calls_settle_their_reservation(
+    fake_openai: FakeOpenAIImages, tmp_path: Path
+) -> None:
+    """A call cancelled while queued for a provider slot was never sent: its reservation is released.
+    One cancelled while the provider works keeps its estimate (the provider may charge for it)."""
+    fake_openai.delay_s = 30.0
+    settings = settings_for(fake_openai, tmp_path, max_concurrent_provider_calls=1, budget_usd_per_day=1.0)
+    async with Client(build_server(settings)) as client:
+        running = await client.call_tool("generate_image", {"prompt": "slow", "n": 2, "wait_seconds": 0})
+        queued = await client.call_tool("generate_image", {"prompt": "queued", "n": 3, "wait_seconds": 0})
+        ids = [
+            result.structured_content["job_id"] for result in (running, queued) if result.structured_content
+        ]
+        assert queued.structured_content is not None
+        assert queued.structured_content["cost"]["estimated_usd"] == pytest.approx(3 * PRICE)
+        report = (await client.call_tool("get_usage", {})).structured_content
+        assert report is not None and report["budget"]["spent_usd"] == pytest.approx(5 * PRICE), (
+            "both reserved"
+        )
+        for job_id in reversed(ids):
+            stopped = await client.call_tool("cancel_job", {"job_id": job_id})
+            assert (
+                stopped.structured_content is not None and stopped.structured_content["status"] == "cancelled"
+            )
+        report = (await client.call_tool("get_usage", {})).structured_content
+    assert report is not None and image_requests(fake_openai) == 1
+    assert report["budget"]["spent_usd"] == pytest.approx(2 * PRICE), (
+        "the queued call's reservation is released"
+    )

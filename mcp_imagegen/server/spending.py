@@ -154,6 +154,13 @@ class ChargedWork:
     work: MeteredWork
     started: bool = False
 
+    async def abandoned(self, job: Job) -> None:
+        """Ended while queued: nothing was sent, so the reservation is released."""
+        estimate = self.reservation.estimate
+        await self.app.ledger.settle(
+            self.reservation, "cancelled", _nothing(estimate, "it ended before it was sent"), job_id=job.id
+        )
+
     async def __call__(self, job: Job) -> JobOutcome:
         self.started = True
         ledger, estimate = self.app.ledger, self.reservation.estimate

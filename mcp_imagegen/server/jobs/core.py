@@ -20,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 import anyio
 from anyio.abc import TaskGroup
@@ -54,6 +54,14 @@ class JobStep:
 
 
 Work = Callable[["Job"], Awaitable[JobOutcome]]
+
+
+@runtime_checkable
+class Abandonable(Protocol):
+    """Work that must hear about it when its job ends before it ever ran (cancelled or timed out
+    while queued for a provider slot), e.g. to release what it reserved."""
+
+    async def abandoned(self, job: Job) -> None: ...
 
 
 class Job:
@@ -118,11 +126,13 @@ class Job:
     async def run(self, work: Work, timeout_s: float, slots: anyio.CapacityLimiter) -> None:
         """Do the work once a provider slot is free, and record how it ended; never raises
         except to cancel its task. The time limit counts the wait for a slot too."""
+        started = False
         try:
             with self._scope, anyio.move_on_after(timeout_s) as limit:
                 if not slots.available_tokens:
                     self.step(f"queued: all {slots.total_tokens:.0f} provider slots are busy")
                 async with slots:
+                    started = True
                     outcome = await work(self)
                 self._finish("succeeded", outcome=outcome)
             if limit.cancelled_caught:
@@ -142,6 +152,10 @@ class Job:
         finally:
             if not self.done:
                 self._finish("cancelled", f"{self.tool} was cancelled before it finished.")
+            plain: object = work  # a Work is any callable; some can also be abandoned
+            if not started and isinstance(plain, Abandonable):
+                with anyio.CancelScope(shield=True):
+                    await plain.abandoned(self)
 
     def finished_before(self, moment: float) -> bool:
         return self._finished is not None and self._finished < moment
