@@ -236,6 +236,13 @@ async def test_two_principals_share_nothing(
                 assert str(store) not in json.dumps(finished)
                 made.images += [image["id"] for image in finished["images"]]
                 await sees_all_of_their_own(client, made, store)
+            # Each one's usage is their own: the calls the provider saw from them, and no one else's.
+            alice_name = "alice" if auth == "static" else "alice-sub"
+            mine = structured(await alice.call_tool("get_usage", {}))
+            assert {line["principal"] for line in mine["lines"]} == {alice_name}
+            assert mine["calls"] == 4  # generate, edit, the slow job, describe
+            snooping = await bob.call_tool("get_usage", {"principal": alice_name})
+            assert snooping.is_error and "only the imagegen:admin scope" in text_of(snooping)
             # A server file path is refused for remote callers, even one inside the store.
             stored_file = next((store / "images").rglob("*.png"))
             refused = await alice.call_tool("edit_image", {"image": str(stored_file), "prompt": "x"})
@@ -250,6 +257,9 @@ async def test_two_principals_share_nothing(
             assert isinstance(meta, TextResourceContents)
             owner = json.loads(meta.text)["owner"]
             assert owner == ("bob" if auth == "static" else "bob-sub")
+            everyone = structured(await admin.call_tool("get_usage", {"principal": "*"}))
+            assert {line["principal"] for line in everyone["lines"]} == {alice_name, owner}
+            assert everyone["calls"] == len(fake_openai.requests) + len(fake_openai.chat.requests) == 8
 
 
 def test_static_token_names(tmp_path: Path) -> None:
