@@ -302,7 +302,15 @@ class Settings(_EnvFirstSettings):
         f"{REMOTE_RATE_LIMIT_PER_MINUTE} over HTTP/SSE, none over stdio (one local user).",
     )
     max_concurrent_provider_calls: int = Field(
-        16, ge=1, le=1024, description="Provider calls in flight at once; more wait their turn."
+        1024,
+        ge=1,
+        le=4096,
+        description="Provider calls in flight at once over all providers; more wait their turn.",
+    )
+    provider_concurrency: dict[str, Annotated[int, Field(ge=1, le=4096)]] = Field(
+        default_factory=dict,
+        description="Calls in flight at once per provider, over its default (256 for cloud APIs, 2 for "
+        "local, 16 for [endpoints]).",
     )
     max_retries: int = Field(
         3, ge=0, le=10, description="Retries of a provider request after 429, 5xx or a failed connection."

@@ -4,6 +4,7 @@ refusal to serve unauthenticated on a public address, rate limits and the provid
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -240,4 +241,36 @@ async def test_provider_calls_are_capped_and_queue(
                 group.start_soon(one)
     assert all(not result.is_error for result in results)
     assert fake_openai.max_in_flight == 2
-    assert "queued: all 2 provider slots are busy" in messages
+    assert "queued: all 2 provider slots are busy" in messages, messages
+
+
+async def test_each_provider_has_its_own_in_flight_limit(
+    server_env: dict[str, str], fake_openai: FakeOpenAIImages, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """[provider_concurrency] caps one provider; the default for a cloud API lets a burst through."""
+    monkeypatch.setenv("IMAGEGEN_PROVIDER_CONCURRENCY", '{"openai": 3}')
+    fake_openai.delay_s = 0.3
+    messages: list[str] = []
+
+    async def progress(progress: float, total: float | None, message: str | None) -> None:
+        messages.append(message or "")
+
+    async with connect("memory", server_env) as client, anyio.create_task_group() as group:
+        for _ in range(7):
+            group.start_soon(
+                functools.partial(
+                    client.call_tool, "generate_image", {"prompt": "x"}, progress_callback=progress
+                )
+            )
+    assert fake_openai.max_in_flight == 3
+    assert "queued: all 3 openai provider slots are busy" in messages, messages
+
+
+async def test_a_burst_to_a_cloud_provider_is_not_queued_by_default(
+    server_env: dict[str, str], fake_openai: FakeOpenAIImages
+) -> None:
+    fake_openai.delay_s = 0.5
+    async with connect("memory", server_env) as client, anyio.create_task_group() as group:
+        for _ in range(40):
+            group.start_soon(client.call_tool, "generate_image", {"prompt": "x"})
+    assert fake_openai.max_in_flight == 40

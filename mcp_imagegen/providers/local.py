@@ -330,4 +330,5 @@ SPEC = ProviderSpec(
     capabilities=lambda settings: CAPABILITIES,
     readiness=readiness,
     installed=lambda settings: installed_operations(),
+    max_in_flight=2,  # each inference already uses IMAGEGEN_LOCAL_THREADS of this machine's cores
 )

@@ -271,4 +271,5 @@ def endpoint_spec(name: str, endpoint: EndpointSettings) -> ProviderSpec:
         build=build,
         capabilities=capabilities,
         probe=probe,
+        max_in_flight=16,  # often one GPU server (a local Stable Diffusion, vLLM): not a cloud
     )

@@ -206,6 +206,7 @@ def _encode(image: Image.Image, request: GenerateRequest) -> GeneratedImage:
 
 
 SPEC = ProviderSpec(
+    max_in_flight=1024,
     name="placeholder",
     title="Placeholder: labelled images, no AI, no network",
     env_vars=(),

@@ -26,7 +26,7 @@ from mcp_imagegen.providers.base import (
     Operation,
     Provider,
 )
-from mcp_imagegen.providers.spec import ProviderSpec
+from mcp_imagegen.providers.spec import CLOUD_IN_FLIGHT, ProviderSpec
 
 LOCAL = "local"
 """The on-machine provider: always available, and chosen only when no cloud provider can do the job."""
@@ -94,6 +94,16 @@ class ProviderCatalog:
         from mcp_imagegen.providers.openai_endpoint import endpoint_spec
 
         return endpoint_spec(name, endpoint)
+
+    def in_flight(self, name: str) -> int:
+        """How many calls `name` may have in flight at once: [provider_concurrency], else its spec's."""
+        configured = self._settings.provider_concurrency.get(name)
+        if configured is not None:
+            return configured
+        try:
+            return self.spec(name).max_in_flight
+        except InputError:  # not a provider (the conformance fixtures' jobs)
+            return CLOUD_IN_FLIGHT
 
     def is_configured(self, name: str) -> bool:
         return self.spec(name).is_configured(self._settings)

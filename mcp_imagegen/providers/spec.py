@@ -13,6 +13,10 @@ from mcp_imagegen.config import Settings
 from mcp_imagegen.providers._http import RetryPolicy
 from mcp_imagegen.providers.base import Capabilities, Operation, Provider
 
+CLOUD_IN_FLIGHT = 256
+"""Enough for a burst of 256 calls to wait on the provider together, not on each other; a
+provider's own rate limit answers 429, which is retried with its Retry-After."""
+
 
 @dataclass(frozen=True)
 class Probe:
@@ -42,6 +46,9 @@ class ProviderSpec:
     """What is ready on this machine, for `list_providers` (not consulted when routing calls)."""
     probe: Callable[[Settings], Awaitable[Probe]] | None = None
     """The doctor's check; None for providers with nothing remote to check."""
+    max_in_flight: int = CLOUD_IN_FLIGHT
+    """Calls this provider may have in flight at once by default ([provider_concurrency] overrides):
+    a cloud API limits requests per minute, not connections, so only the local CPU is kept small."""
     installed: Callable[[Settings], frozenset[Operation]] | None = None
     """The operations whose runtimes are installed here, for a provider whose optional libraries
     may be missing: the tool list offers only these (routing still uses `capabilities`, so a call

@@ -119,6 +119,12 @@ def _url_fetcher(settings: Settings, client: httpx2.AsyncClient) -> UrlFetcher |
     )
 
 
+def _connection_limits(settings: Settings) -> httpx2.Limits:
+    """As many connections as calls may be in flight: httpx's default of 100 would queue a burst
+    behind the pool, not behind the provider."""
+    return httpx2.Limits(max_connections=settings.max_concurrent_provider_calls, max_keepalive_connections=64)
+
+
 def retention(settings: Settings) -> Retention:
     days = settings.store_max_age_days
     return Retention(max_bytes=settings.store_max_bytes, max_age_s=days * 86400 if days is not None else None)
@@ -165,14 +171,15 @@ def build_server(
         ledger.settle_stale()
         try:
             async with (
-                httpx2.AsyncClient(follow_redirects=False) as client,
+                httpx2.AsyncClient(follow_redirects=False, limits=_connection_limits(settings)) as client,
                 anyio.create_task_group() as jobs,
             ):
                 jobs.start_soon(_tidy_store, store)
+                providers = ProviderRegistry(settings, client)
                 yield AppState(
                     settings=settings,
                     store=store,
-                    providers=ProviderRegistry(settings, client),
+                    providers=providers,
                     inputs=InputResolver(
                         store,
                         settings.store_dir,
@@ -186,6 +193,7 @@ def build_server(
                         timeout_s=settings.job_timeout_seconds,
                         retention_s=settings.job_retention_seconds,
                         max_concurrent=settings.max_concurrent_provider_calls,
+                        in_flight=providers.in_flight,
                     ),
                     rate_limiter=RateLimiter(settings.rate_limit_per_minute or 0),
                     prices=PriceTable(settings.prices),

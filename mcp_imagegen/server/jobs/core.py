@@ -123,15 +123,17 @@ class Job:
                 await self.changed.wait()
         return self.done
 
-    async def run(self, work: Work, timeout_s: float, slots: anyio.CapacityLimiter) -> None:
-        """Do the work once a provider slot is free, and record how it ended; never raises
-        except to cancel its task. The time limit counts the wait for a slot too."""
+    async def run(self, work: Work, timeout_s: float, slots: Slots) -> None:
+        """Do the work once a slot of its provider and an overall slot are free, and record how it
+        ended; never raises except to cancel its task. The time limit counts the wait for slots too."""
         started = False
         try:
             with self._scope, anyio.move_on_after(timeout_s) as limit:
-                if not slots.available_tokens:
-                    self.step(f"queued: all {slots.total_tokens:.0f} provider slots are busy")
-                async with slots:
+                for limiter, whose in ((slots.provider, f"{self.provider} "), (slots.overall, "")):
+                    if not limiter.available_tokens:
+                        self.step(f"queued: all {limiter.total_tokens:.0f} {whose}provider slots are busy")
+                        break
+                async with slots.provider, slots.overall:
                     started = True
                     outcome = await work(self)
                 self._finish("succeeded", outcome=outcome)
@@ -171,17 +173,39 @@ class Job:
         changed.set()
 
 
+@dataclass(frozen=True)
+class Slots:
+    """What a job waits for before its provider call: a slot of its provider, and an overall one."""
+
+    provider: anyio.CapacityLimiter
+    overall: anyio.CapacityLimiter
+
+
 class JobManager:
     """Starts jobs in the server's task group, finds them by id, forgets finished ones."""
 
     def __init__(
-        self, task_group: TaskGroup, *, timeout_s: float, retention_s: float, max_concurrent: int = 16
+        self,
+        task_group: TaskGroup,
+        *,
+        timeout_s: float,
+        retention_s: float,
+        max_concurrent: int = 1024,
+        in_flight: Callable[[str], int] = lambda provider: 1024,
     ) -> None:
         self._task_group = task_group
         self._timeout_s = timeout_s
         self._retention_s = retention_s
-        self._slots = anyio.CapacityLimiter(max_concurrent)
+        self._overall = anyio.CapacityLimiter(max_concurrent)
+        self._in_flight = in_flight
+        self._per_provider: dict[str, anyio.CapacityLimiter] = {}
         self._jobs: dict[str, Job] = {}
+
+    def _slots(self, provider: str) -> Slots:
+        limiter = self._per_provider.get(provider)
+        if limiter is None:
+            limiter = self._per_provider[provider] = anyio.CapacityLimiter(self._in_flight(provider))
+        return Slots(limiter, self._overall)
 
     def start(
         self, tool: str, provider: str, model: str, work: Work, first_step: str, owner: Principal = LOCAL
@@ -190,7 +214,8 @@ class JobManager:
         job = Job(tool, provider, model, owner)
         job.step(first_step)
         self._jobs[job.id] = job
-        self._task_group.start_soon(job.run, work, self._timeout_s, self._slots, name=f"{tool} {job.id}")
+        slots = self._slots(provider)
+        self._task_group.start_soon(job.run, work, self._timeout_s, slots, name=f"{tool} {job.id}")
         return job
 
     def get(self, job_id: str, owner: Principal = LOCAL) -> Job:
