@@ -11,7 +11,6 @@ IMAGEGEN_REMOTE_ALLOW_PATHS, never inside the store (whose files belong to every
 
 from __future__ import annotations
 
-import base64
 import binascii
 import os
 import re
@@ -25,6 +24,7 @@ from urllib.request import url2pathname
 import anyio.to_thread
 
 from mcp_imagegen.errors import ImageNotFoundError, InputError
+from mcp_imagegen.images import b64
 from mcp_imagegen.images.fetch import UrlFetcher
 from mcp_imagegen.store.base import URI_PREFIX, Store
 
@@ -164,10 +164,8 @@ class InputResolver:
         compact = "".join(text.split())
         if len(compact) * 3 // 4 > self._max_bytes:
             raise InputError(f"{what} is over the {self._max_bytes:,}-byte input limit")
-        if "-" in compact or "_" in compact:
-            compact = compact.replace("-", "+").replace("_", "/")
         try:
-            return base64.b64decode(compact + "=" * (-len(compact) % 4), validate=True)
+            return b64.decode_either(compact)
         except (binascii.Error, ValueError):
             raise InputError(f"{what} is not valid base64") from None
 

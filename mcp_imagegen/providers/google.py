@@ -10,7 +10,6 @@ reason, and an answer with no image says what the model said instead.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 import time
@@ -31,6 +30,7 @@ from mcp_imagegen.errors import (
     ProviderError,
     UnsupportedOptionError,
 )
+from mcp_imagegen.images import b64
 from mcp_imagegen.providers import imagen
 from mcp_imagegen.providers._http import (
     DEFAULT_RETRY,
@@ -188,9 +188,7 @@ class GoogleImages(HttpProvider):
                 raise InputError(
                     f"{self.name} takes image bytes, not URLs; let the server fetch them (URL inputs)"
                 )
-            parts.append(
-                {"inlineData": {"data": base64.b64encode(image.data).decode(), "mimeType": image.mime_type}}
-            )
+            parts.append({"inlineData": {"data": b64.encode(image.data), "mimeType": image.mime_type}})
         body: dict[str, Any] = {"contents": [{"parts": [*parts, {"text": request.question}], "role": "user"}]}
         if request.system:
             body["systemInstruction"] = {"parts": [{"text": request.system}], "role": "user"}
@@ -256,7 +254,7 @@ class GoogleImages(HttpProvider):
                 f"or use an Imagen model on vertex ({imagen.EDIT_MODEL}) for mask edits"
             )
         parts = [
-            {"inlineData": {"data": base64.b64encode(image.data).decode(), "mimeType": image.mime_type}}
+            {"inlineData": {"data": b64.encode(image.data), "mimeType": image.mime_type}}
             for image in request.images
         ]
         return await self._content(request, parts, events)
@@ -422,9 +420,8 @@ def _b64(provider: str, data: object) -> bytes:
     """Standard or URL-safe base64 (Google's JSON accepts and may use either)."""
     if not isinstance(data, str):
         raise MalformedReplyError(f"{provider} sent an image part without data. Nothing was stored.")
-    standard = data.replace("-", "+").replace("_", "/")
     try:
-        return base64.b64decode(standard + "=" * (-len(standard) % 4), validate=True)
+        return b64.decode_either(data)
     except (binascii.Error, ValueError):
         raise MalformedReplyError(f"{provider} sent an image part with invalid base64.") from None
 

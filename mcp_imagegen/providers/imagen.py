@@ -8,7 +8,6 @@ else came back, and are kept in the metadata when some images did.
 
 from __future__ import annotations
 
-import base64
 import binascii
 from typing import Any
 
@@ -21,6 +20,7 @@ from mcp_imagegen.errors import (
     ProviderError,
     UnsupportedOptionError,
 )
+from mcp_imagegen.images import b64
 from mcp_imagegen.providers.base import (
     EditRequest,
     GeneratedImage,
@@ -220,7 +220,7 @@ def _edit_references(request: EditRequest, mask_png: bytes | None) -> list[dict[
         mask: dict[str, Any] = {}
         if mask_png is not None:
             mask["referenceImage"] = {
-                "bytesBase64Encoded": base64.b64encode(mask_png).decode(),
+                "bytesBase64Encoded": b64.encode(mask_png),
                 "mimeType": "image/png",
             }
         mask.update({"referenceId": 2, "referenceType": "REFERENCE_TYPE_MASK", "maskImageConfig": config})
@@ -333,7 +333,7 @@ def recontext_body(request: RecontextRequest) -> dict[str, Any]:
 
 
 def image_json(image: InputImage) -> dict[str, str]:
-    return {"bytesBase64Encoded": base64.b64encode(image.data).decode(), "mimeType": image.mime_type}
+    return {"bytesBase64Encoded": b64.encode(image.data), "mimeType": image.mime_type}
 
 
 def read_masks(provider: str, mode: str, body: dict[str, Any]) -> list[GeneratedImage]:
@@ -457,8 +457,7 @@ def _one_of(option: str, value: str, allowed: tuple[str, ...], model: str) -> st
 
 
 def _b64(provider: str, encoded: str) -> bytes:
-    standard = encoded.replace("-", "+").replace("_", "/")
     try:
-        return base64.b64decode(standard + "=" * (-len(standard) % 4), validate=True)
+        return b64.decode_either(encoded)
     except (binascii.Error, ValueError):
         raise MalformedReplyError(f"{provider} sent an image with invalid base64.") from None

@@ -9,7 +9,6 @@ options omitted, and multipart edits with `image[]` parts and a `mask` part.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 from collections.abc import Callable, Mapping
@@ -25,6 +24,7 @@ from mcp_imagegen.errors import (
     ProviderUnreachableError,
     UnsupportedOptionError,
 )
+from mcp_imagegen.images import b64
 from mcp_imagegen.providers import openai_models
 from mcp_imagegen.providers._http import (
     DEFAULT_RETRY,
@@ -302,7 +302,7 @@ def _decode_item(provider: str, item: object, where: str) -> GeneratedImage:
 
 def _b64(provider: str, encoded: str, where: str) -> bytes:
     try:
-        return base64.b64decode(encoded, validate=True)
+        return b64.decode(encoded)
     except (binascii.Error, ValueError):
         raise MalformedReplyError(f"{provider} sent {where} with invalid base64.") from None
 

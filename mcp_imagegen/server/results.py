@@ -8,13 +8,13 @@ budget; the stored files are never altered.
 
 from __future__ import annotations
 
-import base64
 from typing import Literal
 
 import anyio.to_thread
 from mcp.types import CallToolResult, ContentBlock, ImageContent, ResourceLink, TextContent
 from pydantic import BaseModel, Field, JsonValue
 
+from mcp_imagegen.images import b64
 from mcp_imagegen.images.preview import Preview, PreviewSource, fit_previews
 from mcp_imagegen.store.base import StoredImage
 
@@ -110,9 +110,7 @@ async def image_result(
     )
     content: list[ContentBlock] = []
     for (image, _), preview in zip(stored, previews, strict=True):
-        content.append(
-            ImageContent(data=base64.b64encode(preview.data).decode(), mime_type=preview.mime_type)
-        )
+        content.append(ImageContent(data=b64.encode(preview.data), mime_type=preview.mime_type))
         content.append(
             ResourceLink(
                 name=image.path.name,
