@@ -93,7 +93,7 @@ async def test_progress_steps_and_heartbeats_while_waiting(
     assert messages[1] == "request sent to openai"
     assert any(message.startswith("openai started answering after ") for message in messages)
     assert any(re.fullmatch(r"received \d+ kB from openai in [\d.]+ s", message) for message in messages)
-    assert messages[-2:] == ["storing 1 image(s)", "preparing previews"]
+    assert messages[-1] == "storing 1 image(s) and preparing their previews"
     # About 2 s of waiting with a 0.4 s heartbeat: several heartbeats, in the documented form.
     assert len(progress.heartbeats) >= 3, messages
     assert all(re.fullmatch(r"waiting for gpt-image-2, \d+ s", beat) for beat in progress.heartbeats)

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-import anyio.to_thread
 from mcp.types import CallToolResult, ContentBlock, ImageContent, ResourceLink, TextContent
 from pydantic import BaseModel, Field, JsonValue
 
 from mcp_imagegen.images import b64
-from mcp_imagegen.images.preview import Preview, PreviewSource, fit_previews
+from mcp_imagegen.images.preview import Preview
 from mcp_imagegen.store.base import StoredImage
 
 
@@ -78,26 +77,20 @@ class ImageResult(BaseModel):
     cost: CallCost | None = Field(None, description="The call's estimated cost in USD.")
 
 
-async def image_result(
-    stored: list[tuple[StoredImage, bytes]],
+def image_result(
+    shown: list[tuple[StoredImage, Preview]],
     *,
     job_id: str,
     provider: str,
     model: str,
-    max_bytes: int,
-    max_side: int,
     show_paths: bool,
     parent_ids: tuple[str, ...] = (),
     usage: dict[str, JsonValue] | None = None,
     partial_uris: tuple[str, ...] = (),
     text: str | None = None,
 ) -> CallToolResult:
-    """Build the tool result; preview encoding runs in a worker thread."""
-    sources = [PreviewSource(data, image.mime_type, image.width, image.height) for image, data in stored]
-    previews = await anyio.to_thread.run_sync(
-        lambda: fit_previews(sources, max_bytes=max_bytes, max_side=max_side)
-    )
-    refs = [_ref(image, preview, show_paths) for (image, _), preview in zip(stored, previews, strict=True)]
+    """The tool result for stored images and their previews (made within the inline budget)."""
+    refs = [_ref(image, preview, show_paths) for image, preview in shown]
     output = ImageResult(
         job_id=job_id,
         images=refs,
@@ -109,7 +102,7 @@ async def image_result(
         text=text,
     )
     content: list[ContentBlock] = []
-    for (image, _), preview in zip(stored, previews, strict=True):
+    for image, preview in shown:
         content.append(ImageContent(data=b64.encode(preview.data), mime_type=preview.mime_type))
         content.append(
             ResourceLink(

@@ -121,6 +121,8 @@ class FakeOpenAIImages:
     fail_next: list[tuple[int, Any]] = field(default_factory=list)
     """Replies to send instead of a success: (status, JSON body, raw bytes or a whole Response)."""
     delay_s: float = 0.0
+    images_sent: list[bytes] = field(default_factory=list)
+    """Every image the fake answered with, in order, as bytes."""
     """Seconds before the answer; a stream spreads them over its events."""
     stream_cut_after: int | None = None
     """End streams after this many events, as a server that breaks off would."""
@@ -404,6 +406,7 @@ class FakeOpenAIImages:
             image.paste(noise, (0, 0))
         buffer = io.BytesIO()
         image.save(buffer, format=PIL_FORMAT.get(output_format, "PNG"))
+        self.images_sent.append(buffer.getvalue())
         return buffer.getvalue()
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,7 @@ from pydantic import JsonValue
 
 from mcp_imagegen.errors import InputError, MalformedReplyError
 from mcp_imagegen.images import codec
+from mcp_imagegen.images.preview import Preview, PreviewSource, fit_one, fit_previews
 from mcp_imagegen.providers.base import CallEvents, InputImage, Operation, ProviderResult
 from mcp_imagegen.server.jobs.core import Job
 from mcp_imagegen.server.principals import Principal
@@ -31,6 +33,7 @@ from mcp_imagegen.server.state import AppState
 from mcp_imagegen.store.base import ImageKind, NewImage, StoredImage
 from mcp_imagegen.usage.prices import Charge
 
+logger = logging.getLogger(__name__)
 ProviderCall = Callable[[CallEvents], Awaitable[ProviderResult]]
 ROLE_KINDS: dict[str, ImageKind] = {"cutout": "cutout"}
 """Store kinds for outputs whose role differs from the operation's usual output."""
@@ -105,18 +108,17 @@ class ImageWork:
         events = JobEvents(job, self.app, self.provider, self.model, self.prompt)
         try:
             result = await self.call(events)
-            job.step(f"storing {len(result.images)} image(s)")
+            job.step(f"storing {len(result.images)} image(s) and preparing their previews")
             with anyio.CancelScope(shield=True):
                 owner = job.owner.name
                 parents = tuple([await keep_input(self.app, item, "input", owner) for item in self.inputs])
                 extra: dict[str, JsonValue] = {"job_id": job.id}
                 if self.mask is not None:
                     extra["mask_id"] = await keep_input(self.app, self.mask, "mask", owner)
-                stored = await self._store_outputs(result, parents, extra, owner)
+                stored, previews = await self._store_outputs(result, parents, extra, owner)
         finally:
             if not self.keep_partials:
                 await events.discard_partials()
-        job.step("preparing previews")
         usage = result.metadata.get("usage")
         return ImageOutcome(
             app=self.app,
@@ -128,52 +130,107 @@ class ImageWork:
             parent_ids=parents,
             usage=usage if isinstance(usage, dict) else None,
             partials=tuple(events.partials) if self.keep_partials else (),
+            first_previews=FirstPreviews(previews),
             text=result.text,
         )
 
     async def _store_outputs(
         self, result: ProviderResult, parents: tuple[str, ...], extra: dict[str, JsonValue], owner: str
-    ) -> list[StoredImage]:
-        stored = []
-        max_pixels = self.app.settings.max_pixels
-        for index, generated in enumerate(result.images):
+    ) -> tuple[list[StoredImage], list[Preview] | None]:
+        """Store every image and build its preview at the same time: the durable write (hash,
+        fsync) and the decode and encode of the preview overlap in worker threads, and the image
+        is decoded once, for its preview (its facts come from the header). Every image that can be
+        read is stored before one that cannot is reported. The previews are None where one could
+        not be made here (the result then makes them from the stored files)."""
+        news: list[NewImage] = []
+        unreadable: MalformedReplyError | None = None
+        for index in range(len(result.images)):
             try:
-                image_facts = await anyio.to_thread.run_sync(
-                    functools.partial(codec.facts, generated.data, max_pixels=max_pixels)
-                )
-            except InputError:
-                raise MalformedReplyError(
-                    f"{self.provider} sent image {index + 1} in a form that cannot be decoded; "
-                    "it was not stored."
-                ) from None
-            metadata: dict[str, JsonValue] = {
-                "parameters": self.parameters,
-                "provider_response": result.metadata,
-                "index": index,
-                **extra,
-            }
-            for key, value in (
-                ("revised_prompt", generated.revised_prompt),
-                ("label", generated.label),
-                ("score", generated.score),
-            ):
-                if value is not None:
-                    metadata[key] = value
-            new = NewImage(
-                data=generated.data,
-                mime_type=image_facts.mime_type,
-                width=image_facts.width,
-                height=image_facts.height,
-                kind=ROLE_KINDS.get(generated.role or "", self.kind),
-                owner=owner,
-                provider=self.provider,
-                model=result.model,
-                prompt=self.prompt,
-                parent_ids=parents,
-                metadata=metadata,
+                news.append(await self._new_image(result, index, parents, extra, owner))
+            except MalformedReplyError as exc:
+                unreadable = unreadable or exc
+        settings = self.app.settings
+        budget = settings.inline_max_bytes // max(1, len(news))
+        stored: list[StoredImage | None] = [None] * len(news)
+        previews: list[Preview | None] = [None] * len(news)
+
+        async def keep() -> None:  # in order, so the store lists them as the result does
+            for index, new in enumerate(news):
+                stored[index] = await self.app.store.put(new)
+
+        async def show(index: int, new: NewImage) -> None:
+            source = PreviewSource(new.data, new.mime_type, new.width, new.height)
+            fit = functools.partial(fit_one, source, max_bytes=budget, max_side=settings.inline_max_side)
+            try:
+                previews[index] = await anyio.to_thread.run_sync(fit)
+            except Exception:
+                logger.debug("preview of image %d deferred", index + 1, exc_info=True)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(keep)
+            for index, new in enumerate(news):
+                group.start_soon(show, index, new)
+        if unreadable is not None:
+            raise unreadable
+        made = [view for view in previews if view is not None]
+        return [image for image in stored if image is not None], made if len(made) == len(news) else None
+
+    async def _new_image(
+        self,
+        result: ProviderResult,
+        index: int,
+        parents: tuple[str, ...],
+        extra: dict[str, JsonValue],
+        owner: str,
+    ) -> NewImage:
+        max_pixels = self.app.settings.max_pixels
+        generated = result.images[index]
+        try:
+            image_facts = await anyio.to_thread.run_sync(
+                functools.partial(codec.facts, generated.data, max_pixels=max_pixels)
             )
-            stored.append(await self.app.store.put(new))
-        return stored
+        except InputError:
+            raise MalformedReplyError(
+                f"{self.provider} sent image {index + 1} in a form that cannot be decoded; it was not stored."
+            ) from None
+        metadata: dict[str, JsonValue] = {
+            "parameters": self.parameters,
+            "provider_response": result.metadata,
+            "index": index,
+            **extra,
+        }
+        for key, value in (
+            ("revised_prompt", generated.revised_prompt),
+            ("label", generated.label),
+            ("score", generated.score),
+        ):
+            if value is not None:
+                metadata[key] = value
+        return NewImage(
+            data=generated.data,
+            mime_type=image_facts.mime_type,
+            width=image_facts.width,
+            height=image_facts.height,
+            kind=ROLE_KINDS.get(generated.role or "", self.kind),
+            owner=owner,
+            provider=self.provider,
+            model=result.model,
+            prompt=self.prompt,
+            parent_ids=parents,
+            metadata=metadata,
+        )
+
+
+class FirstPreviews:
+    """The previews made while the images were stored, kept for the first rendering of the result
+    only: later renderings make them again, so finished jobs do not hold image bytes."""
+
+    def __init__(self, previews: list[Preview] | None) -> None:
+        self._previews = previews
+
+    def take(self) -> list[Preview] | None:
+        previews, self._previews = self._previews, None
+        return previews
 
 
 @dataclass(frozen=True)
@@ -190,20 +247,30 @@ class ImageOutcome:
     usage: dict[str, JsonValue] | None = None
     partials: tuple[StoredImage, ...] = field(default=())
     text: str | None = None
+    first_previews: FirstPreviews = field(default_factory=lambda: FirstPreviews(None))
 
     def metering(self) -> tuple[int, dict[str, JsonValue] | None]:
         return len(self.images), self.usage
 
     async def result(self) -> CallToolResult:
-        stored = [await self.app.store.read(image.id, owner=self.owner.name) for image in self.images]
-        return await image_result(
-            stored,
+        previews = self.first_previews.take()
+        if previews is None:  # a later get_job: made again from the stored files
+            settings = self.app.settings
+            stored = [await self.app.store.read(image.id, owner=self.owner.name) for image in self.images]
+            sources = [
+                PreviewSource(data, image.mime_type, image.width, image.height) for image, data in stored
+            ]
+            previews = await anyio.to_thread.run_sync(
+                lambda: fit_previews(
+                    sources, max_bytes=settings.inline_max_bytes, max_side=settings.inline_max_side
+                )
+            )
+        return image_result(
+            list(zip(self.images, previews, strict=True)),
             show_paths=not self.owner.remote,
             job_id=self.job_id,
             provider=self.provider,
             model=self.model,
-            max_bytes=self.app.settings.inline_max_bytes,
-            max_side=self.app.settings.inline_max_side,
             parent_ids=self.parent_ids,
             usage=self.usage,
             partial_uris=tuple(image.uri for image in self.partials),
