@@ -4,9 +4,11 @@
    answer arrives (median of several runs), next to spawning `python -c "import mcp.server"`.
 2. Per-call overhead of `generate_image` at 1024x1024 through an in-memory MCP client,
    against a zero-latency loopback fake that answers with a precomputed reply. The raw
-   HTTP round trip to the fake is measured too and subtracted. Two images are used: a
-   flat one that fits the inline budget as it is, and a noisy one (about the size of a
-   real photo PNG) whose preview must be re-encoded.
+   HTTP round trip to the fake is measured too and subtracted. Three images are used: a
+   flat one that fits the inline budget as it is, and noisy ones (like real photo PNGs) at
+   1024x1024 and 3840x2160 whose previews must be re-encoded. Each prints the overhead next
+   to a floor measured in the same run (one base64 decode, one PNG decode, one JPEG encode
+   of the same image) and the peak RSS (issue "Performance at realistic sizes").
 
 Run: `python benchmarks/startup_and_overhead.py [--runs 7] [--calls 40]`
 """
@@ -19,6 +21,7 @@ import io
 import json
 import logging
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -72,6 +75,10 @@ def median_of(runs: int, measure: Callable[[], float]) -> float:
     return statistics.median(measure() for _ in range(runs))
 
 
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def reply_with(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
@@ -89,8 +96,32 @@ def flat_image() -> Image.Image:
     return image
 
 
-def noisy_image() -> Image.Image:
-    return Image.merge("RGB", [Image.effect_noise((1024, 1024), 30).convert("L") for _ in range(3)])
+def noisy_image(size: tuple[int, int] = (1024, 1024)) -> Image.Image:
+    """High entropy, like a real photo: a PNG of it is megabytes, as providers' images are."""
+    return Image.merge("RGB", [Image.effect_noise(size, 30).convert("L") for _ in range(3)])
+
+
+def codec_floor_ms(reply: bytes, max_side: int) -> float:
+    """The issue's floor for one image: one base64 decode, one PNG decode (and the resize a preview
+    of it needs), one JPEG encode, each with the fastest call the standard stack offers."""
+    from mcp_imagegen.images import b64
+
+    encoded = json.loads(reply)["data"][0]["b64_json"]
+    timings = []
+    for _ in range(5):
+        start = time.perf_counter()
+        png = b64.decode(encoded)
+        with Image.open(io.BytesIO(png)) as image:
+            image.load()
+            scale = min(1.0, max_side / max(image.size))
+            shown = (
+                image
+                if scale == 1.0
+                else image.resize((round(image.width * scale), round(image.height * scale)), reducing_gap=2.0)
+            )
+            shown.save(io.BytesIO(), format="JPEG", quality=85)
+        timings.append(time.perf_counter() - start)
+    return statistics.median(timings) * 1000
 
 
 async def per_call_ms(reply: bytes, calls: int) -> tuple[float, float, int]:
@@ -139,11 +170,23 @@ def main() -> None:
     print(f"cold start, spawn to tools/list (stdio), median of {args.runs}: {ours * 1000:.0f} ms")
     print(f"baseline, spawn python -c 'import mcp.server', median of {args.runs}: {baseline * 1000:.0f} ms")
     print(f"cold start over baseline: {(ours / baseline - 1) * 100:+.0f}%")
-    for label, image in (("flat 1024x1024 PNG", flat_image()), ("noisy 1024x1024 PNG", noisy_image())):
-        call_ms, raw_ms, size = anyio.run(per_call_ms, reply_with(image), args.calls)
+    cases = (
+        ("flat 1024x1024 PNG", flat_image(), args.calls),
+        ("noisy 1024x1024 PNG", noisy_image(), args.calls),
+        ("noisy 3840x2160 PNG", noisy_image((3840, 2160)), max(5, args.calls // 8)),
+    )
+    for label, image, calls in cases:
+        reply = reply_with(image)
+        rss_before = peak_rss_mb()
+        call_ms, raw_ms, size = anyio.run(per_call_ms, reply, calls)
         overhead = call_ms - raw_ms
-        print(f"generate_image, {label} ({size / 1e6:.2f} MB), {args.calls} calls: median {call_ms:.1f} ms")
-        print(f"    fake round trip {raw_ms:.1f} ms; server overhead {overhead:.1f} ms")
+        floor = codec_floor_ms(reply, 1568)
+        print(f"generate_image, {label} ({size / 1e6:.2f} MB), {calls} calls: median {call_ms:.1f} ms")
+        print(
+            f"    fake round trip {raw_ms:.1f} ms; server overhead {overhead:.1f} ms; floor (one base64 "
+            f"decode, one PNG decode, one JPEG encode) {floor:.1f} ms; overhead/floor {overhead / floor:.2f}"
+        )
+        print(f"    peak RSS {peak_rss_mb():.0f} MiB (growth {peak_rss_mb() - rss_before:.0f} MiB)")
 
 
 if __name__ == "__main__":
