@@ -101,3 +101,34 @@ def test_small_images_are_inlined_as_they_are() -> None:
     data = png_bytes((300, 200))
     [preview] = fit_previews([PreviewSource(data, "image/png", 300, 200)], max_bytes=700_000, max_side=1568)
     assert preview.data is data
+
+
+@pytest.mark.parametrize("kind", ["16-bit PNG", "palette PNG with transparency", "CMYK JPEG", "rotated JPEG"])
+def test_previews_of_unusual_encodings_fit_and_show_the_image(kind: str) -> None:
+    """The forms providers and cameras do produce: each makes a preview within the budget that
+    still looks like the image (its mean colour survives)."""
+    size = (1200, 900)
+    if kind == "16-bit PNG":
+        data = encoded(Image.linear_gradient("I").resize(size).convert("I;16"), "PNG")
+    elif kind == "palette PNG with transparency":
+        image = Image.effect_mandelbrot(size, (-2, -1.5, 1, 1.5), 50).convert("P")
+        data = encoded(image, "PNG", transparency=0)
+    elif kind == "CMYK JPEG":
+        data = encoded(Image.new("CMYK", size, (10, 200, 30, 0)), "JPEG", quality=95)
+    else:
+        exif = Image.Exif()
+        exif[codec.EXIF_ORIENTATION] = 6
+        data = encoded(Image.new("RGB", size, (200, 40, 40)), "JPEG", exif=exif.tobytes())
+    facts = codec.facts(data, max_pixels=10_000_000)
+    [preview] = fit_previews(
+        [PreviewSource(data, facts.mime_type, facts.width, facts.height)], max_bytes=20_000, max_side=800
+    )
+    assert len(preview.data) <= 20_000 and max(preview.width, preview.height) <= 800
+    if kind == "rotated JPEG":  # EXIF 6: shown turned upright, since the preview has no EXIF
+        assert (preview.width, preview.height) == (600, 800)
+    with Image.open(io.BytesIO(preview.data)) as shown, Image.open(io.BytesIO(data)) as original:
+        assert shown.size == (preview.width, preview.height)
+        expected = original.convert("RGB").resize((8, 8)).resize((1, 1)).getpixel((0, 0))
+        seen = shown.convert("RGB").resize((8, 8)).resize((1, 1)).getpixel((0, 0))
+        assert isinstance(expected, tuple) and isinstance(seen, tuple)
+        assert all(abs(a - b) <= 24 for a, b in zip(expected, seen, strict=True)), (expected, seen)

@@ -20,6 +20,16 @@ INLINE_MIME_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/g
 SHRINK_STEP = 0.75
 MIN_SIDE = 32
 OPAQUE = (255, 255)
+UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+"""The turn that brings an image with this EXIF orientation upright."""
 
 
 @dataclass(frozen=True)
@@ -59,8 +69,12 @@ def fit_one(source: PreviewSource, *, max_bytes: int, max_side: int) -> Preview:
     with Image.open(io.BytesIO(source.data)) as opened:
         if opened.format == "JPEG":
             opened.draft("RGB", target)
+        turn = UPRIGHT.get(opened.getexif().get(codec.EXIF_ORIENTATION, 1))
         may_be_transparent = opened.mode in ("RGBA", "LA", "PA") or "transparency" in opened.info
         image = _resized(opened.convert("RGBA" if may_be_transparent else "RGB"), target)
+    if turn is not None:  # the preview carries no EXIF: its pixels are turned upright instead
+        image = image.transpose(turn)
+        target = image.size
     transparent = may_be_transparent and image.getchannel("A").getextrema() != OPAQUE
     if image.mode == "RGBA" and not transparent:
         image = image.convert("RGB")
