@@ -104,9 +104,26 @@ class AzureSettings(_EnvFirstSettings):
     endpoint: str | None = None
     api_version: str | None = None
     deployment: str | None = None
+    """The deployment image calls go to, whatever model name they give."""
+    deployments: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    """`gpt-image-1.5=img-deploy,gpt-image-2=img2`: a call's model selects its deployment."""
     vision_deployment: str | None = None
     """A chat deployment with vision, for describe_image."""
     timeout_s: float = Field(DEFAULT_IMAGE_TIMEOUT_S, gt=0)
+
+    @field_validator("deployments", mode="before")
+    @classmethod
+    def _parse_deployments(cls, value: object) -> object:
+        """`model=deployment` pairs, comma-separated, or a JSON object."""
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.startswith("{"):
+            return json.loads(text)
+        pairs = [part.split("=", 1) for part in text.split(",") if part.strip()]
+        if any(len(pair) != 2 or not pair[0].strip() or not pair[1].strip() for pair in pairs):
+            raise ValueError("use model=deployment pairs, e.g. gpt-image-1.5=img-deploy,gpt-image-2=img2")
+        return {model.strip(): deployment.strip() for model, deployment in pairs}
 
 
 class GoogleSettings(_EnvFirstSettings):

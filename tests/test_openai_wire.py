@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -17,7 +18,7 @@ import pytest
 from PIL import Image
 
 from mcp_imagegen.config import AzureSettings, EndpointSettings, OpenAISettings
-from mcp_imagegen.errors import ContentPolicyError, ProviderError
+from mcp_imagegen.errors import ContentPolicyError, InputError, ProviderError
 from mcp_imagegen.providers.base import EditRequest, GenerateRequest, InputImage
 from mcp_imagegen.providers.openai import OpenAIImages
 from mcp_imagegen.providers.openai_endpoint import (
@@ -315,3 +316,94 @@ async def test_bad_key_names_the_variable_and_never_echoes_the_key(
     assert caught.value.status == 401
     assert secret not in str(caught.value)
     assert "check OPENAI_API_KEY" in str(caught.value)
+
+
+async def test_azure_deployment_takes_every_model_as_the_sdk_does(
+    fake_openai: FakeOpenAIImages, http: httpx2.AsyncClient
+) -> None:
+    """AZURE_OPENAI_DEPLOYMENT alone: a call naming a model goes to that deployment, exactly as the
+    SDK with `azure_deployment` sends it; the model name still picks the size rules."""
+    sdk = openai.AzureOpenAI(
+        azure_endpoint=fake_openai.url,
+        azure_deployment="img-deploy",
+        api_version="2025-04-01-preview",
+        api_key=fake_openai.azure_key,
+        max_retries=0,
+    )
+    sdk.images.generate(model="gpt-image-1.5", prompt="a cat", size="1024x1536")
+    sdk_sent = fake_openai.last
+    settings = AzureSettings(
+        api_key=fake_openai.azure_key,
+        endpoint=fake_openai.url,
+        api_version="2025-04-01-preview",
+        deployment="img-deploy",
+    )
+    provider = OpenAIImages(azure_endpoint(settings), http, CAPS, timeout_s=30)
+    await provider.generate(GenerateRequest(prompt="a cat", model="gpt-image-1.5", size="1024x1536"))
+    assert_same_wire(fake_openai.last, sdk_sent)
+    assert fake_openai.last.path == "/openai/deployments/img-deploy/images/generations"
+    with pytest.raises(InputError, match=r"gpt-image-1\.5"):  # its size rules still apply
+        await provider.generate(GenerateRequest(prompt="a cat", model="gpt-image-1.5", size="640x480"))
+
+
+@pytest.mark.parametrize("version", ["2025-04-01-preview", None])
+async def test_azure_deployments_by_model(
+    fake_openai: FakeOpenAIImages, http: httpx2.AsyncClient, version: str | None
+) -> None:
+    settings = AzureSettings(
+        api_key=fake_openai.azure_key,
+        endpoint=fake_openai.url,
+        api_version=version,
+        deployments="gpt-image-1.5=img-deploy, gpt-image-2=img2",
+    )
+    provider = OpenAIImages(azure_endpoint(settings), http, CAPS, timeout_s=30)
+    for model, deployment in (("gpt-image-1.5", "img-deploy"), ("gpt-image-2", "img2")):
+        await provider.generate(GenerateRequest(prompt="x", model=model))
+        sent = fake_openai.last
+        assert sent.json is not None
+        if version:  # classic: the URL names the deployment, the body the model (as the SDK)
+            assert sent.path == f"/openai/deployments/{deployment}/images/generations"
+            assert sent.json["model"] == model
+        else:  # /openai/v1/: the body's model is the deployment
+            assert sent.path == "/openai/v1/images/generations"
+            assert sent.json["model"] == deployment
+        await provider.edit(EditRequest(prompt="x", model=model, images=(input_image(png_bytes(), "i.png"),)))
+        edit_sent = fake_openai.last
+        assert (deployment in edit_sent.path) if version else (edit_sent.fields()["model"] == deployment)
+    before = len(fake_openai.requests)
+    with pytest.raises(InputError) as refused:
+        await provider.generate(GenerateRequest(prompt="x", model="gpt-image-1-mini"))
+    assert "gpt-image-1.5 (img-deploy), gpt-image-2 (img2)" in str(refused.value)
+    assert len(fake_openai.requests) == before, "nothing was sent"
+
+
+async def test_azure_model_names_reach_the_deployment_through_mcp(
+    fake_openai: FakeOpenAIImages, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The model name list_providers teaches reaches the configured deployment, not a deployment of
+    that name (which a real resource does not have)."""
+    from mcp import Client
+
+    from mcp_imagegen.config import load_settings
+    from mcp_imagegen.server.app import build_server
+
+    for name, value in {
+        "IMAGEGEN_STORE_DIR": str(tmp_path / "store"),
+        "AZURE_OPENAI_API_KEY": fake_openai.azure_key,
+        "AZURE_OPENAI_ENDPOINT": fake_openai.url,
+        "AZURE_OPENAI_API_VERSION": "2025-04-01-preview",
+        "AZURE_OPENAI_DEPLOYMENTS": "gpt-image-1.5=img-deploy",
+    }.items():
+        monkeypatch.setenv(name, value)
+    async with Client(build_server(load_settings())) as client:
+        listing = await client.call_tool("list_providers", {})
+        assert listing.structured_content is not None
+        [azure] = [item for item in listing.structured_content["providers"] if item["name"] == "azure"]
+        assert azure["default_model"] == "gpt-image-1.5"
+        made = await client.call_tool("generate_image", {"prompt": "a fox", "provider": "azure"})
+        assert not made.is_error, made.content
+        assert fake_openai.last.path == "/openai/deployments/img-deploy/images/generations"
+        refused = await client.call_tool("generate_image", {"prompt": "a fox", "model": "gpt-image-2"})
+        assert refused.is_error and "AZURE_OPENAI_DEPLOYMENTS: gpt-image-1.5 (img-deploy)" in str(
+            refused.content
+        )

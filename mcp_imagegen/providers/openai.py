@@ -89,7 +89,7 @@ class OpenAIImages(HttpProvider):
         if request.moderation is not None:
             options["moderation"] = request.moderation
         # The SDK writes `stream` right after `model` in JSON (in multipart it sorts with the rest).
-        body: dict[str, Any] = {"model": request.model}
+        body: dict[str, Any] = {"model": self._endpoint.wire_model(request.model)}
         if options.pop("stream", False):
             body["stream"] = True
         body["prompt"] = request.prompt
@@ -102,7 +102,7 @@ class OpenAIImages(HttpProvider):
         if request.input_fidelity is not None:
             openai_models.check_input_fidelity(request.model, request.input_fidelity)
             options["input_fidelity"] = request.input_fidelity
-        options["model"] = request.model
+        options["model"] = self._endpoint.wire_model(request.model)
         form = {"prompt": request.prompt, **_form_values(_sdk_order(options, n=request.n))}
         files = [("image[]", (image.filename, image.data, image.mime_type)) for image in request.images]
         if request.mask is not None:

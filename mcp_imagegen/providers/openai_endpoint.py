@@ -13,7 +13,7 @@ from typing import Literal
 import httpx2
 
 from mcp_imagegen.config import AzureSettings, EndpointSettings, OpenAISettings, Settings
-from mcp_imagegen.errors import ConfigError
+from mcp_imagegen.errors import ConfigError, InputError
 from mcp_imagegen.providers import openai_models
 from mcp_imagegen.providers.base import Capabilities, Provider
 from mcp_imagegen.providers.options import OptionName
@@ -54,11 +54,34 @@ class ImagesEndpoint:
     secrets: tuple[str, ...] = ()
     response_format: str | None = None
     """Sent only to compatible servers that need `b64_json` asked for explicitly."""
+    deployment: str | None = None
+    """Azure: the deployment every image call goes to, whatever model name it gives (as the SDK's
+    `azure_deployment`); the model name then only selects the size and option rules."""
+    deployments: Mapping[str, str] = field(default_factory=dict)
+    """Azure: the deployment of each model name; a call's model selects its deployment."""
+
+    def deployment_for(self, model: str) -> str:
+        """Where a call for `model` goes on Azure; the model itself elsewhere (or unmapped)."""
+        if self.deployments:
+            chosen = self.deployments.get(model)
+            if chosen is None:
+                known = ", ".join(f"{name} ({target})" for name, target in self.deployments.items())
+                raise InputError(
+                    f"{self.provider} has no deployment for model {model!r}; configured in "
+                    f"AZURE_OPENAI_DEPLOYMENTS: {known}"
+                )
+            return chosen
+        return self.deployment or model
+
+    def wire_model(self, model: str) -> str:
+        """The `model` the request body carries: on Azure's /openai/v1/ path that is the deployment;
+        on the classic path, where the URL names the deployment, the model as the SDK sends it."""
+        return model if self.deployment_path else self.deployment_for(model)
 
     def url(self, operation: ImagesOperation, model: str) -> str:
         base = self.base_url.rstrip("/")
         if self.deployment_path:
-            return f"{base}/deployments/{model}/images/{operation}"
+            return f"{base}/deployments/{self.deployment_for(model)}/images/{operation}"
         return f"{base}/images/{operation}"
 
 
@@ -103,9 +126,20 @@ def azure_endpoint(settings: AzureSettings) -> ImagesEndpoint:
             params={"api-version": version},
             deployment_path=True,
             secrets=(secret,),
+            deployment=settings.deployment,
+            deployments=settings.deployments,
         )
     params = {"api-version": version} if version == "preview" else {}
-    return ImagesEndpoint("azure", f"{resource}/openai/v1", headers, hint, params=params, secrets=(secret,))
+    return ImagesEndpoint(
+        "azure",
+        f"{resource}/openai/v1",
+        headers,
+        hint,
+        params=params,
+        secrets=(secret,),
+        deployment=settings.deployment,
+        deployments=settings.deployments,
+    )
 
 
 def compatible_endpoint(name: str, settings: EndpointSettings) -> ImagesEndpoint:
@@ -211,10 +245,18 @@ OPENAI = ProviderSpec(
 
 
 def _azure_capabilities(settings: Settings) -> Capabilities:
-    """Models on Azure are deployment names; Azure makes PNG and JPEG only."""
-    deployment = settings.azure.deployment or ""
-    vision = (settings.azure.vision_deployment,) if settings.azure.vision_deployment else ()
-    return openai_capabilities((deployment,) if deployment else (), deployment, ("png", "jpeg"), vision)
+    """With AZURE_OPENAI_DEPLOYMENTS, the mapped model names (the default is the one mapped to
+    AZURE_OPENAI_DEPLOYMENT, else the first); with AZURE_OPENAI_DEPLOYMENT alone, that deployment
+    and the OpenAI model names, which all go to it. Azure makes PNG and JPEG only."""
+    azure = settings.azure
+    vision = (azure.vision_deployment,) if azure.vision_deployment else ()
+    if azure.deployments:
+        models = tuple(azure.deployments)
+        mapped = [name for name, target in azure.deployments.items() if target == azure.deployment]
+        return openai_capabilities(models, (mapped or list(models))[0], ("png", "jpeg"), vision)
+    deployment = azure.deployment or ""
+    models = with_default(deployment, OPENAI_MODELS) if deployment else ()
+    return openai_capabilities(models, deployment, ("png", "jpeg"), vision)
 
 
 def _build_azure(settings: Settings, client: httpx2.AsyncClient) -> Provider:
