@@ -400,6 +400,7 @@ async def test_azure_model_names_reach_the_deployment_through_mcp(
         assert listing.structured_content is not None
         [azure] = [item for item in listing.structured_content["providers"] if item["name"] == "azure"]
         assert azure["default_model"] == "gpt-image-1.5"
+        assert azure["deployments"] == {"gpt-image-1.5": "img-deploy"}
         made = await client.call_tool("generate_image", {"prompt": "a fox", "provider": "azure"})
         assert not made.is_error, made.content
         assert fake_openai.last.path == "/openai/deployments/img-deploy/images/generations"

@@ -74,6 +74,8 @@ class Capabilities:
 
     families: tuple[ModelFamily, ...] = ()
     """Per model family, the options it takes (within `options`); a model of no family takes all."""
+    deployments: Mapping[str, str] = field(default_factory=dict)
+    """Azure: where each model name's calls go (its deployment), for `list_providers`."""
 
     def family_of(self, model: str) -> ModelFamily | None:
         return next((family for family in self.families if family.serves(model)), None)

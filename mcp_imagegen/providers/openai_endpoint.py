@@ -6,6 +6,7 @@ format is `providers/openai.py`, imported only when one of them is built.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -253,10 +254,12 @@ def _azure_capabilities(settings: Settings) -> Capabilities:
     if azure.deployments:
         models = tuple(azure.deployments)
         mapped = [name for name, target in azure.deployments.items() if target == azure.deployment]
-        return openai_capabilities(models, (mapped or list(models))[0], ("png", "jpeg"), vision)
+        capabilities = openai_capabilities(models, (mapped or list(models))[0], ("png", "jpeg"), vision)
+        return dataclasses.replace(capabilities, deployments=dict(azure.deployments))
     deployment = azure.deployment or ""
     models = with_default(deployment, OPENAI_MODELS) if deployment else ()
-    return openai_capabilities(models, deployment, ("png", "jpeg"), vision)
+    capabilities = openai_capabilities(models, deployment, ("png", "jpeg"), vision)
+    return dataclasses.replace(capabilities, deployments=dict.fromkeys(models, deployment))
 
 
 def _build_azure(settings: Settings, client: httpx2.AsyncClient) -> Provider:

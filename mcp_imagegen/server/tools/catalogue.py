@@ -27,6 +27,7 @@ class ProviderInfo(BaseModel):
     family_options: dict[str, list[str]] = Field(
         default_factory=dict, description="Where its model families differ: the options each family takes."
     )
+    deployments: dict[str, str] | None = Field(None, description="Azure: the deployment each model goes to.")
     output_formats: list[str]
     max_images: int
     max_input_images: int
@@ -66,6 +67,7 @@ async def list_providers(call: NoArguments, ctx: Context[AppState, Any]) -> Prov
                 default_model=caps.default_model,
                 options=sorted(caps.options),
                 family_options={family.name: sorted(family.options) for family in caps.families},
+                deployments=dict(caps.deployments) or None,
                 output_formats=list(caps.output_formats),
                 max_images=caps.max_images,
                 max_input_images=caps.max_input_images,
