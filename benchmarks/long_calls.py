@@ -81,17 +81,7 @@ async def run(calls: int, delay_s: float) -> None:
             await client.call_tool("generate_image", {"prompt": "warm up"})
             delay[0] = delay_s
             rss_before = peak_rss_mb()
-            results: list[Any] = []
-
-            async def one(index: int) -> None:
-                results.append(await client.call_tool("generate_image", {"prompt": f"call {index}"}))
-
-            start = time.perf_counter()
-            async with anyio.create_task_group() as group:
-                for index in range(calls):
-                    group.start_soon(one, index)
-            wall = time.perf_counter() - start
-            assert all(not result.is_error for result in results), results[0].content
+            wall = await burst(client, calls)
             print(f"{calls} concurrent calls to a {delay_s:g} s provider: {wall:.2f} s wall")
             print(f"    peak RSS growth {peak_rss_mb() - rss_before:.0f} MB (peak {peak_rss_mb():.0f} MB)")
 
@@ -160,18 +150,23 @@ async def burst_over_http(url: str, size: int) -> float:
     from mcp.client.streamable_http import streamable_http_client
 
     http = httpx2.AsyncClient(timeout=120, limits=httpx2.Limits(max_connections=None))
-    results: list[Any] = []
     async with http, Client(streamable_http_client(url + "/mcp", http_client=http)) as client:
         await client.call_tool("generate_image", {"prompt": "warm up"})
+        return await burst(client, size)
 
-        async def one(index: int) -> None:
-            results.append(await client.call_tool("generate_image", {"prompt": f"call {index}"}))
 
-        start = time.perf_counter()
-        async with anyio.create_task_group() as group:
-            for index in range(size):
-                group.start_soon(one, index)
-        wall = time.perf_counter() - start
+async def burst(client: Any, size: int) -> float:
+    """Seconds for `size` generate_image calls made at once through `client`; all must succeed."""
+    results: list[Any] = []
+
+    async def one(index: int) -> None:
+        results.append(await client.call_tool("generate_image", {"prompt": f"call {index}"}))
+
+    start = time.perf_counter()
+    async with anyio.create_task_group() as group:
+        for index in range(size):
+            group.start_soon(one, index)
+    wall = time.perf_counter() - start
     assert all(not result.is_error for result in results), results[0].content
     return wall
 

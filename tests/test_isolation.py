@@ -21,6 +21,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from mcp.types import BlobResourceContents, CallToolResult, TextResourceContents
 
+from mcp_imagegen.errors import ConfigError
 from mcp_imagegen.server.auth import parse_token, read_token_file
 from mcp_imagegen.server.principals import derived_name
 from tests.conftest import png_bytes
@@ -276,5 +277,5 @@ def test_static_token_names(tmp_path: Path) -> None:
         (derived_name("tok-bare"), "tok-bare", ()),
     ]
     listed.write_text("local tok-l\n")
-    with pytest.raises(Exception, match="local"):
+    with pytest.raises(ConfigError, match="'local' is the name of the local"):
         read_token_file(listed)

@@ -137,6 +137,16 @@ async def test_the_budget_day_ends_at_midnight_utc(tmp_path: Path) -> None:
     )
 
 
+async def test_a_call_settles_once(tmp_path: Path) -> None:
+    ledger = UsageLedger(tmp_path / "usage.sqlite3")
+    charge = Charge("openai", "gpt-image-1", "generate")
+    reservation = await ledger.reserve("alice", "generate_image", charge, Estimate(0.5, "test"), None)
+    await ledger.settle(reservation, "cancelled", Estimate(0.0, "never sent"))
+    await ledger.settle(reservation, "failed", Estimate(0.4, "a late second word"))
+    [line] = await ledger.report("alice", "2000-01-01", "2999-12-31")
+    assert (line.cost_usd, line.failed) == (0.0, 0)
+
+
 async def test_an_unpriced_call_is_refused_under_a_budget(tmp_path: Path) -> None:
     ledger = UsageLedger(tmp_path / "usage.sqlite3")
     unknown = PriceTable().estimate(Charge("openai", "brand-new-model", "generate"))
@@ -300,13 +310,16 @@ async def test_cancelled_calls_settle_their_reservation(
         assert report is not None and report["budget"]["spent_usd"] == pytest.approx(5 * PRICE), (
             "both reserved"
         )
+        costs = []
         for job_id in reversed(ids):
             stopped = await client.call_tool("cancel_job", {"job_id": job_id})
-            assert (
-                stopped.structured_content is not None and stopped.structured_content["status"] == "cancelled"
-            )
+            assert stopped.structured_content is not None
+            assert stopped.structured_content["status"] == "cancelled"
+            costs.append(stopped.structured_content["cost"]["estimated_usd"])
+        assert costs == [0.0, pytest.approx(2 * PRICE)], "what cancel_job shows is what the ledger keeps"
         report = (await client.call_tool("get_usage", {})).structured_content
     assert report is not None and image_requests(fake_openai) == 1
     assert report["budget"]["spent_usd"] == pytest.approx(2 * PRICE), (
         "the queued call's reservation is released"
     )
+    assert [(line["calls"], line["failed"]) for line in report["lines"]] == [(2, 0)]

@@ -31,7 +31,7 @@ from mcp_imagegen.server.jobs.core import Job, JobOutcome
 from mcp_imagegen.server.jobs.delivery import run_as_job
 from mcp_imagegen.server.principals import current_principal
 from mcp_imagegen.server.state import AppState
-from mcp_imagegen.usage.ledger import Reservation
+from mcp_imagegen.usage.ledger import Outcome, Reservation
 from mcp_imagegen.usage.prices import Charge, Estimate
 
 
@@ -131,59 +131,64 @@ async def run_paid_job(
     reservation = await app.ledger.reserve(
         caller.name, tool, charge, estimate, app.settings.budget_for(caller.name)
     )
-    charged = ChargedWork(app, reservation, work)
-    try:
-        return await run_as_job(
-            ctx, tool, charge.provider, charge.model, charged, first_step, wait_seconds, estimate
-        )
-    except BaseException:
-        if not charged.started:  # the job never began: the reservation is released
-            with anyio.CancelScope(shield=True):
-                await app.ledger.settle(reservation, "failed", _nothing(estimate, "it never started"))
-        raise
+    # From here the job settles its own row, whichever way it ends (`ChargedWork`); a server
+    # stopping before the job could start leaves it for `UsageLedger.settle_stale`.
+    return await run_as_job(
+        ctx,
+        tool,
+        charge.provider,
+        charge.model,
+        ChargedWork(app, reservation, work),
+        first_step,
+        wait_seconds,
+        estimate,
+    )
 
 
-@dataclass
+@dataclass(frozen=True)
 class ChargedWork:
-    """A job's work that settles its ledger row when it ends: succeeded (priced on what was made),
-    failed (nothing made: no charge), or cancelled or timed out (the estimate stands, since the
-    provider may have charged)."""
+    """A job's work that settles its ledger row, and the job's shown cost, when it ends:
+    succeeded (priced on what was made), failed (nothing made: no charge), cancelled or timed out
+    while the provider worked (the estimate stands, since the provider may have charged), or
+    ended while still queued (nothing was sent: no charge)."""
 
     app: AppState
     reservation: Reservation
     work: MeteredWork
-    started: bool = False
 
     async def abandoned(self, job: Job) -> None:
-        """Ended while queued: nothing was sent, so the reservation is released."""
-        estimate = self.reservation.estimate
-        await self.app.ledger.settle(
-            self.reservation, "cancelled", _nothing(estimate, "it ended before it was sent"), job_id=job.id
+        await self._settle(
+            job, "cancelled", _nothing(self.reservation.estimate, "it ended before it was sent")
         )
 
     async def __call__(self, job: Job) -> JobOutcome:
-        self.started = True
-        ledger, estimate = self.app.ledger, self.reservation.estimate
         try:
             outcome = await self.work(job)
         except anyio.get_cancelled_exc_class():
-            with anyio.CancelScope(shield=True):
-                await ledger.settle(self.reservation, "cancelled", estimate, job_id=job.id)
+            await self._settle(job, "cancelled", self.reservation.estimate)
             raise
         except BaseException:
-            with anyio.CancelScope(shield=True):
-                await ledger.settle(
-                    self.reservation, "failed", _nothing(estimate, "the call failed"), job_id=job.id
-                )
+            await self._settle(job, "failed", _nothing(self.reservation.estimate, "the call failed"))
             raise
         images, usage = outcome.metering() if isinstance(outcome, Metered) else (0, None)
         cost = self.app.prices.settle(self.reservation.charge, images, usage)
+        await self._settle(job, "succeeded", cost, images=images, usage=usage)
+        return outcome
+
+    async def _settle(
+        self,
+        job: Job,
+        outcome: Outcome,
+        cost: Estimate,
+        *,
+        images: int = 0,
+        usage: dict[str, JsonValue] | None = None,
+    ) -> None:
         job.cost = cost
         with anyio.CancelScope(shield=True):
-            await ledger.settle(
-                self.reservation, "succeeded", cost, images=images, usage=usage, job_id=job.id
+            await self.app.ledger.settle(
+                self.reservation, outcome, cost, images=images, usage=usage, job_id=job.id
             )
-        return outcome
 
 
 def _nothing(estimate: Estimate, why: str) -> Estimate:

@@ -50,10 +50,17 @@ CREATE TABLE IF NOT EXISTS calls (
 );
 CREATE INDEX IF NOT EXISTS calls_by_principal_day ON calls (principal, day);
 CREATE INDEX IF NOT EXISTS calls_by_day ON calls (day);
+CREATE INDEX IF NOT EXISTS calls_pending ON calls (started_at) WHERE outcome = 'pending';
 """
-SPENT = (
-    "SELECT COALESCE(SUM(CASE WHEN outcome = 'pending' THEN estimate_usd ELSE cost_usd END), 0)"
-    " FROM calls WHERE principal = ? AND day = ?"
+COST = "(CASE WHEN outcome = 'pending' THEN estimate_usd ELSE cost_usd END)"
+"""What a call counts for: its estimate while it runs, then what it settled at (NULL: unknown)."""
+SPENT = f"SELECT COALESCE(SUM({COST}), 0) FROM calls WHERE principal = ? AND day = ?"  # noqa: S608
+REPORT = (
+    "SELECT day, principal, provider, model, COUNT(*),"  # noqa: S608 - constant expressions only
+    " SUM(CASE WHEN outcome IN ('failed', 'interrupted') THEN 1 ELSE 0 END), SUM(images),"
+    f" COALESCE(SUM({COST}), 0), SUM(CASE WHEN {COST} IS NULL THEN 1 ELSE 0 END)"
+    " FROM calls WHERE day >= ? AND day <= ? AND (? IS NULL OR principal = ?)"
+    " GROUP BY day, principal, provider, model ORDER BY day, principal, provider, model"
 )
 LEDGER_FILE = "usage.sqlite3"
 STALE_AFTER_S = 24 * 3600.0
@@ -189,7 +196,7 @@ class UsageLedger:
         with self._lock:
             self._db.execute(
                 "UPDATE calls SET outcome = ?, cost_usd = ?, basis = ?, images = ?, usage = ?, job_id = ?,"
-                " ended_at = ? WHERE id = ?",
+                " ended_at = ? WHERE id = ? AND outcome = 'pending'",  # a call settles once
                 (
                     outcome,
                     cost.usd,
@@ -209,17 +216,8 @@ class UsageLedger:
         return BudgetState(limit_usd, round(spent, 6), next_midnight(now))
 
     def _report(self, principal: str | None, since: str, until: str) -> list[UsageRow]:
-        query = (
-            "SELECT day, principal, provider, model, COUNT(*),"
-            " SUM(CASE WHEN outcome IN ('failed', 'interrupted') THEN 1 ELSE 0 END), SUM(images),"
-            " COALESCE(SUM(CASE WHEN outcome = 'pending' THEN estimate_usd ELSE cost_usd END), 0),"
-            " SUM(CASE WHEN (CASE WHEN outcome = 'pending' THEN estimate_usd ELSE cost_usd END) IS NULL"
-            " THEN 1 ELSE 0 END)"
-            " FROM calls WHERE day >= ? AND day <= ? AND (? IS NULL OR principal = ?)"
-            " GROUP BY day, principal, provider, model ORDER BY day, principal, provider, model"
-        )
         with self._lock:
-            rows: Sequence[Any] = self._db.execute(query, (since, until, principal, principal)).fetchall()
+            rows: Sequence[Any] = self._db.execute(REPORT, (since, until, principal, principal)).fetchall()
         return [
             UsageRow(day, who, provider, model, calls, failed, images, round(cost, 6), unpriced)
             for day, who, provider, model, calls, failed, images, cost, unpriced in rows
