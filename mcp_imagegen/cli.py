@@ -121,21 +121,21 @@ def usage(argv: Sequence[str]) -> None:
 
     from mcp_imagegen.config import load_settings
     from mcp_imagegen.errors import ImagegenError
-    from mcp_imagegen.usage.ledger import LEDGER_FILE, UsageLedger
-    from mcp_imagegen.usage.report import as_text, period, usage_report
+    from mcp_imagegen.store.selection import opened
+    from mcp_imagegen.usage.report import UsageReport, as_text, period, usage_report
+
+    async def read(settings: Settings, since: str, until: str) -> UsageReport:
+        async with opened(settings) as backing:
+            limit = settings.budget_for(args.principal) if args.principal else None
+            return await usage_report(backing.ledger, args.principal, since, until, limit)
 
     try:
         settings = load_settings(args.config)
         since, until = period(args.since, args.until, datetime.datetime.now(datetime.timezone.utc).date())
-        ledger = UsageLedger(settings.store_dir / LEDGER_FILE)
+        report = anyio.run(read, settings, since, until)
     except ImagegenError as exc:
         sys.stderr.write(f"mcp-imagegen usage: {exc}\n")
         raise SystemExit(2) from None
-    limit = settings.budget_for(args.principal) if args.principal else None
-    try:
-        report = anyio.run(usage_report, ledger, args.principal, since, until, limit)
-    finally:
-        ledger.close()
     sys.stdout.write((report.model_dump_json(indent=2) if args.json else as_text(report)) + "\n")
 
 

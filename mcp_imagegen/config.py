@@ -13,6 +13,7 @@ import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AliasChoices,
@@ -23,10 +24,12 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from mcp_imagegen.errors import ConfigError
+from mcp_imagegen.store.url import StoreUrl
 from mcp_imagegen.usage.prices import PriceEntry
 
 if sys.version_info >= (3, 11):
@@ -247,6 +250,16 @@ class Settings(_EnvFirstSettings):
     model_config = SettingsConfigDict(env_prefix="IMAGEGEN_", extra="forbid")
 
     store_dir: Path = Field(default_factory=default_store_dir)
+    store_url: str | None = Field(
+        None,
+        description="Keep images in S3-compatible object storage, s3://BUCKET/PREFIX (credentials and "
+        "endpoint from the AWS_* variables), with the index in IMAGEGEN_DATABASE_URL: for replicas.",
+    )
+    database_url: SecretStr | None = Field(
+        None,
+        description="PostgreSQL (postgresql://user:password@host/db) shared by replicas: image index, "
+        "usage ledger and budgets. Goes with IMAGEGEN_STORE_URL.",
+    )
     models_dir: Path = Field(
         default_factory=default_models_dir, description="Where the local provider's model files are."
     )
@@ -382,6 +395,9 @@ class Settings(_EnvFirstSettings):
             *(endpoint.resolved_key() for endpoint in self.endpoints.values()),
         ]
         values = [key.get_secret_value() for key in keys if key is not None]
+        if self.database_url is not None:
+            url = self.database_url.get_secret_value()
+            values += [url, urlsplit(url).password or ""]
         for token in self.auth_tokens:  # `name:TOKEN`: the token alone is the secret
             text = token.get_secret_value()
             values += [text, text.partition(":")[2]] if ":" in text else [text]
@@ -425,6 +441,25 @@ class Settings(_EnvFirstSettings):
     def _expand_allowed_dirs(cls, value: list[Path]) -> list[Path]:
         return [path.expanduser() for path in value]
 
+    @field_validator("store_url", mode="after")
+    @classmethod
+    def _check_store_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            StoreUrl.parse(value)
+        return value
+
+    @model_validator(mode="after")
+    def _shared_store_needs_both(self) -> Settings:
+        """Object storage without a shared index (or the reverse) would be a store that replicas
+        cannot share: say which half is missing."""
+        if (self.store_url is None) != (self.database_url is None):
+            missing = "IMAGEGEN_DATABASE_URL" if self.database_url is None else "IMAGEGEN_STORE_URL"
+            raise ValueError(
+                f"a shared store needs both IMAGEGEN_STORE_URL (s3://bucket/prefix) and "
+                f"IMAGEGEN_DATABASE_URL (postgresql://…); {missing} is not set"
+            )
+        return self
+
 
 def load_settings(config_file: Path | None = None) -> Settings:
     """Build the settings from the environment and, if given, a TOML file.
@@ -467,6 +502,7 @@ def _describe_validation_error(exc: ValidationError, config_file: Path | None) -
     problems = []
     for error in exc.errors(include_input=False, include_url=False):
         where = ".".join(str(part) for part in error["loc"])
-        problems.append(f"{where}: {error['msg']}")
+        message = error["msg"].removeprefix("Value error, ")
+        problems.append(f"{where}: {message}" if where else message)
     source = f" (environment or {config_file})" if config_file else " (environment)"
     return f"invalid settings{source}: " + "; ".join(problems)

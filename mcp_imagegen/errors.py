@@ -106,3 +106,10 @@ class StoreError(ImagegenError):
 
 class ImageNotFoundError(StoreError):
     """No image with this id exists in the store."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's text: drivers and clients (psycopg, obstore) follow it with
+    multi-line details and debug dumps that do not belong in a user's error."""
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]

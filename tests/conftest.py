@@ -21,6 +21,9 @@ from tests.fakes.mistral import FakeMistral
 from tests.fakes.openai_chat import FakeChat
 from tests.fakes.openai_images import FakeOpenAIImages
 
+pytest_plugins = ["tests.services"]
+"""The real PostgreSQL and SeaweedFS servers, for the tests that ask for them."""
+
 PROVIDER_ENV_PREFIXES = (
     "OPENAI_",
     "AZURE_OPENAI_",
@@ -30,6 +33,7 @@ PROVIDER_ENV_PREFIXES = (
     "SCW_",
     "SCALEWAY_",
     "MISTRAL_",
+    "AWS_",
 )
 
 

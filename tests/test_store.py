@@ -18,69 +18,34 @@ import pytest
 from mcp import Client
 
 from mcp_imagegen.config import load_settings
-from mcp_imagegen.errors import ImageNotFoundError, InputError, StoreError
+from mcp_imagegen.errors import ImageNotFoundError, StoreError
 from mcp_imagegen.server.app import build_server
-from mcp_imagegen.store.base import NewImage
+from mcp_imagegen.store.base import StoredImage
 from mcp_imagegen.store.local import LocalStore, RepairReport, Retention
 from tests.conftest import png_bytes
+from tests.test_store_contract import new
+
+
+def file_of(image: StoredImage) -> Path:
+    """The image's file: the local store always has one."""
+    assert image.path is not None
+    return image.path
+
 
 pytestmark = pytest.mark.anyio
 
 
-def new(data: bytes, **kwargs: object) -> NewImage:
-    return NewImage(
-        data=data,
-        mime_type="image/png",
-        width=64,
-        height=48,
-        kind="generated",
-        **{"owner": "local", **kwargs},  # type: ignore[arg-type]
-    )
-
-
-async def test_put_writes_file_and_index(tmp_path: Path) -> None:
+async def test_put_writes_the_file_before_the_row_and_survives_a_reopen(tmp_path: Path) -> None:
     store = LocalStore(tmp_path)
     data = png_bytes()
-    stored = await store.put(
-        new(
-            data,
-            prompt="p",
-            provider="placeholder",
-            parent_ids=("abc",),
-            metadata={"usage": {"total_tokens": 3}},
-        )
-    )
-    assert stored.path.read_bytes() == data
-    assert stored.path.is_relative_to(tmp_path / "images")
-    assert stored.sha256 == hashlib.sha256(data).hexdigest()
-    again = await store.get(stored.id, owner="local")
-    assert again == stored
-    assert (await store.read(stored.id, owner="local"))[1] == data
-    assert (await store.find_by_sha256(stored.sha256, owner="local")) == stored
+    stored = await store.put(new(data, parent_ids=("abc",), metadata={"usage": {"total_tokens": 3}}))
+    assert file_of(stored).read_bytes() == data
+    assert file_of(stored).is_relative_to(tmp_path / "images")
     assert not list((tmp_path / "tmp").iterdir())
     store.close()
     reopened = LocalStore(tmp_path)
     assert (await reopened.get(stored.id, owner="local")).parent_ids == ("abc",)
     assert (await reopened.get(stored.id, owner="local")).metadata == {"usage": {"total_tokens": 3}}
-
-
-async def test_pages_are_newest_first_with_opaque_cursors(tmp_path: Path) -> None:
-    store = LocalStore(tmp_path)
-    ids = [(await store.put(new(png_bytes(colour=(i, 0, 0))))).id for i in range(7)]
-    page = await store.page(None, 3, owner="local")
-    seen = [image.id for image in page.images]
-    while page.next_cursor:
-        assert not page.next_cursor.isdigit()
-        page = await store.page(page.next_cursor, 3, owner="local")
-        seen.extend(image.id for image in page.images)
-    assert seen == list(reversed(ids))
-    with pytest.raises(InputError, match="invalid cursor"):
-        await store.page("not-a-cursor", 3, owner="local")
-
-
-async def test_unknown_id(tmp_path: Path) -> None:
-    with pytest.raises(ImageNotFoundError):
-        await LocalStore(tmp_path).get("feedfacefeedface", owner="local")
 
 
 async def test_failed_index_write_removes_the_file(tmp_path: Path) -> None:
@@ -115,36 +80,12 @@ def test_unusable_store_dir_is_a_clear_error(tmp_path: Path) -> None:
         LocalStore(blocked)
 
 
-async def test_partial_images_are_readable_but_not_listed_or_matched(tmp_path: Path) -> None:
-    store = LocalStore(tmp_path)
-    data = png_bytes()
-    final = await store.put(new(png_bytes(colour=(9, 9, 9))))
-    partial = await store.put(
-        NewImage(
-            data=data,
-            mime_type="image/png",
-            width=64,
-            height=48,
-            kind="partial",
-            owner="local",
-            metadata={"job_id": "j"},
-        )
-    )
-    assert (await store.read(partial.id, owner="local"))[1] == data
-    assert [image.id for image in (await store.page(None, 10, owner="local")).images] == [final.id]
-    assert await store.find_by_sha256(partial.sha256, owner="local") is None, (
-        "an input never dedups onto a partial"
-    )
-    kept = await store.put(new(data))
-    assert await store.find_by_sha256(partial.sha256, owner="local") == kept
-
-
 async def test_delete_removes_row_and_file(tmp_path: Path) -> None:
     store = LocalStore(tmp_path)
     stored = await store.put(new(png_bytes()))
     other = await store.put(new(png_bytes(colour=(1, 1, 1))))
     await store.delete(stored.id)
-    assert not stored.path.exists()
+    assert not file_of(stored).exists()
     with pytest.raises(ImageNotFoundError):
         await store.get(stored.id, owner="local")
     await store.delete(stored.id)  # already gone: not an error
@@ -161,7 +102,7 @@ async def test_repair_after_a_crash_makes_index_and_files_agree(tmp_path: Path) 
     store = LocalStore(tmp_path)
     kept = await store.put(new(png_bytes(colour=(1, 2, 3))))
     lost = await store.put(new(png_bytes(colour=(4, 5, 6))))
-    lost.path.unlink()  # the file went away (by hand, or a crash before the disk flushed it)
+    file_of(lost).unlink()  # the file went away (by hand, or a crash before the disk flushed it)
     orphan = tmp_path / "images" / "2026-01-01" / "0123456789abcdef.png"
     orphan.parent.mkdir(parents=True)
     orphan.write_bytes(png_bytes((30, 20)))  # renamed into place, then the crash: no index row
@@ -213,13 +154,13 @@ async def test_size_limit_deletes_oldest_first_but_never_a_file_being_read(
     assert min(len(data) for data in images) > size * 0.9
     store = LocalStore(tmp_path, Retention(max_bytes=3 * size + size // 2))
     stored = [await store.put(new(data)) for data in images[:3]]
-    assert all(image.path.exists() for image in stored)
+    assert all(file_of(image).exists() for image in stored)
 
     reading, release = threading.Event(), threading.Event()
     real_read_bytes = Path.read_bytes
 
     def slow_read(path: Path) -> bytes:
-        if path == stored[0].path:
+        if path == file_of(stored[0]):
             reading.set()
             release.wait(5)
         return real_read_bytes(path)
@@ -229,10 +170,10 @@ async def test_size_limit_deletes_oldest_first_but_never_a_file_being_read(
         group.start_soon(functools.partial(store.read, stored[0].id, owner="local"))
         await anyio.to_thread.run_sync(reading.wait, 5)
         fourth = await store.put(new(images[3]))  # over the limit: the oldest is being read
-        assert stored[0].path.exists() and not stored[1].path.exists()
+        assert file_of(stored[0]).exists() and not file_of(stored[1]).exists()
         release.set()
     fifth = await store.put(new(images[4]))
-    assert not stored[0].path.exists()
+    assert not file_of(stored[0]).exists()
     assert [image.id for image in (await store.page(None, 10, owner="local")).images] == [
         fifth.id,
         fourth.id,
@@ -247,7 +188,7 @@ async def test_age_limit_deletes_old_images(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "index.sqlite3") as db:
         db.execute("UPDATE images SET created_at = created_at - 2 * 86400 WHERE id = ?", (old.id,))
     assert await store.enforce_retention() == 1
-    assert not old.path.exists() and recent.path.exists()
+    assert not file_of(old).exists() and file_of(recent).exists()
     with pytest.raises(ImageNotFoundError):
         await store.get(old.id, owner="local")
 
@@ -287,31 +228,12 @@ async def test_200_concurrent_calls_leave_index_and_files_consistent(tmp_path: P
     page = await store.page(None, 500, owner="local")
     assert len(page.images) == 200 and await store.count() == 200
     files = sorted(p for p in (root / "images").rglob("*") if p.is_file())
-    assert sorted(image.path for image in page.images) == files
-    assert all(hashlib.sha256(image.path.read_bytes()).hexdigest() == image.sha256 for image in page.images)
+    assert sorted(file_of(image) for image in page.images) == files
+    assert all(
+        hashlib.sha256(file_of(image).read_bytes()).hexdigest() == image.sha256 for image in page.images
+    )
     assert not list((root / "tmp").iterdir())
     assert await store.repair(grace_s=0) == RepairReport()
-
-
-async def test_owners_scope_every_lookup_and_the_same_bytes_are_two_images(tmp_path: Path) -> None:
-    store = LocalStore(tmp_path)
-    data = png_bytes()
-    alices = await store.put(new(data, owner="alice"))
-    bobs = await store.put(new(data, owner="bob"))
-    assert alices.id != bobs.id
-    assert await store.find_by_sha256(alices.sha256, owner="alice") == alices
-    assert await store.find_by_sha256(alices.sha256, owner="bob") == bobs
-    assert await store.find_by_sha256(alices.sha256, owner="carol") is None
-    for lookup in (store.get, store.read):
-        with pytest.raises(ImageNotFoundError) as theirs:
-            await lookup(alices.id, owner="bob")
-        with pytest.raises(ImageNotFoundError) as nobodys:
-            await lookup("feedfacefeedface", owner="bob")
-        assert str(theirs.value) == str(nobodys.value).replace("feedfacefeedface", alices.id)
-    assert [image.id for image in (await store.page(None, 10, owner="bob")).images] == [bobs.id]
-    everyone = await store.page(None, 10, owner=None)
-    assert [image.id for image in everyone.images] == [bobs.id, alices.id]
-    assert (await store.read(alices.id, owner=None))[1] == data
 
 
 FIXTURE_STORE = Path(__file__).parent / "fixtures" / "store-0.1.0"
@@ -338,7 +260,7 @@ async def test_a_store_written_by_the_previous_release_migrates_in_place(tmp_pat
     edited, source = listed[0], listed[1]
     assert edited.parent_ids == (source.id,)
     for image in listed:
-        assert (await store.read(image.id, owner="local"))[1] == files[image.path.name]
+        assert (await store.read(image.id, owner="local"))[1] == files[file_of(image).name]
     assert (await store.page(None, 10, owner="alice")).images == []
     for other in stores:
         other.close()

@@ -99,7 +99,7 @@ class InputResolver:
             stored, data = await self._store.read(image_id, owner=caller.sees)
         except ImageNotFoundError:
             raise InputError(f"{what}: no image {image_id!r} in the store (see resources/list)") from None
-        return RawInput(data, stored.path.name, stored.id)
+        return RawInput(data, stored.name, stored.id)
 
     async def _from_path(self, path: Path, what: str, caller: Principal) -> RawInput:
         roots = self._remote_roots if caller.remote else self._roots

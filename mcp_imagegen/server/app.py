@@ -44,8 +44,8 @@ from mcp_imagegen.server.state import AppState
 from mcp_imagegen.server.tools import all_tools
 from mcp_imagegen.server.tools.arguments import StrictTool
 from mcp_imagegen.server.tools.surface import Surface
-from mcp_imagegen.store.local import LocalStore, Retention
-from mcp_imagegen.usage.ledger import LEDGER_FILE, UsageLedger
+from mcp_imagegen.store.local import LocalStore
+from mcp_imagegen.store.selection import opened
 from mcp_imagegen.usage.prices import PriceTable
 
 logger = logging.getLogger(__name__)
@@ -125,11 +125,6 @@ def _connection_limits(settings: Settings) -> httpx2.Limits:
     return httpx2.Limits(max_connections=settings.max_concurrent_provider_calls, max_keepalive_connections=64)
 
 
-def retention(settings: Settings) -> Retention:
-    days = settings.store_max_age_days
-    return Retention(max_bytes=settings.store_max_bytes, max_age_s=days * 86400 if days is not None else None)
-
-
 async def _tidy_store(store: LocalStore) -> None:
     """Repair what a crash left behind and apply retention, in the background: start-up is
     not made to wait for a scan of the whole store."""
@@ -166,43 +161,38 @@ def build_server(
     @asynccontextmanager
     async def lifespan(server: MCPServer[AppState]) -> AsyncIterator[AppState]:
         codec.set_pixel_limit(settings.max_pixels)
-        store = LocalStore(settings.store_dir, retention(settings))
-        ledger = UsageLedger(settings.store_dir / LEDGER_FILE)
-        ledger.settle_stale()
-        try:
-            async with (
-                httpx2.AsyncClient(follow_redirects=False, limits=_connection_limits(settings)) as client,
-                anyio.create_task_group() as jobs,
-            ):
-                jobs.start_soon(_tidy_store, store)
-                providers = ProviderRegistry(settings, client)
-                yield AppState(
-                    settings=settings,
-                    store=store,
-                    providers=providers,
-                    inputs=InputResolver(
-                        store,
-                        settings.store_dir,
-                        settings.allowed_dirs,
-                        settings.max_input_bytes,
-                        _url_fetcher(settings, client),
-                        remote_roots=settings.remote_allow_paths,
-                    ),
-                    jobs=JobManager(
-                        jobs,
-                        timeout_s=settings.job_timeout_seconds,
-                        retention_s=settings.job_retention_seconds,
-                        max_concurrent=settings.max_concurrent_provider_calls,
-                        in_flight=providers.in_flight,
-                    ),
-                    rate_limiter=RateLimiter(settings.rate_limit_per_minute or 0),
-                    prices=PriceTable(settings.prices),
-                    ledger=ledger,
-                )
-                jobs.cancel_scope.cancel()  # shutting down: abort what is still running
-        finally:
-            store.close()
-            ledger.close()
+        async with (
+            opened(settings) as backing,
+            httpx2.AsyncClient(follow_redirects=False, limits=_connection_limits(settings)) as client,
+            anyio.create_task_group() as jobs,
+        ):
+            if backing.local is not None:
+                jobs.start_soon(_tidy_store, backing.local)
+            providers = ProviderRegistry(settings, client)
+            yield AppState(
+                settings=settings,
+                store=backing.store,
+                providers=providers,
+                inputs=InputResolver(
+                    backing.store,
+                    settings.store_dir,
+                    settings.allowed_dirs,
+                    settings.max_input_bytes,
+                    _url_fetcher(settings, client),
+                    remote_roots=settings.remote_allow_paths,
+                ),
+                jobs=JobManager(
+                    jobs,
+                    timeout_s=settings.job_timeout_seconds,
+                    retention_s=settings.job_retention_seconds,
+                    max_concurrent=settings.max_concurrent_provider_calls,
+                    in_flight=providers.in_flight,
+                ),
+                rate_limiter=RateLimiter(settings.rate_limit_per_minute or 0),
+                prices=PriceTable(settings.prices),
+                ledger=backing.ledger,
+            )
+            jobs.cancel_scope.cancel()  # shutting down: abort what is still running
 
     tools = all_tools(surface or Surface.of(settings))
     long_tools = frozenset(tool.name for tool in tools if isinstance(tool, StrictTool) and tool.operation)

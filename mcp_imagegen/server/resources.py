@@ -52,7 +52,7 @@ def _resource(image: StoredImage) -> Resource:
     source = f" by {image.provider}/{image.model}" if image.provider else ""
     return Resource(
         uri=image.uri,
-        name=image.path.name,
+        name=image.name,
         title=prompt[:80] or f"{image.kind} image",
         description=f"{image.kind} {image.width}x{image.height}{source}"
         + (f": {prompt[:200]}" if prompt else ""),
@@ -98,7 +98,7 @@ def metadata_json(image: StoredImage, *, show_path: bool) -> str:
         "id": image.id,
         "uri": image_uri(image.id),
         "metadata_uri": metadata_uri(image.id),
-        **({"path": str(image.path)} if show_path else {}),
+        **({"path": str(image.path)} if show_path and image.path else {}),
         "owner": image.owner,
         "kind": image.kind,
         "mime_type": image.mime_type,

@@ -106,13 +106,13 @@ def image_result(
         content.append(ImageContent(data=b64.encode(preview.data), mime_type=preview.mime_type))
         content.append(
             ResourceLink(
-                name=image.path.name,
+                name=image.name,
                 title=_title(image),
                 uri=image.uri,
                 mime_type=image.mime_type,
                 size=image.bytes,
                 description=f"Full-size {image.width}x{image.height} image"
-                + (f", also at {image.path}" if show_paths else ""),
+                + (f", also at {image.path}" if show_paths and image.path else ""),
             )
         )
     content.append(TextContent(text=output.model_dump_json(exclude_none=True)))
@@ -127,7 +127,7 @@ def _ref(image: StoredImage, preview: Preview, show_path: bool) -> ImageRef:
     return ImageRef(
         id=image.id,
         uri=image.uri,
-        path=str(image.path) if show_path else None,
+        path=str(image.path) if show_path and image.path else None,
         mime_type=image.mime_type,
         width=image.width,
         height=image.height,

@@ -10,7 +10,7 @@ from mcp_imagegen.providers.registry import ProviderRegistry
 from mcp_imagegen.server.jobs.core import JobManager
 from mcp_imagegen.server.limits import RateLimiter
 from mcp_imagegen.store.base import Store
-from mcp_imagegen.usage.ledger import UsageLedger
+from mcp_imagegen.usage.ledger import Ledger
 from mcp_imagegen.usage.prices import PriceTable
 
 
@@ -23,4 +23,4 @@ class AppState:
     jobs: JobManager
     rate_limiter: RateLimiter
     prices: PriceTable
-    ledger: UsageLedger
+    ledger: Ledger

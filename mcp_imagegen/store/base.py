@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
 from pydantic import JsonValue
+
+from mcp_imagegen.errors import InputError
+from mcp_imagegen.images.codec import EXTENSION_BY_MIME
 
 ImageKind = Literal[
     "generated", "edited", "input", "mask", "partial", "upscaled", "segment_mask", "cutout", "recontexted"
@@ -14,6 +21,7 @@ ImageKind = Literal[
 """`partial`: an intermediate image streamed during a call; readable by URI, left out of
 listings, and removed when its call ends unless the caller asked to keep it."""
 URI_PREFIX = "imagegen://images/"
+CURSOR_PREFIX = "v1:"
 LOCAL_OWNER = "local"
 """The owner of everything made over stdio or unauthenticated HTTP, and of rows older than owners."""
 
@@ -47,10 +55,12 @@ class NewImage:
 
 @dataclass(frozen=True)
 class StoredImage:
-    """An image in the store; `path` is the full-size file on disk."""
+    """An image in the store."""
 
     id: str
-    path: Path
+    path: Path | None
+    """The full-size file, where the store keeps images on this machine's disk (the local
+    store); None on an object store."""
     mime_type: str
     width: int
     height: int
@@ -68,6 +78,11 @@ class StoredImage:
     @property
     def uri(self) -> str:
         return image_uri(self.id)
+
+    @property
+    def name(self) -> str:
+        """The file name a host shows and saves it under: `<id>.<ext>`."""
+        return f"{self.id}.{EXTENSION_BY_MIME.get(self.mime_type, 'bin')}"
 
 
 @dataclass(frozen=True)
@@ -110,3 +125,44 @@ class Store(Protocol):
     async def count(self) -> int: ...
 
     def close(self) -> None: ...
+
+
+def encode_cursor(seq: int) -> str:
+    """A page cursor: the position of the last image shown, opaque to the client."""
+    return base64.urlsafe_b64encode(f"{CURSOR_PREFIX}{seq}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        if text.startswith(CURSOR_PREFIX):
+            return int(text.removeprefix(CURSOR_PREFIX))
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        pass
+    raise InputError("invalid cursor: pass the nextCursor of a previous resources/list page")
+
+
+def stored_image(row: Sequence[Any], path: Path | None) -> StoredImage:
+    """A record from an index row in the order both stores select their columns; JSON
+    columns come as text (SQLite) or already parsed (PostgreSQL's JSONB)."""
+    (
+        _seq, image_id, _where, mime_type, width, height, size, digest, created_at, kind, provider, model,
+        prompt, parent_ids, metadata, owner,
+    ) = row  # fmt: skip
+    return StoredImage(
+        id=image_id,
+        path=path,
+        mime_type=mime_type,
+        width=width,
+        height=height,
+        bytes=size,
+        sha256=digest,
+        created_at=created_at,
+        kind=cast(ImageKind, kind),
+        owner=owner,
+        provider=provider,
+        model=model,
+        prompt=prompt,
+        parent_ids=tuple(json.loads(parent_ids) if isinstance(parent_ids, str) else parent_ids),
+        metadata=json.loads(metadata) if isinstance(metadata, str) else metadata,
+    )

@@ -8,8 +8,6 @@ without a file. Several server processes may share one store (SQLite WAL + busy 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import errno
 import hashlib
@@ -24,13 +22,21 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import anyio.to_thread
 
 from mcp_imagegen.errors import ImageNotFoundError, InputError, StoreError
 from mcp_imagegen.images.codec import EXTENSION_BY_MIME
-from mcp_imagegen.store.base import LOCAL_OWNER, ImageKind, NewImage, Page, StoredImage
+from mcp_imagegen.store.base import (
+    LOCAL_OWNER,
+    NewImage,
+    Page,
+    StoredImage,
+    decode_cursor,
+    encode_cursor,
+    stored_image,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
@@ -90,7 +96,6 @@ INSERT = (
     " model, prompt, parent_ids, metadata, owner) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 ID_BYTES = 8
-CURSOR_PREFIX = "v1:"
 
 logger = logging.getLogger(__name__)
 
@@ -249,6 +254,7 @@ class LocalStore:
             self._reading[image_id] += 1
         try:
             stored = self._get(image_id, owner)
+            assert stored.path is not None  # always set by this store
             return stored, stored.path.read_bytes()
         except FileNotFoundError:
             raise StoreError(
@@ -269,14 +275,14 @@ class LocalStore:
 
     def _page(self, cursor: str | None, limit: int, owner: str | None) -> Page:
         """Keyset pagination on `seq`: the cost is one index range scan of `limit + 1` rows."""
-        before = _decode_cursor(cursor) if cursor else None
+        before = decode_cursor(cursor) if cursor else None
         with self._lock:
             if before is None:
                 rows = self._db.execute(SELECT_NEWEST, (owner, owner, limit + 1)).fetchall()
             else:
                 rows = self._db.execute(SELECT_OLDER, (before, owner, owner, limit + 1)).fetchall()
         images = [self._from_row(row) for row in rows[:limit]]
-        next_cursor = _encode_cursor(rows[limit - 1][0]) if len(rows) > limit else None
+        next_cursor = encode_cursor(rows[limit - 1][0]) if len(rows) > limit else None
         return Page(images, next_cursor)
 
     def _delete(self, image_id: str) -> None:
@@ -375,41 +381,7 @@ class LocalStore:
             return int(self._db.execute("SELECT COUNT(*) FROM images").fetchone()[0])
 
     def _from_row(self, row: Sequence[Any]) -> StoredImage:
-        (
-            _seq,
-            image_id,
-            rel_path,
-            mime_type,
-            width,
-            height,
-            size,
-            digest,
-            created_at,
-            kind,
-            provider,
-            model,
-            prompt,
-            parent_ids,
-            metadata,
-            owner,
-        ) = row
-        return StoredImage(
-            id=image_id,
-            path=self.root / rel_path,
-            mime_type=mime_type,
-            width=width,
-            height=height,
-            bytes=size,
-            sha256=digest,
-            created_at=created_at,
-            kind=cast(ImageKind, kind),
-            owner=owner,
-            provider=provider,
-            model=model,
-            prompt=prompt,
-            parent_ids=tuple(json.loads(parent_ids)),
-            metadata=json.loads(metadata),
-        )
+        return stored_image(row, self.root / row[2])
 
 
 def _modified(path: Path) -> float:
@@ -423,17 +395,3 @@ def _remove_quietly(path: Path) -> None:
     """Best-effort cleanup inside an error path: the original error is the one to report."""
     with contextlib.suppress(OSError):
         path.unlink(missing_ok=True)
-
-
-def _encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"{CURSOR_PREFIX}{seq}".encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> int:
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if text.startswith(CURSOR_PREFIX):
-            return int(text.removeprefix(CURSOR_PREFIX))
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        pass
-    raise InputError("invalid cursor: pass the nextCursor of a previous resources/list page")

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import anyio.to_thread
 from pydantic import JsonValue
@@ -110,6 +110,39 @@ class UsageRow:
     """Calls whose cost is unknown (no price in the table): not in `cost_usd`."""
 
 
+class Ledger(Protocol):
+    """Where calls are reserved and settled: `UsageLedger` (SQLite beside the local store) or
+    `usage.shared_ledger.SharedLedger` (PostgreSQL, shared by replicas)."""
+
+    async def reserve(
+        self, principal: str, tool: str, charge: Charge, estimate: Estimate, limit_usd: float | None
+    ) -> Reservation:
+        """Record the call as pending; with a limit, first check it fits what is left of the
+        principal's day (BudgetError if not: nothing is recorded and nothing is sent). The check and
+        the insert are one atomic step against every other reservation of that principal."""
+        ...
+
+    async def settle(
+        self,
+        reservation: Reservation,
+        outcome: Outcome,
+        cost: Estimate,
+        *,
+        images: int = 0,
+        usage: dict[str, JsonValue] | None = None,
+        job_id: str | None = None,
+    ) -> None:
+        """Record how the call ended; a call settles once (a second settle changes nothing)."""
+        ...
+
+    async def budget(self, principal: str, limit_usd: float) -> BudgetState: ...
+
+    async def report(self, principal: str | None, since: str, until: str) -> list[UsageRow]:
+        """Calls from day `since` to day `until` (inclusive, UTC), by day, principal, provider and
+        model; `principal=None`: everyone's."""
+        ...
+
+
 class UsageLedger:
     """Blocking SQLite work runs in a worker thread; a lock orders this process's writes."""
 
@@ -170,7 +203,7 @@ class UsageLedger:
             try:
                 if limit_usd is not None:
                     spent = float(self._db.execute(SPENT, (principal, day)).fetchone()[0])
-                    _check_fits(principal, charge, estimate, spent, limit_usd, now)
+                    check_fits(principal, charge, estimate, spent, limit_usd, now)
                 cursor = self._db.execute(
                     "INSERT INTO calls (principal, started_at, day, tool, provider, model, operation,"
                     " images_requested, size, quality, outcome, estimate_usd, basis)"
@@ -236,7 +269,7 @@ class UsageLedger:
         return cursor.rowcount
 
 
-def _check_fits(
+def check_fits(
     principal: str, charge: Charge, estimate: Estimate, spent: float, limit_usd: float, now: float
 ) -> None:
     resets = next_midnight(now)

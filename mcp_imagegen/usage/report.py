@@ -8,7 +8,7 @@ import datetime
 from pydantic import BaseModel, Field
 
 from mcp_imagegen.errors import InputError
-from mcp_imagegen.usage.ledger import UsageLedger
+from mcp_imagegen.usage.ledger import Ledger
 
 DEFAULT_DAYS = 30
 
@@ -60,7 +60,7 @@ def _day(text: str, what: str) -> datetime.date:
 
 
 async def usage_report(
-    ledger: UsageLedger, principal: str | None, since: str, until: str, limit_usd: float | None = None
+    ledger: Ledger, principal: str | None, since: str, until: str, limit_usd: float | None = None
 ) -> UsageReport:
     rows = await ledger.report(principal, since, until)
     lines = [

@@ -1,0 +1,169 @@
+"""The shared PostgreSQL database of a scaled-out server (`IMAGEGEN_DATABASE_URL`): one pool per
+process, and the schema every replica shares (image index, usage ledger).
+
+psycopg 3 with psycopg_pool (the `[scale]` extra) is imported only here and only when a database is
+configured, so the embedded default (files plus SQLite) never loads it. Every connection taken from
+the pool is checked first, so a replica reconnects by itself after PostgreSQL restarts: the first
+request after the restart gets a fresh connection, not a broken one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, cast
+from urllib.parse import urlsplit
+
+from mcp_imagegen.errors import ConfigError, StoreError, first_line
+
+if TYPE_CHECKING:
+    from psycopg import AsyncConnection
+    from psycopg.rows import TupleRow
+    from psycopg_pool import AsyncConnectionPool
+
+    Connection = AsyncConnection[TupleRow]
+
+logger = logging.getLogger(__name__)
+
+MIGRATION_LOCK = 0x696D6167656E
+"""The advisory lock key that orders schema migrations: replicas starting at once take turns."""
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the image index and the usage ledger
+    """
+    CREATE TABLE images (
+        seq BIGSERIAL PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        object_key TEXT NOT NULL,
+        mime_type TEXT NOT NULL,
+        width INTEGER NOT NULL,
+        height INTEGER NOT NULL,
+        bytes BIGINT NOT NULL,
+        sha256 TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL,
+        kind TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        provider TEXT,
+        model TEXT,
+        prompt TEXT,
+        parent_ids JSONB NOT NULL,
+        metadata JSONB NOT NULL
+    );
+    CREATE INDEX images_listed ON images (seq DESC) WHERE kind <> 'partial';
+    CREATE INDEX images_listed_by_owner ON images (owner, seq DESC) WHERE kind <> 'partial';
+    CREATE INDEX images_by_owner_sha256 ON images (owner, sha256);
+    CREATE TABLE calls (
+        id BIGSERIAL PRIMARY KEY,
+        principal TEXT NOT NULL,
+        started_at DOUBLE PRECISION NOT NULL,
+        day TEXT NOT NULL,
+        tool TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        model TEXT NOT NULL,
+        operation TEXT NOT NULL,
+        images_requested INTEGER NOT NULL,
+        images INTEGER NOT NULL DEFAULT 0,
+        size TEXT,
+        quality TEXT,
+        usage JSONB,
+        outcome TEXT NOT NULL,
+        estimate_usd DOUBLE PRECISION,
+        cost_usd DOUBLE PRECISION,
+        basis TEXT NOT NULL,
+        job_id TEXT,
+        ended_at DOUBLE PRECISION
+    );
+    CREATE INDEX calls_by_principal_day ON calls (principal, day);
+    CREATE INDEX calls_by_day ON calls (day);
+    CREATE INDEX calls_pending ON calls (started_at) WHERE outcome = 'pending';
+    """,
+)
+"""Append only: a released step is never edited, so every replica agrees on what version N is."""
+POOL_MAX = 20
+"""Connections per replica: a statement here takes well under a millisecond, so a few connections
+serve hundreds of calls in flight (they queue for a connection, not for the provider)."""
+CONNECT_TIMEOUT_S = 10.0
+
+
+def describe(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    parts = urlsplit(url)
+    user = f"{parts.username}@" if parts.username else ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{user}{parts.hostname or ''}{port}{parts.path}"
+
+
+class Database:
+    """A connection pool on one PostgreSQL database; open it with `connect`."""
+
+    def __init__(self, pool: AsyncConnectionPool[Connection], url: str) -> None:
+        self._pool = pool
+        self.where = describe(url)
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Connection]:
+        """A checked connection, in autocommit mode (use `connection.transaction()` for more than one
+        statement). A database that cannot be reached is a StoreError naming it, without its password."""
+        import psycopg
+        import psycopg_pool
+
+        try:
+            async with self._pool.connection() as connection:
+                yield connection
+        except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
+            raise StoreError(f"the database at {self.where} cannot be reached: {first_line(exc)}") from None
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+
+async def connect(url: str, *, min_size: int = 1, max_size: int = POOL_MAX) -> Database:
+    """Bring the schema up to date and open a pool on `url`. Raises ConfigError when psycopg is
+    not installed, StoreError (with the server's reason) when the database cannot be reached."""
+    try:
+        import psycopg
+        from psycopg_pool import AsyncConnectionPool
+    except ImportError:
+        raise ConfigError(
+            "IMAGEGEN_DATABASE_URL needs PostgreSQL support: pip install 'mcp-imagegen[scale]'"
+        ) from None
+    where = describe(url)
+    try:  # one direct connection first: its error says why (the pool's only says it timed out)
+        async with await psycopg.AsyncConnection.connect(
+            url, autocommit=True, connect_timeout=int(CONNECT_TIMEOUT_S)
+        ) as connection:
+            applied = await migrate(connection)
+    except psycopg.Error as exc:
+        raise StoreError(f"cannot use the database at {where}: {first_line(exc)}") from None
+    if applied:
+        logger.info("database %s: %d schema step(s) applied", where, applied)
+    pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
+        url,
+        min_size=min_size,
+        max_size=max_size,
+        open=False,
+        timeout=CONNECT_TIMEOUT_S,
+        kwargs={"autocommit": True, "connect_timeout": int(CONNECT_TIMEOUT_S)},
+        check=AsyncConnectionPool.check_connection,
+        reconnect_timeout=CONNECT_TIMEOUT_S,
+    )
+    await pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
+    return Database(pool, url)
+
+
+async def migrate(connection: Connection) -> int:
+    """Apply the steps this database has not had, in one transaction under an advisory lock, so
+    replicas starting at once migrate it once; returns how many were applied."""
+    async with connection.transaction():
+        await connection.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        await connection.execute(
+            "CREATE TABLE IF NOT EXISTS imagegen_schema (version INTEGER PRIMARY KEY,"
+            " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+        )
+        cursor = await connection.execute("SELECT COALESCE(MAX(version), 0) FROM imagegen_schema")
+        row = await cursor.fetchone()
+        current = int(cast(int, row[0])) if row else 0
+        for version, step in enumerate(MIGRATIONS[current:], start=current + 1):
+            await connection.execute(step)
+            await connection.execute("INSERT INTO imagegen_schema (version) VALUES (%s)", (version,))
+    return max(0, len(MIGRATIONS) - current)
