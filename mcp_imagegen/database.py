@@ -77,6 +77,31 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX calls_by_day ON calls (day);
     CREATE INDEX calls_pending ON calls (started_at) WHERE outcome = 'pending';
     """,
+    # 2: jobs any replica can see, wait on and cancel; rate-limit windows
+    """
+    CREATE TABLE jobs (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        tool TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        model TEXT NOT NULL,
+        state TEXT NOT NULL,
+        crashed BOOLEAN NOT NULL DEFAULT false,
+        error TEXT,
+        steps JSONB NOT NULL,
+        result TEXT,
+        cost JSONB,
+        replica TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL,
+        updated_at DOUBLE PRECISION NOT NULL,
+        finished_at DOUBLE PRECISION,
+        heartbeat_at DOUBLE PRECISION NOT NULL
+    );
+    CREATE INDEX jobs_running ON jobs (heartbeat_at) WHERE state = 'running';
+    CREATE INDEX jobs_finished ON jobs (finished_at) WHERE state <> 'running';
+    CREATE TABLE rate_calls (principal TEXT NOT NULL, at DOUBLE PRECISION NOT NULL);
+    CREATE INDEX rate_calls_by_principal ON rate_calls (principal, at);
+    """,
 )
 """Append only: a released step is never edited, so every replica agrees on what version N is."""
 POOL_MAX = 20
@@ -98,7 +123,19 @@ class Database:
 
     def __init__(self, pool: AsyncConnectionPool[Connection], url: str) -> None:
         self._pool = pool
+        self._url = url
         self.where = describe(url)
+
+    async def dedicated(self) -> Connection:
+        """A connection of its own, outside the pool (for LISTEN); the caller closes it."""
+        import psycopg
+
+        try:
+            return await psycopg.AsyncConnection.connect(
+                self._url, autocommit=True, connect_timeout=int(CONNECT_TIMEOUT_S)
+            )
+        except psycopg.OperationalError as exc:
+            raise StoreError(f"the database at {self.where} cannot be reached: {first_line(exc)}") from None
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:

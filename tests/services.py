@@ -229,3 +229,58 @@ def shared_env(postgres: Postgres, seaweedfs: SeaweedFS, monkeypatch: pytest.Mon
     monkeypatch.setenv("IMAGEGEN_STORE_URL", f"s3://{BUCKET}/{secrets.token_hex(6)}")
     monkeypatch.setenv("IMAGEGEN_DATABASE_URL", database_url)
     return database_url
+
+
+class HAProxy:
+    """HAProxy from the Debian package, round robin over the given loopback backends with health
+    checks on /healthz; every response says which backend served it (`X-Replica: r0|r1|…`)."""
+
+    def __init__(self, root: Path, backends: list[int]) -> None:
+        self.root = root
+        self.port = free_ports(1)[0]
+        self.log = root / "haproxy.log"
+        servers = "\n".join(
+            f"    server r{index} 127.0.0.1:{port} check inter 500ms fall 2 rise 1"
+            for index, port in enumerate(backends)
+        )
+        self.config = root / "haproxy.cfg"
+        self.config.write_text(
+            f"""global
+    maxconn 4096
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 300s
+    timeout server 300s
+    retries 2
+    option redispatch
+frontend mcp
+    bind 127.0.0.1:{self.port}
+    default_backend replicas
+backend replicas
+    balance roundrobin
+    option httpchk GET /healthz
+    http-response set-header X-Replica %s
+{servers}
+"""
+        )
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        binary = shutil.which("haproxy") or "/usr/sbin/haproxy"
+        if not Path(binary).exists():
+            raise RuntimeError("HAProxy is not installed: apt-get install haproxy (bash .ci/run does)")
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                [binary, "-db", "-f", str(self.config)], stdout=log, stderr=subprocess.STDOUT
+            )
+        wait_for_port(self.port, self.process, self.log)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)

@@ -51,11 +51,11 @@ async def test_job_ends_succeeded_failed_cancelled_or_timed_out(task_group: Task
         await anyio.sleep(10)
         return Done()
 
-    succeeded = jobs.start("generate_image", "openai", "m", quick, "start")
-    failed = jobs.start("generate_image", "openai", "m", refused, "start")
-    crashed = jobs.start("generate_image", "openai", "m", broken, "start")
-    timed_out = jobs.start("generate_image", "openai", "m", slow, "start")
-    cancelled = jobs.start("edit_image", "openai", "m", slow, "start")
+    succeeded = await jobs.start("generate_image", "openai", "m", quick, "start")
+    failed = await jobs.start("generate_image", "openai", "m", refused, "start")
+    crashed = await jobs.start("generate_image", "openai", "m", broken, "start")
+    timed_out = await jobs.start("generate_image", "openai", "m", slow, "start")
+    cancelled = await jobs.start("edit_image", "openai", "m", slow, "start")
     cancelled.cancel()
     for job in (succeeded, failed, crashed, timed_out, cancelled):
         assert await job.wait(5)
@@ -86,7 +86,7 @@ async def test_follow_reports_steps_then_heartbeats_and_stops_at_the_wait_limit(
         job.step("storing")
         return Done()
 
-    job = jobs.start("generate_image", "openai", "gpt-image-2", waits, "asking openai")
+    job = await jobs.start("generate_image", "openai", "gpt-image-2", waits, "asking openai")
     reports: list[tuple[float, str]] = []
 
     async def report(message: str) -> None:
@@ -115,13 +115,13 @@ async def test_finished_jobs_are_forgotten_after_the_retention_period(task_group
     async def quick(job: Job) -> Done:
         return Done()
 
-    job = jobs.start("generate_image", "openai", "m", quick, "start")
+    job = await jobs.start("generate_image", "openai", "m", quick, "start")
     assert await job.wait(5)
-    assert jobs.get(job.id) is job
-    assert jobs.get(f"  {job.id}\n") is job, "ids pasted with whitespace still work"
+    assert await jobs.get(job.id) is job
+    assert await jobs.get(f"  {job.id}\n") is job, "ids pasted with whitespace still work"
     await anyio.sleep(0.3)
     with pytest.raises(InputError, match=r"no job 'job_.*' on this server.*do not survive a server restart"):
-        jobs.get(job.id)
+        await jobs.get(job.id)
 
 
 async def test_job_ids_are_long_random_and_distinct(task_group: TaskGroup) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import httpx2
@@ -38,15 +38,18 @@ from mcp_imagegen.server import resources
 from mcp_imagegen.server.icons import icon
 from mcp_imagegen.server.jobs.core import JobManager
 from mcp_imagegen.server.jobs.tasks import TasksExtension
-from mcp_imagegen.server.limits import RateLimiter
+from mcp_imagegen.server.limits import RateLimit, RateLimiter
 from mcp_imagegen.server.principals import current_principal
 from mcp_imagegen.server.state import AppState
 from mcp_imagegen.server.tools import all_tools
 from mcp_imagegen.server.tools.arguments import StrictTool
 from mcp_imagegen.server.tools.surface import Surface
 from mcp_imagegen.store.local import LocalStore
-from mcp_imagegen.store.selection import opened
+from mcp_imagegen.store.selection import Backing, opened
 from mcp_imagegen.usage.prices import PriceTable
+
+if TYPE_CHECKING:
+    from mcp_imagegen.server.jobs.board import JobBoard
 
 logger = logging.getLogger(__name__)
 
@@ -145,6 +148,27 @@ async def _tidy_store(store: LocalStore) -> None:
         )
 
 
+@asynccontextmanager
+async def _job_board(backing: Backing, retention_s: float) -> AsyncIterator[JobBoard | None]:
+    """The shared jobs table of replicas, when there is a shared database."""
+    if backing.database is None:
+        yield None
+        return
+    from mcp_imagegen.server.jobs.board import JobBoard
+
+    async with JobBoard.running(backing.database, retention_s) as board:
+        yield board
+
+
+def _rate_limit(backing: Backing, per_minute: int) -> RateLimit:
+    """Counted in the shared database when there is one, so that the limit holds across replicas."""
+    if backing.database is None:
+        return RateLimiter(per_minute)
+    from mcp_imagegen.server.shared_limits import SharedRateLimiter
+
+    return SharedRateLimiter(backing.database, per_minute)
+
+
 def build_server(
     settings: Settings,
     *,
@@ -164,6 +188,7 @@ def build_server(
         async with (
             opened(settings) as backing,
             httpx2.AsyncClient(follow_redirects=False, limits=_connection_limits(settings)) as client,
+            _job_board(backing, settings.job_retention_seconds) as board,
             anyio.create_task_group() as jobs,
         ):
             if backing.local is not None:
@@ -187,8 +212,9 @@ def build_server(
                     retention_s=settings.job_retention_seconds,
                     max_concurrent=settings.max_concurrent_provider_calls,
                     in_flight=providers.in_flight,
+                    board=board,
                 ),
-                rate_limiter=RateLimiter(settings.rate_limit_per_minute or 0),
+                rate_limiter=_rate_limit(backing, settings.rate_limit_per_minute or 0),
                 prices=PriceTable(settings.prices),
                 ledger=backing.ledger,
             )

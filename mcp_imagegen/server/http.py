@@ -166,6 +166,8 @@ def http_app(server: ImagegenServer, settings: Settings, transport: HttpTranspor
     else:
         app = server.streamable_http_app(
             streamable_http_path=MCP_PATH,
+            # Replicas on a shared store answer any request: no session lives in one process.
+            stateless_http=settings.store_url is not None,
             max_request_body_size=settings.http_max_body_bytes,
             transport_security=security,
             host=host,

@@ -4,21 +4,37 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from typing import Protocol
 
 from mcp_imagegen.errors import LimitError
 
 WINDOW_S = 60.0
 
 
+class RateLimit(Protocol):
+    """A sliding one-minute window of calls per principal: `RateLimiter` in this process, or
+    `SharedRateLimiter` in the database that replicas share."""
+
+    async def admit(self, client: str) -> None:
+        """Count one call for `client`, or raise LimitError saying when to try again."""
+        ...
+
+
+def refusal(per_minute: int, wait_s: float) -> LimitError:
+    return LimitError(
+        f"rate limit: at most {per_minute} image calls per minute per client "
+        f"(IMAGEGEN_RATE_LIMIT_PER_MINUTE); try again in {max(1.0, wait_s):.0f} s"
+    )
+
+
 class RateLimiter:
-    """A sliding one-minute window per client; 0 calls per minute means no limit."""
+    """In this process's memory; 0 calls per minute means no limit."""
 
     def __init__(self, per_minute: int) -> None:
         self._per_minute = per_minute
         self._calls: dict[str, deque[float]] = {}
 
-    def admit(self, client: str) -> None:
-        """Count one call for `client`, or raise LimitError saying when to try again."""
+    async def admit(self, client: str) -> None:
         if not self._per_minute:
             return
         now = time.monotonic()
@@ -26,11 +42,7 @@ class RateLimiter:
         while calls and now - calls[0] >= WINDOW_S:
             calls.popleft()
         if len(calls) >= self._per_minute:
-            wait = WINDOW_S - (now - calls[0])
-            raise LimitError(
-                f"rate limit: at most {self._per_minute} image calls per minute per client "
-                f"(IMAGEGEN_RATE_LIMIT_PER_MINUTE); try again in {wait:.0f} s"
-            )
+            raise refusal(self._per_minute, WINDOW_S - (now - calls[0]))
         calls.append(now)
         if len(self._calls) > 10_000:  # forget idle clients so the table stays small
             for key in [

@@ -126,7 +126,7 @@ async def run_paid_job(
         )
     app = ctx.request_context.lifespan_context
     caller = current_principal()
-    app.rate_limiter.admit(caller.name)
+    await app.rate_limiter.admit(caller.name)
     estimate = app.prices.estimate(charge)
     reservation = await app.ledger.reserve(
         caller.name, tool, charge, estimate, app.settings.budget_for(caller.name)

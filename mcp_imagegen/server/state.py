@@ -8,7 +8,7 @@ from mcp_imagegen.config import Settings
 from mcp_imagegen.images.inputs import InputResolver
 from mcp_imagegen.providers.registry import ProviderRegistry
 from mcp_imagegen.server.jobs.core import JobManager
-from mcp_imagegen.server.limits import RateLimiter
+from mcp_imagegen.server.limits import RateLimit
 from mcp_imagegen.store.base import Store
 from mcp_imagegen.usage.ledger import Ledger
 from mcp_imagegen.usage.prices import PriceTable
@@ -21,6 +21,6 @@ class AppState:
     providers: ProviderRegistry
     inputs: InputResolver
     jobs: JobManager
-    rate_limiter: RateLimiter
+    rate_limiter: RateLimit
     prices: PriceTable
     ledger: Ledger

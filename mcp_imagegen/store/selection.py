@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from mcp_imagegen.config import Settings
 from mcp_imagegen.errors import ConfigError
@@ -15,6 +16,9 @@ from mcp_imagegen.store.base import Store
 from mcp_imagegen.store.local import LocalStore, Retention
 from mcp_imagegen.store.url import StoreUrl
 from mcp_imagegen.usage.ledger import LEDGER_FILE, Ledger, UsageLedger
+
+if TYPE_CHECKING:
+    from mcp_imagegen.database import Database
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,8 @@ class Backing:
     ledger: Ledger
     local: LocalStore | None
     """The local store when it is the one in use (it has start-up repair and retention)."""
+    database: Database | None = None
+    """The shared database, when there is one: jobs and rate limits go there too."""
 
 
 @asynccontextmanager
@@ -56,7 +62,7 @@ async def opened(settings: Settings, *, clock: Callable[[], float] = time.time) 
     try:
         shared_ledger = SharedLedger(shared, clock)
         await shared_ledger.settle_stale()
-        yield Backing(SharedStore(objects, shared), shared_ledger, None)
+        yield Backing(SharedStore(objects, shared), shared_ledger, None, shared)
     finally:
         await shared.close()
 

@@ -20,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 import anyio
 from anyio.abc import TaskGroup
@@ -29,6 +29,9 @@ from mcp.types import CallToolResult, TextContent
 from mcp_imagegen.errors import ImagegenError, InputError
 from mcp_imagegen.server.principals import LOCAL, Principal
 from mcp_imagegen.usage.prices import Estimate
+
+if TYPE_CHECKING:
+    from mcp_imagegen.server.jobs.board import JobBoard
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +91,8 @@ class Job:
         self._finished: float | None = None
         self._changed = anyio.Event()
         self._scope = anyio.CancelScope()
+        self.on_change: Callable[[Job], None] | None = None
+        """Told of every step and of the end (the shared job board mirrors them)."""
 
     @property
     def done(self) -> bool:
@@ -171,6 +176,8 @@ class Job:
         self.updated_at = datetime.now(timezone.utc)
         changed, self._changed = self._changed, anyio.Event()
         changed.set()
+        if self.on_change is not None:
+            self.on_change(self)
 
 
 @dataclass(frozen=True)
@@ -192,7 +199,9 @@ class JobManager:
         retention_s: float,
         max_concurrent: int = 1024,
         in_flight: Callable[[str], int] = lambda provider: 1024,
+        board: JobBoard | None = None,
     ) -> None:
+        """`board`: the shared jobs table of replicas, where jobs are also published and looked up."""
         self._task_group = task_group
         self._timeout_s = timeout_s
         self._retention_s = retention_s
@@ -200,6 +209,7 @@ class JobManager:
         self._in_flight = in_flight
         self._per_provider: dict[str, anyio.CapacityLimiter] = {}
         self._jobs: dict[str, Job] = {}
+        self._board = board
 
     def _slots(self, provider: str) -> Slots:
         limiter = self._per_provider.get(provider)
@@ -207,23 +217,39 @@ class JobManager:
             limiter = self._per_provider[provider] = anyio.CapacityLimiter(self._in_flight(provider))
         return Slots(limiter, self._overall)
 
-    def start(
-        self, tool: str, provider: str, model: str, work: Work, first_step: str, owner: Principal = LOCAL
+    async def start(
+        self,
+        tool: str,
+        provider: str,
+        model: str,
+        work: Work,
+        first_step: str,
+        owner: Principal = LOCAL,
+        cost: Estimate | None = None,
     ) -> Job:
+        """Start the work as the owner's job; `cost` is its estimate, shown until it settles."""
         self._forget_old()
         job = Job(tool, provider, model, owner)
+        job.cost = cost
         job.step(first_step)
+        if self._board is not None:
+            await self._board.publish(job)
         self._jobs[job.id] = job
         slots = self._slots(provider)
         self._task_group.start_soon(job.run, work, self._timeout_s, slots, name=f"{tool} {job.id}")
         return job
 
-    def get(self, job_id: str, owner: Principal = LOCAL) -> Job:
+    async def get(self, job_id: str, owner: Principal = LOCAL) -> Job:
         """The caller's job, or InputError saying why it cannot be found. Someone else's job is
-        answered exactly like one that does not exist."""
+        answered exactly like one that does not exist. With a board, a job of another replica is
+        found there."""
         self._forget_old()
-        job = self._jobs.get(job_id.strip())
-        if job is None or not secrets.compare_digest(job.owner.name, owner.name):
+        job: Job | None = self._jobs.get(job_id.strip())
+        if job is not None and not secrets.compare_digest(job.owner.name, owner.name):
+            job = None
+        elif job is None and self._board is not None:
+            job = await self._board.find(job_id.strip(), owner.name)
+        if job is None:
             raise InputError(
                 f"no job {job_id!r} on this server. Job ids come from a tool result with status "
                 f"'running'; finished jobs are kept {self._retention_s / 60:.0f} min, and jobs do not "

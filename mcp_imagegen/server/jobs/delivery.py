@@ -59,8 +59,7 @@ async def run_as_job(
     shown until the job settles it. A client that takes tasks gets the job as a task instead
     (`jobs/tasks.py`). Provider calls come here through `spending.run_paid_job`."""
     app = ctx.request_context.lifespan_context
-    job = app.jobs.start(tool, provider, model, work, first_step, owner=current_principal())
-    job.cost = cost
+    job = await app.jobs.start(tool, provider, model, work, first_step, owner=current_principal(), cost=cost)
     as_task = task_request()
     if as_task is not None:  # the tasks extension answers with the task; the job goes on
         as_task.job = job

@@ -96,7 +96,7 @@ class TasksExtension(Extension):
         return {"resultType": "task", **self._task(request.job)}
 
     async def _get(self, ctx: ServerRequestContext[Any, Any], params: TaskIdParams) -> HandlerResult:
-        job = _job(ctx, params.task_id)
+        job = await _job(ctx, params.task_id)
         detail = self._task(job)
         if job.state == "succeeded" and job.outcome is not None:
             result = await job_result(job)
@@ -109,11 +109,11 @@ class TasksExtension(Extension):
         return {"resultType": "complete", **detail}
 
     async def _update(self, ctx: ServerRequestContext[Any, Any], params: TaskUpdateParams) -> HandlerResult:
-        _job(ctx, params.task_id)  # image jobs never ask for input: acknowledge, after the same checks
+        await _job(ctx, params.task_id)  # image jobs never ask for input: acknowledge, after the same checks
         return {"resultType": "complete"}
 
     async def _cancel(self, ctx: ServerRequestContext[Any, Any], params: TaskIdParams) -> HandlerResult:
-        job = _job(ctx, params.task_id)
+        job = await _job(ctx, params.task_id)
         if not job.done:
             job.cancel()
         return {"resultType": "complete"}
@@ -148,7 +148,7 @@ def _declares_tasks(ctx: ServerRequestContext[Any, Any]) -> bool:
     return bool(capabilities and capabilities.extensions and EXTENSION_ID in capabilities.extensions)
 
 
-def _job(ctx: ServerRequestContext[Any, Any], task_id: str) -> Job:
+async def _job(ctx: ServerRequestContext[Any, Any], task_id: str) -> Job:
     """The task's job, for a client that declared the extension; -32602 for an unknown id, and
     over HTTP -32020 when the `Mcp-Name` routing header does not name the task (SEP-2243)."""
     require_client_extension(ctx, EXTENSION_ID)
@@ -161,7 +161,7 @@ def _job(ctx: ServerRequestContext[Any, Any], task_id: str) -> Job:
         )
     app: AppState = ctx.lifespan_context
     try:
-        return app.jobs.get(task_id, current_principal())
+        return await app.jobs.get(task_id, current_principal())
     except InputError as exc:
         raise MCPError(code=INVALID_PARAMS, message=str(exc), data={"taskId": task_id}) from None
 

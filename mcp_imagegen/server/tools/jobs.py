@@ -34,7 +34,7 @@ async def get_job(call: GetJobCall, ctx: Context[AppState, Any]) -> CallToolResu
     """Wait for a job (a result with status 'running') and return its tool's result or error;
     still running after wait_seconds: call again."""
     with user_errors():
-        job = app_state(ctx).jobs.get(call.job_id, current_principal())
+        job = await app_state(ctx).jobs.get(call.job_id, current_principal())
         return await deliver(ctx, job, call.wait_seconds, owner=False)
 
 
@@ -56,7 +56,7 @@ class CancelJobCall(ToolArguments):
 async def cancel_job(call: CancelJobCall, ctx: Context[AppState, Any]) -> JobStatus:
     """Stop a running job (its provider request is aborted); a finished job is left as it is."""
     with user_errors():
-        job = app_state(ctx).jobs.get(call.job_id, current_principal())
+        job = await app_state(ctx).jobs.get(call.job_id, current_principal())
         if not job.done:
             job.cancel()
             await job.wait(CANCEL_GRACE_S)
