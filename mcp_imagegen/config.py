@@ -316,6 +316,12 @@ class Settings(_EnvFirstSettings):
         None, description="Required `aud` of access tokens (default: public_url)."
     )
     auth_required_scopes: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    link_ttl_seconds: int = Field(
+        3600,
+        ge=60,
+        le=7 * 86400,
+        description="How long the download links in results stay valid (with public_url set).",
+    )
     public_url: str | None = Field(
         None, description="This server's MCP URL as clients reach it, e.g. https://img.example.com/mcp."
     )

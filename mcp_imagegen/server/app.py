@@ -39,11 +39,13 @@ from mcp_imagegen.server.icons import icon
 from mcp_imagegen.server.jobs.core import JobManager
 from mcp_imagegen.server.jobs.tasks import TasksExtension
 from mcp_imagegen.server.limits import RateLimit, RateLimiter
+from mcp_imagegen.server.links import DownloadLinks, LinkSigner, link_key, site_of
 from mcp_imagegen.server.principals import current_principal
 from mcp_imagegen.server.state import AppState
 from mcp_imagegen.server.tools import all_tools
 from mcp_imagegen.server.tools.arguments import StrictTool
 from mcp_imagegen.server.tools.surface import Surface
+from mcp_imagegen.store.base import Store
 from mcp_imagegen.store.local import LocalStore
 from mcp_imagegen.store.selection import Backing, opened
 from mcp_imagegen.usage.prices import PriceTable
@@ -84,6 +86,9 @@ class ImagegenServer(MCPServer[AppState]):
     in one page; stored images need their own mime types and a paginated listing, so the
     three resource handlers are served from the store instead.
     """
+
+    current: AppState | None = None
+    """The running lifespan's state, for the plain HTTP routes (`/files/`) outside MCP requests."""
 
     async def _handle_list_resources(
         self, ctx: ServerRequestContext[AppState, Any], params: PaginatedRequestParams | None
@@ -160,6 +165,15 @@ async def _job_board(backing: Backing, retention_s: float) -> AsyncIterator[JobB
         yield board
 
 
+def _download_links(settings: Settings, store: Store) -> DownloadLinks | None:
+    """Links in results for hosts that cannot read resources: only where the server has a public URL."""
+    if not settings.public_url:
+        return None
+    site = site_of(settings.public_url)
+    signer = LinkSigner(site, link_key(settings.store_dir), settings.link_ttl_seconds)
+    return DownloadLinks(signer, store.download_url)
+
+
 def _rate_limit(backing: Backing, per_minute: int) -> RateLimit:
     """Counted in the shared database when there is one, so that the limit holds across replicas."""
     if backing.database is None:
@@ -194,7 +208,7 @@ def build_server(
             if backing.local is not None:
                 jobs.start_soon(_tidy_store, backing.local)
             providers = ProviderRegistry(settings, client)
-            yield AppState(
+            state = AppState(
                 settings=settings,
                 store=backing.store,
                 providers=providers,
@@ -217,7 +231,11 @@ def build_server(
                 rate_limiter=_rate_limit(backing, settings.rate_limit_per_minute or 0),
                 prices=PriceTable(settings.prices),
                 ledger=backing.ledger,
+                links=_download_links(settings, backing.store),
             )
+            if isinstance(server, ImagegenServer):
+                server.current = state
+            yield state
             jobs.cancel_scope.cancel()  # shutting down: abort what is still running
 
     tools = all_tools(surface or Surface.of(settings))

@@ -12,6 +12,7 @@ What a remote server adds to the local one:
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import logging
@@ -24,13 +25,14 @@ from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import AnyHttpUrl
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcp_imagegen.config import Settings
-from mcp_imagegen.errors import ConfigError
+from mcp_imagegen.errors import ConfigError, ImageNotFoundError
 from mcp_imagegen.server.app import ImagegenServer
 from mcp_imagegen.server.auth import JwtVerifier, StaticTokenVerifier, parse_token, read_token_file
+from mcp_imagegen.server.links import FILES_PATH
 
 logger = logging.getLogger(__name__)
 
@@ -151,12 +153,43 @@ class BodyLimit:
         await self._app(scope, receive, send)
 
 
+async def download(server: ImagegenServer, request: Request) -> Response:
+    """`GET /files/{id}?expires=…&signature=…`: the full-size image behind a signed link from a
+    result. The signature is the authorisation (no bearer token), and it covers that one id."""
+    state = server.current
+    if state is None or state.links is None:
+        return PlainTextResponse("downloads are off: the server has no IMAGEGEN_PUBLIC_URL", status_code=404)
+    image_id = request.path_params["image_id"]
+    query = request.query_params
+    refused = state.links.signer.check(image_id, query.get("expires", ""), query.get("signature", ""))
+    if refused is not None:
+        return PlainTextResponse(refused, status_code=403)
+    try:
+        image = await state.store.get(image_id, owner=None)
+    except ImageNotFoundError:
+        return PlainTextResponse("this image is no longer in the store", status_code=404)
+    headers = {"Cache-Control": "private, max-age=300"}
+    if image.path is None:  # an object store: its own presigned URL serves the bytes
+        presigned = state.store.download_url(image, state.links.signer.ttl_s)
+        if presigned is None:
+            return PlainTextResponse("this store cannot serve downloads", status_code=404)
+        return RedirectResponse(presigned, status_code=307, headers=headers)
+    return FileResponse(
+        image.path,
+        media_type=image.mime_type,
+        filename=image.name,
+        content_disposition_type="inline",
+        headers=headers,
+    )
+
+
 def http_app(server: ImagegenServer, settings: Settings, transport: HttpTransport, host: str) -> ASGIApp:
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
     for path in ("/healthz", "/health"):
         server.custom_route(path, methods=["GET"])(health)
+    server.custom_route(FILES_PATH + "{image_id}", methods=["GET"])(functools.partial(download, server))
     security = transport_security(settings, host)
     app: Starlette
     if transport == "sse":

@@ -8,6 +8,7 @@ budget; the stored files are never altered.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 from mcp.types import CallToolResult, ContentBlock, ImageContent, ResourceLink, TextContent
@@ -44,6 +45,9 @@ class ImageRef(BaseModel):
         None, description="For a segmentation mask or cutout: the model's confidence."
     )
     preview: PreviewInfo = Field(description="The inline copy in this result, which may be downscaled.")
+    download_url: str | None = Field(
+        None, description="A time-limited link to the full-size file, for hosts that cannot read resources."
+    )
 
 
 class CallCost(BaseModel):
@@ -84,13 +88,14 @@ def image_result(
     provider: str,
     model: str,
     show_paths: bool,
+    link: Callable[[StoredImage], str] | None = None,
     parent_ids: tuple[str, ...] = (),
     usage: dict[str, JsonValue] | None = None,
     partial_uris: tuple[str, ...] = (),
     text: str | None = None,
 ) -> CallToolResult:
     """The tool result for stored images and their previews (made within the inline budget)."""
-    refs = [_ref(image, preview, show_paths) for image, preview in shown]
+    refs = [_ref(image, preview, show_paths, link(image) if link else None) for image, preview in shown]
     output = ImageResult(
         job_id=job_id,
         images=refs,
@@ -121,7 +126,7 @@ def image_result(
     )
 
 
-def _ref(image: StoredImage, preview: Preview, show_path: bool) -> ImageRef:
+def _ref(image: StoredImage, preview: Preview, show_path: bool, download_url: str | None) -> ImageRef:
     revised = image.metadata.get("revised_prompt")
     label, score = image.metadata.get("label"), image.metadata.get("score")
     return ImageRef(
@@ -139,6 +144,7 @@ def _ref(image: StoredImage, preview: Preview, show_path: bool) -> ImageRef:
         preview=PreviewInfo(
             mime_type=preview.mime_type, width=preview.width, height=preview.height, bytes=len(preview.data)
         ),
+        download_url=download_url,
     )
 
 

@@ -9,6 +9,7 @@ from mcp_imagegen.images.inputs import InputResolver
 from mcp_imagegen.providers.registry import ProviderRegistry
 from mcp_imagegen.server.jobs.core import JobManager
 from mcp_imagegen.server.limits import RateLimit
+from mcp_imagegen.server.links import DownloadLinks
 from mcp_imagegen.store.base import Store
 from mcp_imagegen.usage.ledger import Ledger
 from mcp_imagegen.usage.prices import PriceTable
@@ -24,3 +25,5 @@ class AppState:
     rate_limiter: RateLimit
     prices: PriceTable
     ledger: Ledger
+    links: DownloadLinks | None = None
+    """Signed full-size download links in results, when IMAGEGEN_PUBLIC_URL is set."""

@@ -124,6 +124,11 @@ class Store(Protocol):
 
     async def count(self) -> int: ...
 
+    def download_url(self, image: StoredImage, ttl_s: int) -> str | None:
+        """A presigned URL for the full-size image, where the store can make one (object storage);
+        None where the server serves downloads itself."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -160,6 +160,9 @@ class LocalStore:
         with self._lock:
             self._db.close()
 
+    def download_url(self, image: StoredImage, ttl_s: int) -> str | None:
+        return None  # the server signs its own /files/ links for files on its disk
+
     async def put(self, image: NewImage) -> StoredImage:
         return await anyio.to_thread.run_sync(self._put, image)
 

@@ -52,6 +52,12 @@ partial index."""
 ID_BYTES = 8
 
 
+def object_key(image_id: str, mime_type: str, created_at: float) -> str:
+    """`images/<UTC day>/<id>.<ext>`: where an image's bytes are, from its record alone."""
+    day = time.strftime("%Y-%m-%d", time.gmtime(created_at))
+    return f"images/{day}/{image_id}.{EXTENSION_BY_MIME.get(mime_type, 'bin')}"
+
+
 class SharedStore:
     """The `Store` contract on an `ObjectStore` and a `Database`; every method is async I/O."""
 
@@ -62,11 +68,13 @@ class SharedStore:
     def close(self) -> None:
         """The pool is the server's, closed by its lifespan; objects need no closing."""
 
+    def download_url(self, image: StoredImage, ttl_s: int) -> str | None:
+        return self.objects.signed_url(object_key(image.id, image.mime_type, image.created_at), ttl_s)
+
     async def put(self, image: NewImage) -> StoredImage:
         image_id = secrets.token_hex(ID_BYTES)
         created_at = time.time()
-        day = time.strftime("%Y-%m-%d", time.gmtime(created_at))
-        key = f"images/{day}/{image_id}.{EXTENSION_BY_MIME.get(image.mime_type, 'bin')}"
+        key = object_key(image_id, image.mime_type, created_at)
         digest = hashlib.sha256(image.data).hexdigest()
         await self.objects.put(key, image.data, image.mime_type)
         row = (

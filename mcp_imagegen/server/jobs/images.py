@@ -268,6 +268,7 @@ class ImageOutcome:
         return image_result(
             list(zip(self.images, previews, strict=True)),
             show_paths=not self.owner.remote,
+            link=self.app.links.url if self.app.links is not None else None,
             job_id=self.job_id,
             provider=self.provider,
             model=self.model,
