@@ -138,7 +138,7 @@ def cluster(postgres: Postgres, seaweedfs: SeaweedFS, tmp_path: Path) -> Iterato
         for name, value in seaweedfs.environment().items():
             os.environ[name] = value
         try:
-            wait_until_both_up(balancer.url)
+            wait_until_up(balancer.url)
             yield Cluster(balancer.url, database_url, fake, replicas)
         finally:
             balancer.stop()
@@ -148,11 +148,11 @@ def cluster(postgres: Postgres, seaweedfs: SeaweedFS, tmp_path: Path) -> Iterato
                     process.wait(15)
 
 
-def wait_until_both_up(url: str) -> None:
+def wait_until_up(url: str, replicas: int = 2) -> None:
     """HAProxy marks a server up after its first good health check."""
     seen: set[str] = set()
     deadline = time.monotonic() + 20
-    while seen != {"r0", "r1"}:
+    while seen != {f"r{index}" for index in range(replicas)}:
         assert time.monotonic() < deadline, f"only {seen} came up behind the balancer"
         response = httpx2.get(f"{url}/healthz", timeout=5)
         if response.status_code == 200:

@@ -13,7 +13,8 @@ import obstore
 import psycopg
 import pytest
 from mcp import Client
-from mcp.types import ImageContent, TextResourceContents
+from mcp.client.context import ClientRequestContext
+from mcp.types import ElicitRequestParams, ElicitResult, ImageContent, TextResourceContents
 from obstore.store import S3Store
 
 from mcp_imagegen import database
@@ -26,6 +27,8 @@ from mcp_imagegen.store.url import StoreUrl
 from mcp_imagegen.usage.prices import Charge, Estimate
 from mcp_imagegen.usage.shared_ledger import SharedLedger
 from tests.conftest import png_bytes
+from tests.connect import http_server
+from tests.fakes.openai_images import FakeOpenAIImages
 from tests.services import Postgres, SeaweedFS
 from tests.test_store_contract import new
 
@@ -203,3 +206,30 @@ async def test_large_images_stream_in_chunks(shared_env: str) -> None:
         received = [chunk async for chunk in chunks]
     assert record == stored
     assert len(received) > 1 and b"".join(received) == data
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_a_stateless_server_asks_where_it_can_and_otherwise_goes_ahead(
+    shared_env: str, fake_openai: FakeOpenAIImages, mode: str
+) -> None:
+    """Replicas serve Streamable HTTP statelessly. On 2026-07-28 the confirmation is asked through
+    the result; a legacy client's capabilities are not remembered between its requests there (and
+    there is no back-channel), so its call goes ahead under the budget rather than failing."""
+    asked: list[ElicitRequestParams] = []
+
+    async def elicit(context: ClientRequestContext, params: ElicitRequestParams) -> ElicitResult:
+        asked.append(params)
+        return ElicitResult(action="accept", content={"proceed": True})
+
+    env = {name: os.environ[name] for name in os.environ if name.startswith(("IMAGEGEN_", "AWS_"))}
+    env |= {
+        "OPENAI_API_KEY": fake_openai.api_key,
+        "OPENAI_BASE_URL": f"{fake_openai.url}/v1",
+        "IMAGEGEN_CONFIRM_ABOVE_USD": "0.001",
+    }
+    with http_server("http", env) as url:
+        async with Client(f"{url}/mcp", mode=mode, elicitation_callback=elicit) as client:
+            result = await client.call_tool("generate_image", {"prompt": "a red card", "provider": "openai"})
+    assert not result.is_error, result.content
+    assert len(asked) == (1 if mode == "auto" else 0)
+    assert len(fake_openai.requests) == 1
