@@ -27,6 +27,7 @@ from PIL import Image
 from mcp_imagegen.config import load_settings
 from mcp_imagegen.store.base import NewImage, Store
 from mcp_imagegen.store.selection import opened
+from mcp_imagegen.store.shared import SharedStore
 from tests.services import BUCKET, Postgres, SeaweedFS
 
 PAGE = 50
@@ -105,9 +106,16 @@ async def main(counts: list[int]) -> None:
                 print(f"resources/list first page ({PAGE}) with {count:>7,} images: {page_ms:6.2f} ms")
         async with opened(load_settings()) as shared:
             shared_put, shared_read = await put_then_read(shared.store, data)
+            assert isinstance(shared.store, SharedStore)
+            objects = shared.store.objects
+            raw_put = await timed(
+                lambda: objects.put(f"raw/{secrets.token_hex(8)}.png", data, "image/png"), 20
+            )
         print(f"a 1024x1024 PNG ({len(data) / 1e6:.1f} MB), median ms of 20:     store    read back")
         print(f"  local store (files + SQLite), the floor: {local_put:7.2f}  {local_read:7.2f}")
         print(f"  S3 (SeaweedFS) + PostgreSQL:             {shared_put:7.2f}  {shared_read:7.2f}")
+        print(f"  the object store's own PUT, a floor:     {raw_put:7.2f}")
+        print(f"  what the shared store adds to that PUT:  {shared_put - raw_put:+7.2f}")
         put_extra, read_extra = shared_put - local_put, shared_read - local_read
         print(f"  overhead (target +10 ms per call):       {put_extra:+7.2f}  {read_extra:+7.2f}")
     finally:
