@@ -23,6 +23,7 @@ import anyio
 import httpx2
 import pytest
 from mcp import Client
+from mcp.client import ClientExtension
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult, TextContent
@@ -33,6 +34,7 @@ from tests.connect import child_env, wait_healthy
 from tests.fakes.loopback import free_port
 from tests.fakes.openai_images import FakeOpenAIImages
 from tests.services import BUCKET, HAProxy, Postgres, SeaweedFS
+from tests.tasks_client import TasksClient
 from tests.test_shared_store import bucket_objects, rows
 
 pytestmark = pytest.mark.anyio
@@ -50,7 +52,9 @@ class Cluster:
     r1) answered it, in order."""
 
     @asynccontextmanager
-    async def client(self, token: str = ALICE, mode: str = "auto") -> AsyncIterator[Client]:
+    async def client(
+        self, token: str = ALICE, mode: str = "auto", extensions: list[ClientExtension] | None = None
+    ) -> AsyncIterator[Client]:
         async def record(response: httpx2.Response) -> None:
             request = response.request
             what = request.method
@@ -66,7 +70,9 @@ class Cluster:
         )
         async with (
             http,
-            Client(streamable_http_client(f"{self.url}/mcp", http_client=http), mode=mode) as client,
+            Client(
+                streamable_http_client(f"{self.url}/mcp", http_client=http), mode=mode, extensions=extensions
+            ) as client,
         ):
             yield client
 
@@ -346,3 +352,22 @@ async def test_the_rate_limit_is_exact_across_replicas(postgres: Postgres) -> No
     await limiters[0].admit("bob")  # someone else is not limited by alice's calls
     for pool in pools:
         await pool.close()
+
+
+async def test_tasks_and_usage_are_the_same_on_both_replicas(cluster: Cluster) -> None:
+    """A task created on one replica is polled with tasks/get on both until it completes; usage
+    reads the same ledger everywhere."""
+    cluster.fake.delay_s = 2.0
+    tasks = TasksClient()
+    async with cluster.client(extensions=[tasks]) as client:
+        result = await client.call_tool("generate_image", {"prompt": "as a task", "provider": "openai"})
+        assert structured(result)["images"], result.content
+        assert len(tasks.created) == 1
+        polled_on = {replica for what, replica in cluster.served if what == "tasks/get"}
+        assert polled_on == {"r0", "r1"}, cluster.served
+        reports = []
+        for _ in range(4):
+            report = structured(await client.call_tool("get_usage", {}))
+            reports.append((cluster.last, report["principal"], report["calls"], report["lines"][0]["images"]))
+    assert {replica for replica, *_ in reports} == {"r0", "r1"}
+    assert {tuple(facts) for _, *facts in reports} == {("alice", 1, 1)}, "one call, one image, on both"
