@@ -95,7 +95,8 @@ MIGRATIONS: tuple[str, ...] = (
         created_at DOUBLE PRECISION NOT NULL,
         updated_at DOUBLE PRECISION NOT NULL,
         finished_at DOUBLE PRECISION,
-        heartbeat_at DOUBLE PRECISION NOT NULL
+        heartbeat_at DOUBLE PRECISION NOT NULL,
+        ledger_row BIGINT
     );
     CREATE INDEX jobs_running ON jobs (heartbeat_at) WHERE state = 'running';
     CREATE INDEX jobs_finished ON jobs (finished_at) WHERE state <> 'running';

@@ -257,6 +257,9 @@ async def test_a_replica_killed_mid_job_leaves_a_failed_job_and_the_other_serves
         assert time.monotonic() < deadline, "a job was left running"
         await anyio.sleep(0.1)
     assert rows(cluster.database_url, "SELECT id FROM images") == [(survivor["images"][0]["id"],)]
+    assert rows(cluster.database_url, f"SELECT outcome FROM calls WHERE job_id = '{handle['job_id']}'") == [
+        ("interrupted",)
+    ], "its usage is settled as interrupted, not left pending"
     assert len(bucket_objects()) == 1
 
 

@@ -142,6 +142,7 @@ async def run_paid_job(
         first_step,
         wait_seconds,
         estimate,
+        reservation.row_id,
     )
 
 

@@ -53,7 +53,7 @@ COLUMNS = (
 )
 INSERT = (
     "INSERT INTO jobs (id, owner, tool, provider, model, state, steps, cost, replica, created_at,"
-    " updated_at, heartbeat_at) VALUES (%s,%s,%s,%s,%s,'running',%s,%s,%s,%s,%s,%s)"
+    " updated_at, heartbeat_at, ledger_row) VALUES (%s,%s,%s,%s,%s,'running',%s,%s,%s,%s,%s,%s,%s)"
 )
 UPDATE = (
     "UPDATE jobs SET state = %s, crashed = %s, error = %s, steps = %s, result = %s, cost = %s,"
@@ -65,6 +65,12 @@ REAP = (
     " WHERE state = 'running' AND heartbeat_at < %s RETURNING id"
 )
 
+INTERRUPTED = (
+    "UPDATE calls SET outcome = 'interrupted', cost_usd = estimate_usd, ended_at = %s, job_id = jobs.id"
+    " FROM jobs WHERE calls.id = jobs.ledger_row AND jobs.id = ANY(%s) AND calls.outcome = 'pending'"
+)
+"""The usage of a stopped replica's jobs: interrupted, their estimate standing (the provider may have
+charged), as the ledger settles calls left pending at start-up."""
 FORGET = "DELETE FROM jobs WHERE state <> 'running' AND finished_at < %s"
 
 
@@ -104,7 +110,7 @@ class JobBoard:
         now = time.time()
         row = (
             job.id, job.owner.name, job.tool, job.provider, job.model, Jsonb(_steps(job)), _cost(job),
-            self.replica, now, now, now,
+            self.replica, now, now, now, job.ledger_row,
         )  # fmt: skip
         try:
             async with self._database.connection() as connection:
@@ -220,7 +226,10 @@ class JobBoard:
                         (now, self.replica),
                     )
                     cursor = await connection.execute(REAP, (STOPPED, now, now, now - STALE_S))
-                    for (job_id,) in await cursor.fetchall():
+                    reaped = [job_id for (job_id,) in await cursor.fetchall()]
+                    if reaped:
+                        await connection.execute(INTERRUPTED, (now, reaped))
+                    for job_id in reaped:
                         logger.warning("job %s failed: %s", job_id, STOPPED)
                         await connection.execute("SELECT pg_notify(%s, %s)", (CHANGED, job_id))
                     await connection.execute(

@@ -84,6 +84,8 @@ class Job:
         self.outcome: JobOutcome | None = None
         self.cost: Estimate | None = None
         """The call's cost: its estimate while it runs, then what it settled at."""
+        self.ledger_row: int | None = None
+        """The usage ledger row the job settles (a paid call)."""
         self.steps: list[JobStep] = []
         self._started = time.monotonic()
         self.created_at = datetime.now(timezone.utc)
@@ -226,11 +228,12 @@ class JobManager:
         first_step: str,
         owner: Principal = LOCAL,
         cost: Estimate | None = None,
+        ledger_row: int | None = None,
     ) -> Job:
         """Start the work as the owner's job; `cost` is its estimate, shown until it settles."""
         self._forget_old()
         job = Job(tool, provider, model, owner)
-        job.cost = cost
+        job.cost, job.ledger_row = cost, ledger_row
         job.step(first_step)
         if self._board is not None:
             await self._board.publish(job)

@@ -54,12 +54,16 @@ async def run_as_job(
     first_step: str,
     wait_seconds: float | None,
     cost: Estimate | None = None,
+    ledger_row: int | None = None,
 ) -> CallToolResult:
     """Start the caller's job and wait for it (or answer with its handle); `cost` is its estimate,
-    shown until the job settles it. A client that takes tasks gets the job as a task instead
-    (`jobs/tasks.py`). Provider calls come here through `spending.run_paid_job`."""
+    shown until the job settles it, and `ledger_row` the usage ledger row it settles. A client that
+    takes tasks gets the job as a task instead (`jobs/tasks.py`). Provider calls come here through
+    `spending.run_paid_job`."""
     app = ctx.request_context.lifespan_context
-    job = await app.jobs.start(tool, provider, model, work, first_step, owner=current_principal(), cost=cost)
+    job = await app.jobs.start(
+        tool, provider, model, work, first_step, owner=current_principal(), cost=cost, ledger_row=ledger_row
+    )
     as_task = task_request()
     if as_task is not None:  # the tasks extension answers with the task; the job goes on
         as_task.job = job
