@@ -110,6 +110,41 @@ async def test_object_store_stopped_mid_run_is_a_clear_error_and_no_row(
         assert len(bucket_objects()) == 1
 
 
+async def test_object_store_killed_mid_upload_leaves_no_row_and_no_object(
+    shared_env: str, seaweedfs: SeaweedFS
+) -> None:
+    async with opened(load_settings()) as backing:
+        kept = await backing.store.put(new(png_bytes()))
+        failures: list[BaseException] = []
+
+        async def upload() -> None:
+            try:
+                await backing.store.put(new(os.urandom(64 * 1024 * 1024)))  # about a second to upload
+            except StoreError as exc:
+                failures.append(exc)
+
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(upload)
+                await anyio.sleep(0.15)
+                seaweedfs.kill()
+        finally:
+            seaweedfs.start()
+        assert len(failures) == 1, "the upload did not fail"
+        assert "Nothing was stored" in str(failures[0])
+        assert await backing.store.count() == 1
+        deadline = time.monotonic() + 30
+        while True:  # a SeaweedFS restarted after a crash answers 500 until its volumes are loaded
+            try:
+                assert (await backing.store.read(kept.id, owner="local"))[0] == kept
+                break
+            except StoreError:
+                assert time.monotonic() < deadline, "the kept image did not come back"
+                await anyio.sleep(0.2)
+    keys = list(bucket_objects())
+    assert len(keys) == 1 and keys[0].endswith(f"/{kept.id}.png"), "no partial object is left"
+
+
 async def test_replicas_starting_at_once_migrate_the_schema_once(postgres: Postgres) -> None:
     url = postgres.new_database()
     opened_pools: list[database.Database] = []
