@@ -33,7 +33,7 @@ from psycopg.types.json import Jsonb
 
 from mcp_imagegen.database import Database
 from mcp_imagegen.errors import StoreError
-from mcp_imagegen.server.jobs.core import Job, JobState, JobStep
+from mcp_imagegen.server.jobs.core import Job, JobState, JobStep, rendered_outcome
 from mcp_imagegen.server.principals import Principal
 from mcp_imagegen.usage.prices import Estimate
 
@@ -167,11 +167,12 @@ class JobBoard:
             for job in batch.values():
                 if job.done:
                     self._local.pop(job.id, None)
+                    job.rendered = None  # stored: a later get_job here renders it again
 
     async def _update_row(self, job: Job) -> tuple[object, ...]:
         result = None
         if job.state == "succeeded" and job.outcome is not None:
-            outcome = await job.outcome.result()
+            outcome = await rendered_outcome(job)
             result = outcome.model_dump_json(by_alias=True, exclude_none=True)
         now = time.time()
         return (

@@ -95,6 +95,10 @@ class Job:
         self._scope = anyio.CancelScope()
         self.on_change: Callable[[Job], None] | None = None
         """Told of every step and of the end (the shared job board mirrors them)."""
+        self.rendered: CallToolResult | None = None
+        """The outcome's result, kept from its first rendering until the board has stored it, so
+        that the caller's answer and the board's copy cost one rendering (previews are the cost)."""
+        self._render_lock = anyio.Lock()
 
     @property
     def done(self) -> bool:
@@ -270,11 +274,23 @@ class JobManager:
             del self._jobs[job.id]
 
 
+async def rendered_outcome(job: Job) -> CallToolResult:
+    """The succeeded job's outcome as a tool result, rendered once while a board still has to
+    store it (a job without a board keeps nothing: its result is made again when asked)."""
+    assert job.outcome is not None
+    async with job._render_lock:
+        if job.rendered is not None:
+            return job.rendered
+        result = await job.outcome.result()
+        if job.on_change is not None:
+            job.rendered = result
+        return result
+
+
 async def job_result(job: Job) -> CallToolResult:
     """A succeeded job's tool result, with its cost in the structured content (and in the JSON text
     block that mirrors it, for hosts that ignore structured content)."""
-    assert job.outcome is not None
-    result = await job.outcome.result()
+    result = await rendered_outcome(job)
     if job.cost is None or result.structured_content is None:
         return result
     before = json.dumps(result.structured_content, separators=(",", ":"), sort_keys=True)
