@@ -172,8 +172,12 @@ class JobBoard:
     async def _update_row(self, job: Job) -> tuple[object, ...]:
         result = None
         if job.state == "succeeded" and job.outcome is not None:
-            outcome = await rendered_outcome(job)
-            result = outcome.model_dump_json(by_alias=True, exclude_none=True)
+            try:
+                outcome = await rendered_outcome(job)
+            except Exception:  # the caller on this replica still gets its answer; others get an error
+                logger.exception("job %s: its result could not be rendered for other replicas", job.id)
+            else:
+                result = outcome.model_dump_json(by_alias=True, exclude_none=True)
         now = time.time()
         return (
             job.state, job.crashed, job.error, Jsonb(_steps(job)), result, _cost(job), now,
@@ -199,6 +203,8 @@ class JobBoard:
                             await self._refresh(notice.payload)
             except (StoreError, psycopg.Error) as exc:
                 logger.warning("job notifications interrupted (%s); reconnecting", exc)
+            except Exception:  # never let one bad notification stop every replica-wide wait here
+                logger.exception("job notifications failed; reconnecting")
             await anyio.sleep(RECONNECT_S)
 
     async def _refresh_all(self) -> None:
@@ -302,6 +308,11 @@ class MirroredJob(Job):
         self.state, self.crashed, self.error = state, bool(row[6]), row[7]
         self.steps = steps
         self.outcome = StoredOutcome(row[9]) if row[9] is not None else None
+        if state == "succeeded" and self.outcome is None:
+            self.error = (
+                f"{self.tool} finished, but its result could not be passed on from the server that ran "
+                "it; its images are in the store (see resources/list)"
+            )
         cost = row[10]
         self.cost = Estimate(cost["estimated_usd"], cost["basis"]) if cost else None
         self._finished_ts = float(row[13]) if row[13] is not None else None
