@@ -10,9 +10,7 @@ from __future__ import annotations
 import argparse
 import secrets
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
 import anyio
 import httpx2
@@ -22,7 +20,7 @@ from mcp.client.streamable_http import streamable_http_client
 from tests.conftest import served
 from tests.fakes.loopback import free_port
 from tests.fakes.openai_images import FakeOpenAIImages
-from tests.services import BUCKET, HAProxy, Postgres, SeaweedFS
+from tests.services import BUCKET, HAProxy, scratch_servers
 from tests.test_replicas import start_replica, wait_until_up
 
 PROVIDER_S = 1.0
@@ -58,46 +56,39 @@ async def burst(url: str, calls: int) -> tuple[float, float, int]:
 
 
 async def main(bursts: list[int]) -> None:
-    root = Path(tempfile.mkdtemp(prefix="imagegen-bench-"))
-    (root / "weed").mkdir()
-    postgres = Postgres(Path(tempfile.mkdtemp(prefix="imagegen-bench-pg-")))
-    seaweedfs = SeaweedFS(root / "weed")
-    postgres.start()
-    seaweedfs.start()
-    try:
-        with served(FakeOpenAIImages(delay_s=PROVIDER_S)) as fake:
-            env = {
-                **seaweedfs.environment(),
-                "IMAGEGEN_STORE_URL": f"s3://{BUCKET}/{secrets.token_hex(4)}",
-                "IMAGEGEN_DATABASE_URL": postgres.new_database(),
-                "IMAGEGEN_STORE_DIR": str(root / "unused"),
-                "IMAGEGEN_AUTH_TOKENS": f"bench:{TOKEN}",
-                "IMAGEGEN_RATE_LIMIT_PER_MINUTE": "0",
-                "IMAGEGEN_LOG_LEVEL": "WARNING",
-                "OPENAI_API_KEY": fake.api_key,
-                "OPENAI_BASE_URL": f"{fake.url}/v1",
-            }
-            print(f"provider: {PROVIDER_S:.1f} s per call (the floor of any burst)")
-            for count in (1, 2):
-                ports = [free_port() for _ in range(count)]
-                processes = [start_replica(port, env, root / f"replica-{port}.log") for port in ports]
-                (root / f"lb{count}").mkdir()
-                balancer = HAProxy(root / f"lb{count}", ports)
-                balancer.start()
-                try:
-                    wait_until_up(balancer.url, count)
-                    for calls in bursts:
-                        wall, p95, failed = await burst(balancer.url, calls)
-                        figures = f"wall {wall:5.2f} s, p95 {p95:5.2f} s, failed {failed}"
-                        print(f"{count} replica(s), {calls:>3} calls at once: {figures}")
-                finally:
-                    balancer.stop()
-                    for process in processes:
-                        process.terminate()
-                        process.wait(15)
-    finally:
-        seaweedfs.stop()
-        postgres.stop("immediate")
+    with (
+        scratch_servers() as (root, postgres, seaweedfs),
+        served(FakeOpenAIImages(delay_s=PROVIDER_S)) as fake,
+    ):
+        env = {
+            **seaweedfs.environment(),
+            "IMAGEGEN_STORE_URL": f"s3://{BUCKET}/{secrets.token_hex(4)}",
+            "IMAGEGEN_DATABASE_URL": postgres.new_database(),
+            "IMAGEGEN_STORE_DIR": str(root / "unused"),
+            "IMAGEGEN_AUTH_TOKENS": f"bench:{TOKEN}",
+            "IMAGEGEN_RATE_LIMIT_PER_MINUTE": "0",
+            "IMAGEGEN_LOG_LEVEL": "WARNING",
+            "OPENAI_API_KEY": fake.api_key,
+            "OPENAI_BASE_URL": f"{fake.url}/v1",
+        }
+        print(f"provider: {PROVIDER_S:.1f} s per call (the floor of any burst)")
+        for count in (1, 2):
+            ports = [free_port() for _ in range(count)]
+            processes = [start_replica(port, env, root / f"replica-{port}.log") for port in ports]
+            (root / f"lb{count}").mkdir()
+            balancer = HAProxy(root / f"lb{count}", ports)
+            balancer.start()
+            try:
+                wait_until_up(balancer.url, count)
+                for calls in bursts:
+                    wall, p95, failed = await burst(balancer.url, calls)
+                    figures = f"wall {wall:5.2f} s, p95 {p95:5.2f} s, failed {failed}"
+                    print(f"{count} replica(s), {calls:>3} calls at once: {figures}")
+            finally:
+                balancer.stop()
+                for process in processes:
+                    process.terminate()
+                    process.wait(15)
 
 
 if __name__ == "__main__":

@@ -19,10 +19,8 @@ import io
 import os
 import secrets
 import statistics
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 import anyio
 import psycopg
@@ -33,7 +31,7 @@ from mcp_imagegen.config import load_settings
 from mcp_imagegen.store.base import NewImage, Store
 from mcp_imagegen.store.selection import opened
 from mcp_imagegen.store.shared import SharedStore
-from tests.services import BUCKET, Postgres, SeaweedFS
+from tests.services import BUCKET, scratch_servers
 
 PAGE = 50
 
@@ -91,13 +89,7 @@ async def put_then_read(store: Store, data: bytes) -> tuple[float, float]:
 
 async def main(counts: list[int]) -> None:
     data = photo_png()
-    root = Path(tempfile.mkdtemp(prefix="imagegen-bench-"))
-    (root / "weed").mkdir()
-    postgres = Postgres(Path(tempfile.mkdtemp(prefix="imagegen-bench-pg-")))  # its own, for its user
-    seaweedfs = SeaweedFS(root / "weed")
-    postgres.start()
-    seaweedfs.start()
-    try:
+    with scratch_servers() as (root, postgres, seaweedfs):
         os.environ["IMAGEGEN_STORE_DIR"] = str(root / "local")
         async with opened(load_settings()) as local:
             local_put, local_read = await put_then_read(local.store, data)
@@ -132,9 +124,6 @@ async def main(counts: list[int]) -> None:
         print(f"  local store, the floor:       {local_call:7.2f}")
         call_extra = shared_call - local_call
         print(f"  S3 + PostgreSQL:              {shared_call:7.2f}  ({call_extra:+.2f}; target +10)")
-    finally:
-        seaweedfs.stop()
-        postgres.stop("immediate")
 
 
 if __name__ == "__main__":

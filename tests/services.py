@@ -20,6 +20,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -201,6 +202,23 @@ class SeaweedFS:
             "AWS_REGION": "us-east-1",
             "AWS_ENDPOINT_URL": self.endpoint,
         }
+
+
+@contextmanager
+def scratch_servers() -> Iterator[tuple[Path, Postgres, SeaweedFS]]:
+    """A scratch folder with PostgreSQL and SeaweedFS running, for scripts outside pytest (the
+    benchmarks); both are stopped on exit."""
+    root = Path(tempfile.mkdtemp(prefix="imagegen-bench-"))
+    (root / "weed").mkdir()
+    postgres = Postgres(Path(tempfile.mkdtemp(prefix="imagegen-bench-pg-")))  # its own, for its user
+    seaweedfs = SeaweedFS(root / "weed")
+    postgres.start()
+    seaweedfs.start()
+    try:
+        yield root, postgres, seaweedfs
+    finally:
+        seaweedfs.stop()
+        postgres.stop("immediate")
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import secrets
 import signal
 import subprocess
@@ -118,7 +117,9 @@ def start_replica(port: int, env: dict[str, str], log: Path) -> subprocess.Popen
 
 
 @pytest.fixture
-def cluster(postgres: Postgres, seaweedfs: SeaweedFS, tmp_path: Path) -> Iterator[Cluster]:
+def cluster(
+    postgres: Postgres, seaweedfs: SeaweedFS, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Cluster]:
     database_url = postgres.new_database()
     prefix = secrets.token_hex(6)
     with served(FakeOpenAIImages()) as fake:
@@ -140,9 +141,9 @@ def cluster(postgres: Postgres, seaweedfs: SeaweedFS, tmp_path: Path) -> Iterato
         }
         balancer = HAProxy(tmp_path, ports)
         balancer.start()
-        os.environ["IMAGEGEN_STORE_URL"] = env["IMAGEGEN_STORE_URL"]  # for bucket_objects()
+        monkeypatch.setenv("IMAGEGEN_STORE_URL", env["IMAGEGEN_STORE_URL"])  # for bucket_objects()
         for name, value in seaweedfs.environment().items():
-            os.environ[name] = value
+            monkeypatch.setenv(name, value)
         try:
             wait_until_up(balancer.url)
             yield Cluster(balancer.url, database_url, fake, replicas)

@@ -97,15 +97,6 @@ class ObjectStore:
         except FAILURES as exc:
             raise StoreError(f"could not remove {key} from {self.url}: {first_line(exc)}") from None
 
-    async def exists(self, key: str) -> bool:
-        try:
-            await obstore.head_async(self._store, key)
-        except FileNotFoundError:
-            return False
-        except FAILURES as exc:
-            raise StoreError(f"cannot reach {self.url}: {first_line(exc)}") from None
-        return True
-
     def signed_url(self, key: str, ttl_s: float) -> str:
         """A presigned GET for this one object, valid for `ttl_s` seconds."""
         return str(obstore.sign(self._store, "GET", key, datetime.timedelta(seconds=ttl_s)))
