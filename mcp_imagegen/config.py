@@ -42,6 +42,11 @@ PROVIDER_SECTIONS = ("openai", "azure", "google", "vertex", "scaleway", "mistral
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 REMOTE_RATE_LIMIT_PER_MINUTE = 60
 DEFAULT_IMAGE_TIMEOUT_S = 300.0
+ImageApi = Literal["images", "responses"]
+"""Which OpenAI API makes images: the Images API, or the Responses API's `image_generation` tool."""
+DEFAULT_RESPONSES_MODEL = "gpt-5-mini"
+"""The mainline model that calls the image tool on OpenAI: it only has to call the tool (forced by
+`tool_choice`), so a small, cheap model that supports it."""
 """Image models take from seconds to several minutes; 30 s timeouts cut real calls off."""
 
 
@@ -90,6 +95,12 @@ class OpenAISettings(_EnvFirstSettings):
     default_model: str = "gpt-image-2"
     vision_model: str = "gpt-5-mini"
     """The chat model describe_image uses."""
+    image_api: ImageApi = "images"
+    """The API image calls use when the call does not choose (`api`)."""
+    responses_model: str = DEFAULT_RESPONSES_MODEL
+    """The mainline model of Responses API calls; the image model goes in the tool."""
+    responses_store: bool = True
+    """Whether OpenAI keeps the responses (`store`); refinement needs them kept."""
     timeout_s: float = Field(DEFAULT_IMAGE_TIMEOUT_S, gt=0)
 
 
@@ -112,6 +123,11 @@ class AzureSettings(_EnvFirstSettings):
     """`gpt-image-1.5=img-deploy,gpt-image-2=img2`: a call's model selects its deployment."""
     vision_deployment: str | None = None
     """A chat deployment with vision, for describe_image."""
+    image_api: ImageApi = "images"
+    responses_deployment: str | None = None
+    """The mainline (chat) deployment of Responses API calls; the image deployment goes in the
+    `x-ms-oai-image-generation-deployment` header."""
+    responses_store: bool = True
     timeout_s: float = Field(DEFAULT_IMAGE_TIMEOUT_S, gt=0)
 
     @field_validator("deployments", mode="before")
@@ -223,6 +239,9 @@ class EndpointSettings(BaseModel):
     response_format: Literal["b64_json"] | None = Field(
         None, description='Set to "b64_json" for servers that return URLs unless asked for image data.'
     )
+    image_api: ImageApi = "images"
+    responses_model: str | None = Field(None, description="The mainline model of Responses API calls.")
+    responses_store: bool = True
     timeout_s: float = Field(DEFAULT_IMAGE_TIMEOUT_S, gt=0)
 
     def resolved_key(self) -> SecretStr | None:

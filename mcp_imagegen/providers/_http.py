@@ -20,6 +20,7 @@ import anyio
 import httpx2
 
 from mcp_imagegen.errors import ImagegenError, MalformedReplyError, ProviderError, ProviderUnreachableError
+from mcp_imagegen.images import b64
 from mcp_imagegen.providers.base import SILENT, CallEvents, Capabilities
 
 CONNECT_TIMEOUT_S = 15.0
@@ -311,6 +312,26 @@ def read_json_object(response: httpx2.Response, provider: str) -> dict[str, Any]
     if not isinstance(body, dict):
         raise MalformedReplyError(f"{provider} sent JSON that is not an object. Nothing was stored.")
     return body
+
+
+def event_object(provider: str, event: SSEEvent) -> dict[str, Any] | None:
+    """A stream event's JSON data: the object, None for other JSON (skipped), or
+    MalformedReplyError when it is not JSON."""
+    try:
+        payload = json.loads(event.data)
+    except ValueError:
+        raise MalformedReplyError(
+            f"{provider} sent a stream event that is not JSON. Nothing was stored."
+        ) from None
+    return payload if isinstance(payload, dict) else None
+
+
+def reply_image_bytes(provider: str, encoded: str, where: str) -> bytes:
+    """An image sent as standard base64 in a reply, or MalformedReplyError naming where it was."""
+    try:
+        return b64.decode(encoded)
+    except ValueError:  # binascii.Error included
+        raise MalformedReplyError(f"{provider} sent {where} with invalid base64.") from None
 
 
 def json_error_body(response: httpx2.Response) -> dict[str, Any] | None:

@@ -112,6 +112,17 @@ class GenerateRequest(GenerateOptions):
 
 
 @dataclass(frozen=True)
+class Continuation:
+    """The Responses API response that made an edit's first input image: an edit on the same
+    provider can continue it (`previous_response_id`) instead of sending the image again."""
+
+    provider: str
+    response_id: str
+    stored: bool = True
+    """False when the response was made with `store: false`: it cannot be continued."""
+
+
+@dataclass(frozen=True)
 class EditRequest(GenerateRequest, EditOptions):
     """An instruction edit of one or more input images, with an optional mask.
 
@@ -122,6 +133,8 @@ class EditRequest(GenerateRequest, EditOptions):
 
     images: tuple[InputImage, ...] = ()
     mask: InputImage | None = None
+    continues: Continuation | None = None
+    """Where the first image came from, when a Responses API call made it."""
 
 
 @dataclass(frozen=True)

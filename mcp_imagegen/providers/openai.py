@@ -1,5 +1,6 @@
 """OpenAI Images API (`/images/generations`, `/images/edits`) for OpenAI, Azure OpenAI and
-any OpenAI-compatible server.
+any OpenAI-compatible server; with `api: responses` (per call or the provider's default), the
+Responses API's image_generation tool instead (`providers/openai_responses.py`).
 
 The three differ only in where requests go and how they authenticate (`ImagesEndpoint`);
 the translation to and from the wire format (`providers.md` section 1) is shared and
@@ -9,8 +10,6 @@ options omitted, and multipart edits with `image[]` parts and a `mask` part.
 
 from __future__ import annotations
 
-import binascii
-import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -24,7 +23,6 @@ from mcp_imagegen.errors import (
     ProviderUnreachableError,
     UnsupportedOptionError,
 )
-from mcp_imagegen.images import b64
 from mcp_imagegen.providers import openai_models
 from mcp_imagegen.providers._http import (
     DEFAULT_RETRY,
@@ -33,9 +31,11 @@ from mcp_imagegen.providers._http import (
     MultipartFiles,
     RetryPolicy,
     SSEEvent,
+    event_object,
     json_error_body,
     open_stream,
     read_json_object,
+    reply_image_bytes,
     retry_after_seconds,
     send,
     sse_events,
@@ -53,6 +53,7 @@ from mcp_imagegen.providers.base import (
     ProviderResult,
 )
 from mcp_imagegen.providers.openai_endpoint import ImagesEndpoint, ImagesOperation
+from mcp_imagegen.providers.openai_responses import Action, ResponseReader, ResponsesCall
 from mcp_imagegen.redaction import redact
 
 CONTENT_POLICY_CODES = frozenset(
@@ -63,7 +64,7 @@ RESPONSE_FACTS = ("created", "background", "output_format", "quality", "size", "
 
 
 class OpenAIImages(HttpProvider):
-    """The OpenAI Images adapter; one instance per configured endpoint."""
+    """The OpenAI image adapter (Images API or Responses API); one instance per configured endpoint."""
 
     def __init__(
         self,
@@ -88,6 +89,8 @@ class OpenAIImages(HttpProvider):
         options = self._checked_options(request)
         if request.moderation is not None:
             options["moderation"] = request.moderation
+        if self._api(request) == "responses":
+            return await self._respond(request, options, "generate", events)
         # The SDK writes `stream` right after `model` in JSON (in multipart it sorts with the rest).
         body: dict[str, Any] = {"model": self._endpoint.wire_model(request.model)}
         if options.pop("stream", False):
@@ -102,6 +105,16 @@ class OpenAIImages(HttpProvider):
         if request.input_fidelity is not None:
             openai_models.check_input_fidelity(request.model, request.input_fidelity)
             options["input_fidelity"] = request.input_fidelity
+        if self._api(request) == "responses":
+            if request.moderation is not None:
+                options["moderation"] = request.moderation
+            return await self._respond(request, options, "edit", events)
+        if request.moderation is not None:
+            raise UnsupportedOptionError(
+                "the Images API's edits take no moderation; use api 'responses' to set it for an edit"
+            )
+        if request.continue_conversation is not None:
+            raise UnsupportedOptionError("continue_conversation applies with api 'responses' only")
         options["model"] = self._endpoint.wire_model(request.model)
         form = {"prompt": request.prompt, **_form_values(_sdk_order(options, n=request.n))}
         files = [("image[]", (image.filename, image.data, image.mime_type)) for image in request.images]
@@ -109,6 +122,38 @@ class OpenAIImages(HttpProvider):
             files.append(("mask", (request.mask.filename, request.mask.data, request.mask.mime_type)))
         exchange = self._exchange("edits", request.model, form=form, files=files)
         return await self._call(exchange, request, events)
+
+    def _api(self, request: GenerateRequest) -> str:
+        return request.api or self._endpoint.image_api
+
+    async def _respond(
+        self, request: GenerateRequest, options: dict[str, Any], action: Action, events: CallEvents
+    ) -> ProviderResult:
+        """The Responses API's image_generation tool (`providers.openai_responses`): one image."""
+        if request.n != 1:
+            raise UnsupportedOptionError(
+                "api 'responses' makes one image per call: use n=1, or api 'images' for several"
+            )
+        options.pop("stream", None)
+        options.pop("response_format", None)
+        call = ResponsesCall.build(self._endpoint, request, options, action)
+        exchange = self._exchange_at(self._endpoint.responses_url, call.headers, json_body=call.body)
+        if not call.streams:
+            response = await send(self._client, exchange, events)
+            images, metadata, text = ResponseReader(call, self._error_from_body, response, events).whole(
+                request.model
+            )
+        else:
+            async with open_stream(self._client, exchange, events) as response:
+                reader = ResponseReader(call, self._error_from_body, response, events)
+                if not response.headers.get("content-type", "").startswith("text/event-stream"):
+                    await response.aread()  # a server that ignores `stream` answers with plain JSON
+                    images, metadata, text = reader.whole(request.model)
+                else:
+                    async for event in sse_events(response):
+                        await reader.handle(event)
+                    images, metadata, text = reader.result(request.model)
+        return ProviderResult(images=images, model=request.model, metadata=metadata, text=text)
 
     async def _call(self, exchange: Exchange, request: GenerateRequest, events: CallEvents) -> ProviderResult:
         """One JSON reply, or a stream of events when the request asked for partial images."""
@@ -157,10 +202,23 @@ class OpenAIImages(HttpProvider):
         form: Mapping[str, str] | None = None,
         files: MultipartFiles | None = None,
     ) -> Exchange:
+        return self._exchange_at(
+            self._endpoint.url(operation, model), {}, json_body=json_body, form=form, files=files
+        )
+
+    def _exchange_at(
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        *,
+        json_body: Mapping[str, Any] | None = None,
+        form: Mapping[str, str] | None = None,
+        files: MultipartFiles | None = None,
+    ) -> Exchange:
         return Exchange(
             provider=self.name,
-            url=self._endpoint.url(operation, model),
-            headers={"Accept": "application/json", **self._endpoint.headers},
+            url=url,
+            headers={"Accept": "application/json", **self._endpoint.headers, **headers},
             timeout_s=self._timeout_s,
             map_error=self._map_error,
             params=self._endpoint.params,
@@ -191,9 +249,11 @@ class OpenAIImages(HttpProvider):
         error = body.get("error")
         message = code = None
         inner_code = None
+        flagged = ""
         if isinstance(error, dict):
             message = error.get("message")
             code = error.get("code")
+            flagged = _moderation_text(error.get("moderation_details"))
             inner = error.get("inner_error") or error.get("innererror")
             if isinstance(inner, dict):
                 inner_code = inner.get("code")
@@ -205,7 +265,8 @@ class OpenAIImages(HttpProvider):
         )
         code_text = str(code) if code is not None else None
         request_id = response.headers.get("x-request-id") or response.headers.get("apim-request-id")
-        if code_text in CONTENT_POLICY_CODES or inner_code == "ResponsibleAIPolicyViolation":
+        if code_text in CONTENT_POLICY_CODES or inner_code == "ResponsibleAIPolicyViolation" or flagged:
+            text = f"{text}{flagged}"
             return ContentPolicyError(self.name, text, status=status, code=code_text, request_id=request_id)
         if status in (401, 403):
             text = f"{text} (check {self._endpoint.key_hint})"
@@ -222,6 +283,17 @@ class OpenAIImages(HttpProvider):
 
 
 ErrorFromBody = Callable[[Mapping[str, Any], httpx2.Response], ProviderError]
+
+
+def _moderation_text(details: object) -> str:
+    """ " (flagged: sexual, violence; at the output stage)" from `moderation_details`, or ""."""
+    if not isinstance(details, dict):
+        return ""
+    categories = details.get("categories")
+    named = ", ".join(str(name) for name in categories) if isinstance(categories, list) else ""
+    stage = details.get("moderation_stage")
+    where = f"at the {stage} stage" if isinstance(stage, str) and stage != "unknown" else ""
+    return f" (flagged: {'; '.join(part for part in (named, where) if part) or 'no category given'})"
 
 
 class _StreamReader:
@@ -245,13 +317,8 @@ class _StreamReader:
         self._partials = 0
 
     async def handle(self, event: SSEEvent) -> None:
-        try:
-            payload = json.loads(event.data)
-        except ValueError:
-            raise MalformedReplyError(
-                f"{self._provider} sent a stream event that is not JSON. Nothing was stored."
-            ) from None
-        if not isinstance(payload, dict):
+        payload = event_object(self._provider, event)
+        if payload is None:
             return
         event_type = str(payload.get("type") or event.event)
         if "error" in payload or event_type == "error":
@@ -264,7 +331,7 @@ class _StreamReader:
             where = f"partial image {self._partials}"
             if not isinstance(encoded, str):
                 raise MalformedReplyError(f"{self._provider} sent {where} without image bytes.")
-            data = _b64(self._provider, encoded, where)
+            data = reply_image_bytes(self._provider, encoded, where)
             await self._events.partial_image(data, index if isinstance(index, int) else self._partials - 1)
         elif event_type.endswith(".completed"):
             where = f"final image {len(self._finals) + 1}"
@@ -295,16 +362,8 @@ def _decode_item(provider: str, item: object, where: str) -> GeneratedImage:
         )
         raise MalformedReplyError(f"{provider} sent {where} without image bytes{hint}.")
     revised = item.get("revised_prompt")
-    return GeneratedImage(
-        data=_b64(provider, encoded, where), revised_prompt=revised if isinstance(revised, str) else None
-    )
-
-
-def _b64(provider: str, encoded: str, where: str) -> bytes:
-    try:
-        return b64.decode(encoded)
-    except (binascii.Error, ValueError):
-        raise MalformedReplyError(f"{provider} sent {where} with invalid base64.") from None
+    data = reply_image_bytes(provider, encoded, where)
+    return GeneratedImage(data=data, revised_prompt=revised if isinstance(revised, str) else None)
 
 
 def _reply_facts(body: Mapping[str, Any], response: httpx2.Response) -> dict[str, JsonValue]:

@@ -13,7 +13,7 @@ from typing import Literal
 
 import httpx2
 
-from mcp_imagegen.config import AzureSettings, EndpointSettings, OpenAISettings, Settings
+from mcp_imagegen.config import AzureSettings, EndpointSettings, ImageApi, OpenAISettings, Settings
 from mcp_imagegen.errors import ConfigError, InputError
 from mcp_imagegen.providers import openai_models
 from mcp_imagegen.providers.base import Capabilities, Provider
@@ -35,6 +35,8 @@ _OPENAI_OPTIONS: frozenset[OptionName] = frozenset(
         "moderation",
         "input_fidelity",
         "partial_images",
+        "api",
+        "continue_conversation",
     }
 )
 
@@ -60,6 +62,16 @@ class ImagesEndpoint:
     `azure_deployment`); the model name then only selects the size and option rules."""
     deployments: Mapping[str, str] = field(default_factory=dict)
     """Azure: the deployment of each model name; a call's model selects its deployment."""
+    image_api: ImageApi = "images"
+    """The API a call uses when it does not choose one."""
+    responses_model: str | None = None
+    """The mainline model (on Azure, deployment) of Responses API calls."""
+    responses_model_hint: str = ""
+    """The setting that names it, for the error when it is missing."""
+    responses_store: bool = True
+    azure: bool = False
+    """Azure picks the image model of a Responses call by deployment, in the
+    `x-ms-oai-image-generation-deployment` header, instead of the tool's `model`."""
 
     def deployment_for(self, model: str) -> str:
         """Where a call for `model` goes on Azure; the model itself elsewhere (or unmapped)."""
@@ -85,6 +97,19 @@ class ImagesEndpoint:
             return f"{base}/deployments/{self.deployment_for(model)}/images/{operation}"
         return f"{base}/images/{operation}"
 
+    @property
+    def responses_url(self) -> str:
+        """`/responses` next to the images API; on Azure's classic path too, without a deployment."""
+        return f"{self.base_url.rstrip('/')}/responses"
+
+    def mainline_model(self) -> str:
+        """The model that calls the image tool in a Responses API call."""
+        if not self.responses_model:
+            raise ConfigError(
+                f"{self.provider} needs a mainline model for api 'responses': set {self.responses_model_hint}"
+            )
+        return self.responses_model
+
 
 def openai_endpoint(settings: OpenAISettings) -> ImagesEndpoint:
     if settings.api_key is None:
@@ -95,7 +120,17 @@ def openai_endpoint(settings: OpenAISettings) -> ImagesEndpoint:
         headers["OpenAI-Organization"] = settings.org_id
     if settings.project_id:
         headers["OpenAI-Project"] = settings.project_id
-    return ImagesEndpoint("openai", settings.base_url, headers, "OPENAI_API_KEY", secrets=(key,))
+    return ImagesEndpoint(
+        "openai",
+        settings.base_url,
+        headers,
+        "OPENAI_API_KEY",
+        secrets=(key,),
+        image_api=settings.image_api,
+        responses_model=settings.responses_model,
+        responses_model_hint="OPENAI_RESPONSES_MODEL",
+        responses_store=settings.responses_store,
+    )
 
 
 def azure_endpoint(settings: AzureSettings) -> ImagesEndpoint:
@@ -117,30 +152,26 @@ def azure_endpoint(settings: AzureSettings) -> ImagesEndpoint:
         )
     resource = settings.endpoint.rstrip("/").removesuffix("/openai/v1").removesuffix("/openai")
     version = settings.api_version
-    hint = "AZURE_OPENAI_API_KEY / AZURE_OPENAI_AD_TOKEN and AZURE_OPENAI_ENDPOINT"
-    if version and version not in ("v1", "preview"):
-        return ImagesEndpoint(
-            "azure",
-            f"{resource}/openai",
-            headers,
-            hint,
-            params={"api-version": version},
-            deployment_path=True,
-            secrets=(secret,),
-            deployment=settings.deployment,
-            deployments=settings.deployments,
-        )
-    params = {"api-version": version} if version == "preview" else {}
-    return ImagesEndpoint(
+    endpoint = ImagesEndpoint(
         "azure",
         f"{resource}/openai/v1",
         headers,
-        hint,
-        params=params,
+        "AZURE_OPENAI_API_KEY / AZURE_OPENAI_AD_TOKEN and AZURE_OPENAI_ENDPOINT",
+        params={"api-version": version} if version == "preview" else {},
         secrets=(secret,),
         deployment=settings.deployment,
         deployments=settings.deployments,
+        image_api=settings.image_api,
+        responses_model=settings.responses_deployment,
+        responses_model_hint="AZURE_OPENAI_RESPONSES_DEPLOYMENT (a chat deployment that calls image tools)",
+        responses_store=settings.responses_store,
+        azure=True,
     )
+    if version and version not in ("v1", "preview"):
+        return dataclasses.replace(
+            endpoint, base_url=f"{resource}/openai", params={"api-version": version}, deployment_path=True
+        )
+    return endpoint
 
 
 def compatible_endpoint(name: str, settings: EndpointSettings) -> ImagesEndpoint:
@@ -149,7 +180,16 @@ def compatible_endpoint(name: str, settings: EndpointSettings) -> ImagesEndpoint
     hint = settings.api_key_env or f"the api_key of [endpoints.{name}]"
     secrets = (key.get_secret_value(),) if key else ()
     return ImagesEndpoint(
-        name, settings.base_url, headers, hint, secrets=secrets, response_format=settings.response_format
+        name,
+        settings.base_url,
+        headers,
+        hint,
+        secrets=secrets,
+        response_format=settings.response_format,
+        image_api=settings.image_api,
+        responses_model=settings.responses_model,
+        responses_model_hint=f"responses_model in [endpoints.{name}]",
+        responses_store=settings.responses_store,
     )
 
 

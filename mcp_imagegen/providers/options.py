@@ -47,6 +47,8 @@ OptionName = Literal[
     "max_predictions",
     "confidence_threshold",
     "binary_color_threshold",
+    "api",
+    "continue_conversation",
 ]
 """Every option a provider may or may not honour; `Capabilities.options` is a set of these."""
 OPTION_NAMES: frozenset[OptionName] = frozenset(get_args(OptionName))
@@ -61,8 +63,8 @@ OutputFormat = Literal["png", "jpeg", "webp"]
 SizeOption = Annotated[
     str | None,
     Field(
-        description="'auto' or WIDTHxHEIGHT. gpt-image-1.x: 1024x1024, 1536x1024, 1024x1536. gpt-image-2: "
-        "any size with edges divisible by 16, long edge <= 3840, ratio up to 3:1."
+        description="'auto' or WxH. gpt-image-1.x: 1024x1024, 1536x1024, 1024x1536. gpt-image-2: edges "
+        "divisible by 16, long edge <= 3840, ratio <= 3:1."
     ),
 ]
 AspectRatioOption = Annotated[
@@ -86,12 +88,12 @@ ModerationOption = Annotated[
 ]
 InputFidelityOption = Annotated[
     Literal["low", "high"] | None,
-    Field(description="How closely to keep the input's details, faces especially (OpenAI gpt-image-1.x)."),
+    Field(description="Keep the input's details, faces especially (gpt-image-1.x)."),
 ]
 PartialImagesOption = Annotated[
     int | None,
     Field(
-        description="Stream 1-3 partial images while rendering; each is stored and its URI sent as progress.",
+        description="Stream 1-3 partial images, each stored and sent as progress.",
         ge=0,
         le=3,
     ),
@@ -119,6 +121,10 @@ WatermarkOption = Annotated[
 EnhancePromptOption = Annotated[
     bool | None,
     Field(description="Let the provider rewrite the prompt (Imagen); the result shows the rewrite."),
+]
+ApiOption = Annotated[
+    Literal["images", "responses"] | None,
+    Field(description="OpenAI: 'responses' lets edits continue an image's conversation."),
 ]
 GuidanceScaleOption = Annotated[
     float | None, Field(description="How strictly to follow the prompt (Imagen).", ge=0, le=500)
@@ -161,6 +167,9 @@ class RenderOptions(OutputOptions):
     image_size: ImageSizeOption = None
     """A resolution class, `1K`, `2K` or `4K` (Google)."""
     guidance_scale: GuidanceScaleOption = None
+    api: ApiOption = None
+    """Which OpenAI API makes the image: `images` or `responses` (the `image_generation` tool);
+    None: the provider's configured default."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -179,6 +188,13 @@ class EditOptions(RenderOptions, ImagenSafetyOptions):
     """Options of edit_image: generation's, plus how the edit area and references are read."""
 
     input_fidelity: InputFidelityOption = None
+    moderation: ModerationOption = None
+    """Taken by edits through the Responses API's image_generation tool only."""
+    continue_conversation: Annotated[
+        bool | None, Field(description="false: with api responses, resend the image.")
+    ] = None
+    """With api `responses`, an image made through it is edited by continuing the response that
+    made it (`previous_response_id`) unless this is false."""
     mode: Annotated[
         Literal["insert", "remove", "outpaint", "background_swap", "product"] | None,
         Field(

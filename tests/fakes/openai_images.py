@@ -30,6 +30,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from tests.fakes.openai_chat import FakeChat
+from tests.fakes.openai_responses import FakeResponses
 
 GENERATION_FIELDS = frozenset(
     {
@@ -137,6 +138,11 @@ class FakeOpenAIImages:
 
     def __post_init__(self) -> None:
         self.chat = FakeChat(api_key=self.api_key)
+        self.responses = FakeResponses(
+            image=self._image,
+            output_size=lambda: self.output_size,
+            stream_cut_after=lambda: self.stream_cut_after,
+        )
         self.app = Starlette(
             routes=[
                 Route("/v1/chat/completions", self._chat, methods=["POST"]),
@@ -148,6 +154,9 @@ class FakeOpenAIImages:
                     methods=["POST"],
                 ),
                 Route("/openai/v1/images/{operation}", self._azure_v1, methods=["POST"]),
+                Route("/v1/responses", self._openai_responses, methods=["POST"]),
+                Route("/openai/v1/responses", self._azure_responses, methods=["POST"]),
+                Route("/openai/responses", self._azure_responses, methods=["POST"]),
             ]
         )
 
@@ -192,6 +201,33 @@ class FakeOpenAIImages:
                 401, "Access denied due to invalid subscription key.", "invalid_request_error", "401"
             )
         return await self._handle(request, recorded, request.path_params["operation"])
+
+    async def _openai_responses(self, request: Request) -> Response:
+        recorded = await self._record(request)
+        if request.headers.get("authorization") != f"Bearer {self.api_key}":
+            return _error(
+                401, "Incorrect API key provided: sk-te***key.", "invalid_request_error", "invalid_api_key"
+            )
+        return self._respond(recorded, azure=False)
+
+    async def _azure_responses(self, request: Request) -> Response:
+        """`/openai/v1/responses`, or `/openai/responses` with the classic `api-version`."""
+        recorded = await self._record(request)
+        if request.url.path == "/openai/responses" and "api-version" not in request.query_params:
+            return _error(404, "Resource not found", "invalid_request_error", "404")
+        if not self._azure_authorized(request):
+            return _error(
+                401, "Access denied due to invalid subscription key.", "invalid_request_error", "401"
+            )
+        return self._respond(recorded, azure=True)
+
+    def _respond(self, recorded: Recorded, *, azure: bool) -> Response:
+        if self.fail_next:
+            status, reply = self.fail_next.pop(0)
+            return reply if isinstance(reply, Response) else JSONResponse(reply, status_code=status)
+        if recorded.json is None:
+            return _error(400, "Expected a JSON body.", "invalid_request_error", None)
+        return self.responses.handle(recorded.json, azure=azure, headers=recorded.headers)
 
     def _azure_authorized(self, request: Request) -> bool:
         return request.headers.get("api-key") == self.azure_key or (

@@ -50,7 +50,7 @@ KeepPartialsArg = Annotated[bool, Field(description="Keep the partial images onc
 WaitArg = Annotated[
     float | None,
     Field(
-        description="Seconds to wait before answering with a job_id for get_job (default 45; 0: at once).",
+        description="Seconds to wait before answering with a job_id for get_job (default 45).",
         ge=0,
         le=3600,
     ),

@@ -14,9 +14,10 @@ from mcp.types import CallToolResult
 from pydantic import Field
 
 from mcp_imagegen.errors import InputError
-from mcp_imagegen.providers.base import EditRequest, GenerateRequest
+from mcp_imagegen.providers.base import Continuation, EditRequest, GenerateRequest, InputImage
 from mcp_imagegen.providers.options import EditOptions, GenerateOptions, given_options, options_from
 from mcp_imagegen.server.jobs.images import ImageWork, run_image_tool
+from mcp_imagegen.server.principals import current_principal
 from mcp_imagegen.server.results import ImageResult
 from mcp_imagegen.server.spending import Approval, confirmation
 from mcp_imagegen.server.state import AppState
@@ -143,7 +144,8 @@ async def edit_image(
             ]
         )
         mask = await mask_image(app, call.mask, inputs[0]) if call.mask is not None else None
-        request = dataclasses.replace(request, images=inputs, mask=mask)
+        continues = await _continuation(app, inputs[0])
+        request = dataclasses.replace(request, images=inputs, mask=mask, continues=continues)
         work = ImageWork(
             app,
             editor.name,
@@ -164,6 +166,21 @@ async def edit_image(
             call.wait_seconds,
             approval,
         )
+
+
+async def _continuation(app: AppState, first: InputImage) -> Continuation | None:
+    """The Responses API response that made `first`, when it is a stored image one made: the
+    provider may continue it instead of sending the image again (refinement)."""
+    if first.store_id is None:
+        return None
+    record = await app.store.get(first.store_id, owner=current_principal().sees)
+    made = record.metadata.get("provider_response")
+    if record.provider is None or not isinstance(made, dict) or made.get("api") != "responses":
+        return None
+    response_id = made.get("response_id")
+    if not isinstance(response_id, str):
+        return None
+    return Continuation(record.provider, response_id, stored=made.get("store") is not False)
 
 
 def _check_partials(partial_images: int | None, keep_partials: bool) -> None:
