@@ -124,7 +124,16 @@ class OpenAIImages(HttpProvider):
         return await self._call(exchange, request, events)
 
     def _api(self, request: GenerateRequest) -> str:
-        return request.api or self._endpoint.image_api
+        """The call's `api`; else, for an edit of an image a Responses call of this provider made
+        (and that can be continued), `responses`, so that refinement needs no option; else the
+        provider's default."""
+        if request.api is not None:
+            return request.api
+        if isinstance(request, EditRequest) and request.continue_conversation is not False:
+            continues = request.continues
+            if continues is not None and continues.provider == self.name and continues.stored:
+                return "responses"
+        return self._endpoint.image_api
 
     async def _respond(
         self, request: GenerateRequest, options: dict[str, Any], action: Action, events: CallEvents
