@@ -177,3 +177,17 @@ def test_azure_shapes_need_the_image_deployment_header(fake_openai: FakeOpenAIIm
     assert fake_openai.last.path == "/openai/v1/responses"
     with pytest.raises(openai.BadRequestError, match="x-ms-oai-image-generation-deployment"):
         v1.responses.create(model="chat-deploy", input="a fox", tools=[{"type": "image_generation"}])
+
+
+def test_an_error_event_ends_the_stream(fake_openai: FakeOpenAIImages) -> None:
+    fake_openai.stream_error = {"code": "server_error", "message": "The image tool failed."}
+    stream = sdk(fake_openai).responses.create(
+        model="gpt-5-mini",
+        input="a fox",
+        stream=True,
+        tools=[{"type": "image_generation", "partial_images": 1}],
+    )
+    events = list(stream)
+    assert [event.type for event in events][-2:] == ["response.image_generation_call.partial_image", "error"]
+    last = events[-1]
+    assert last.type == "error" and (last.code, last.message) == ("server_error", "The image tool failed.")

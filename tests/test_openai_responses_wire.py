@@ -17,6 +17,8 @@ from mcp_imagegen.config import AzureSettings, OpenAISettings
 from mcp_imagegen.errors import (
     ConfigError,
     ContentPolicyError,
+    MalformedReplyError,
+    ProviderError,
     ProviderUnreachableError,
     UnsupportedOptionError,
 )
@@ -394,3 +396,30 @@ async def test_options_the_chosen_api_cannot_take_are_refused_before_sending(
     await images_api.generate(GenerateRequest(prompt="x", model="gpt-image-1.5", api="responses"))
     await ours(fake_openai, http).generate(GenerateRequest(prompt="x", model="gpt-image-1.5", api="images"))
     assert [sent.path for sent in fake_openai.requests] == ["/v1/responses", "/v1/images/generations"]
+
+
+async def test_an_error_event_is_the_providers_error(
+    fake_openai: FakeOpenAIImages, http: httpx2.AsyncClient
+) -> None:
+    fake_openai.stream_error = {"code": "server_error", "message": "The image tool failed."}
+    events = Partials()
+    with pytest.raises(ProviderError, match="The image tool failed") as caught:
+        await ours(fake_openai, http).generate(
+            GenerateRequest(prompt="a fox", model="gpt-image-1.5", partial_images=1), events
+        )
+    assert caught.value.code == "server_error" and len(events.images) == 1
+
+
+async def test_a_failed_or_imageless_response_stores_nothing(
+    fake_openai: FakeOpenAIImages, http: httpx2.AsyncClient
+) -> None:
+    failed = {"id": "resp_x", "object": "response", "status": "failed", "output": []}
+    fake_openai.fail_next = [
+        (200, {**failed, "error": {"code": "server_error", "message": "The model broke down."}}),
+        (200, {**failed, "status": "completed", "output": [{"type": "message", "content": []}]}),
+    ]
+    provider = ours(fake_openai, http)
+    with pytest.raises(ProviderError, match="The model broke down"):
+        await provider.generate(GenerateRequest(prompt="x", model="gpt-image-1.5"))
+    with pytest.raises(MalformedReplyError, match="answered without an image"):
+        await provider.generate(GenerateRequest(prompt="x", model="gpt-image-1.5"))

@@ -31,8 +31,9 @@ def env_for(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> dict[str, s
 
 def facts(result: CallToolResult) -> dict[str, Any]:
     assert not result.is_error, result.content
-    assert result.structured_content is not None
-    return result.structured_content
+    document: dict[str, Any] | None = result.structured_content
+    assert document is not None
+    return document
 
 
 def error_text(result: CallToolResult) -> str:
@@ -129,14 +130,14 @@ async def test_partial_images_are_announced_in_progress(
     )
     messages: list[str] = []
 
-    async def progress(value: float, total: float | None, message: str | None) -> None:
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
         messages.append(message or "")
 
     async with connect(transport, env) as client:
         result = await client.call_tool(
             "generate_image",
             {"prompt": "a fox", "api": "responses", "partial_images": 2, "keep_partials": True},
-            progress_callback=progress,
+            progress_callback=on_progress,
         )
         assert (fake_openai.last.json or {})["stream"] is True
         partial_uris = [match.group(1) for message in messages if (match := PARTIAL.search(message))]

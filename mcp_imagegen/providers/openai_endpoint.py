@@ -200,6 +200,7 @@ def openai_capabilities(
     vision_models: tuple[str, ...] = (),
     *,
     fetches_urls: bool = True,
+    image_api: ImageApi = "images",
 ) -> Capabilities:
     families = [openai_models.rules_for(model) for model in models]
     qualities = [family.qualities for family in families]
@@ -221,7 +222,9 @@ def openai_capabilities(
         max_input_images=16,
         notes=(
             "aspect_ratio maps to size: any ratio 1:3..3:1 at about 1 MP for gpt-image-2, "
-            "1:1/3:2/2:3 for other models. moderation applies to generate only."
+            "1:1/3:2/2:3 for other models. "
+            f"api: {image_api} unless a call says; 'responses' makes one image per call, takes moderation "
+            "on edits too, and edits of its images continue their conversation."
         ),
     )
 
@@ -255,6 +258,7 @@ def _openai_capabilities(settings: Settings) -> Capabilities:
         default,
         ("png", "jpeg", "webp"),
         (settings.openai.vision_model,),
+        image_api=settings.openai.image_api,
     )
 
 
@@ -294,11 +298,13 @@ def _azure_capabilities(settings: Settings) -> Capabilities:
     if azure.deployments:
         models = tuple(azure.deployments)
         mapped = [name for name, target in azure.deployments.items() if target == azure.deployment]
-        capabilities = openai_capabilities(models, (mapped or list(models))[0], ("png", "jpeg"), vision)
+        capabilities = openai_capabilities(
+            models, (mapped or list(models))[0], ("png", "jpeg"), vision, image_api=azure.image_api
+        )
         return dataclasses.replace(capabilities, deployments=dict(azure.deployments))
     deployment = azure.deployment or ""
     models = with_default(deployment, OPENAI_MODELS) if deployment else ()
-    capabilities = openai_capabilities(models, deployment, ("png", "jpeg"), vision)
+    capabilities = openai_capabilities(models, deployment, ("png", "jpeg"), vision, image_api=azure.image_api)
     return dataclasses.replace(capabilities, deployments=dict.fromkeys(models, deployment))
 
 
@@ -336,7 +342,12 @@ def endpoint_spec(name: str, endpoint: EndpointSettings) -> ProviderSpec:
         default = endpoint.default_model or (endpoint.models[0] if endpoint.models else "gpt-image-2")
         models = tuple(endpoint.models) or (default,)
         return openai_capabilities(
-            models, default, ("png", "jpeg", "webp"), tuple(endpoint.vision_models), fetches_urls=False
+            models,
+            default,
+            ("png", "jpeg", "webp"),
+            tuple(endpoint.vision_models),
+            fetches_urls=False,
+            image_api=endpoint.image_api,
         )
 
     def build(settings: Settings, client: httpx2.AsyncClient) -> Provider:

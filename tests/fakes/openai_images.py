@@ -142,6 +142,7 @@ class FakeOpenAIImages:
             image=self._image,
             output_size=lambda: self.output_size,
             stream_cut_after=lambda: self.stream_cut_after,
+            stream_error=lambda: self.stream_error,
         )
         self.app = Starlette(
             routes=[

@@ -78,6 +78,8 @@ class FakeResponses:
     moderate_next: list[list[str]] = field(default_factory=list)
     """Categories to block the next image with (one entry per blocked call)."""
     stream_cut_after: Callable[[], int | None] = lambda: None
+    stream_error: Callable[[], dict[str, Any] | None] = lambda: None
+    """An `error` event's code and message, sent after the partial images instead of the image."""
     _counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def handle(self, body: Any, *, azure: bool, headers: dict[str, str]) -> Response:
@@ -192,6 +194,10 @@ class FakeResponses:
                         "output_format": output_format,
                     }
                 )
+            broken = self.stream_error()
+            if broken is not None:
+                planned.append({"type": "error", "param": None, **broken})
+                return self._events(planned, headers)
             item["result"] = base64.b64encode(self.image(size, output_format, transparent)).decode()
             planned.append({"type": "response.image_generation_call.completed", **where})
         else:
@@ -199,9 +205,9 @@ class FakeResponses:
         planned.append({"type": "response.output_item.done", "output_index": 0, "item": item})
         planned.append({"type": "response.completed", "response": response})
         cut = self.stream_cut_after()
-        if cut is not None:
-            planned = planned[:cut]
+        return self._events(planned[:cut] if cut is not None else planned, headers)
 
+    def _events(self, planned: list[dict[str, Any]], headers: dict[str, str]) -> Response:
         async def events() -> AsyncIterator[bytes]:
             for number, event in enumerate(planned):
                 payload = {**event, "sequence_number": number}
