@@ -423,3 +423,31 @@ async def test_a_failed_or_imageless_response_stores_nothing(
         await provider.generate(GenerateRequest(prompt="x", model="gpt-image-1.5"))
     with pytest.raises(MalformedReplyError, match="answered without an image"):
         await provider.generate(GenerateRequest(prompt="x", model="gpt-image-1.5"))
+
+
+async def test_a_response_the_provider_no_longer_has_falls_back_to_sending_the_image(
+    fake_openai: FakeOpenAIImages, http: httpx2.AsyncClient
+) -> None:
+    provider = ours(fake_openai, http)
+    made = await provider.generate(GenerateRequest(prompt="a fox", model="gpt-image-1.5"))
+    response_id = str(made.metadata["response_id"])
+    del fake_openai.responses.made[response_id]  # expired at the provider (30 days) or deleted
+    image = made.images[0].data
+    events = Partials()
+    edited = await provider.edit(
+        EditRequest(
+            prompt="closer",
+            model="gpt-image-1.5",
+            images=(png_input(image),),
+            continues=Continuation("openai", response_id),
+        ),
+        events,
+    )
+    refused, resent = fake_openai.requests[-2:]
+    assert (refused.json or {})["previous_response_id"] == response_id
+    assert "previous_response_id" not in (resent.json or {}) and input_images(resent.json or {}) == [image]
+    assert (
+        edited.metadata["conversation"]
+        == f"new: openai no longer has response {response_id}, so the image was sent again"
+    )
+    assert "openai no longer has the image's response; sending the image instead" in events.steps

@@ -53,7 +53,12 @@ from mcp_imagegen.providers.base import (
     ProviderResult,
 )
 from mcp_imagegen.providers.openai_endpoint import ImagesEndpoint, ImagesOperation
-from mcp_imagegen.providers.openai_responses import Action, ResponseReader, ResponsesCall
+from mcp_imagegen.providers.openai_responses import (
+    Action,
+    ResponseReader,
+    ResponsesCall,
+    previous_response_gone,
+)
 from mcp_imagegen.redaction import redact
 
 CONTENT_POLICY_CODES = frozenset(
@@ -146,6 +151,18 @@ class OpenAIImages(HttpProvider):
         options.pop("stream", None)
         options.pop("response_format", None)
         call = ResponsesCall.build(self._endpoint, request, options, action)
+        try:
+            return await self._send_response(call, request, events)
+        except ProviderError as exc:
+            if not (call.continues and previous_response_gone(exc)):
+                raise
+        events.step(f"{self.name} no longer has the image's response; sending the image instead")
+        call = ResponsesCall.build(self._endpoint, request, options, action, gone=True)
+        return await self._send_response(call, request, events)
+
+    async def _send_response(
+        self, call: ResponsesCall, request: GenerateRequest, events: CallEvents
+    ) -> ProviderResult:
         exchange = self._exchange_at(self._endpoint.responses_url, call.headers, json_body=call.body)
         if not call.streams:
             response = await send(self._client, exchange, events)

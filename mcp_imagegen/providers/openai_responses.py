@@ -56,10 +56,14 @@ class ResponsesCall:
         request: GenerateRequest,
         tool_options: Mapping[str, Any],
         action: Action,
+        *,
+        gone: bool = False,
     ) -> ResponsesCall:
         """The request for `request`, with `tool_options` (checked and named as on the wire) in the
         tool. An edit sends its images as `input_image` data URLs after the prompt, and its mask as
-        the tool's `input_image_mask`, unless it continues the response that made its first image."""
+        the tool's `input_image_mask`; it continues the response that made its first image instead
+        of sending that image, unless asked not to, the response was not kept, or the provider no
+        longer has it (`gone`)."""
         tool: dict[str, Any] = {"type": "image_generation"}
         if not endpoint.azure:
             tool["model"] = request.model
@@ -77,6 +81,11 @@ class ResponsesCall:
                     facts["conversation"] = (
                         f"new: response {continues.response_id} was kept with store: false and cannot be "
                         "continued, so the image was sent again"
+                    )
+                elif gone:
+                    facts["conversation"] = (
+                        f"new: {endpoint.provider} no longer has response {continues.response_id}, so the "
+                        "image was sent again"
                     )
                 else:
                     previous = continues.response_id
@@ -102,6 +111,18 @@ class ResponsesCall:
         body["tools"] = [tool]
         headers = {IMAGE_DEPLOYMENT_HEADER: endpoint.deployment_for(request.model)} if endpoint.azure else {}
         return cls(endpoint.provider, body, headers, streams, facts)
+
+    @property
+    def continues(self) -> bool:
+        return "previous_response_id" in self.body
+
+
+def previous_response_gone(error: ProviderError) -> bool:
+    """Whether the provider refused a call because the response it continues is gone (expired,
+    deleted, or made under another key)."""
+    return error.code == "previous_response_not_found" or (
+        error.status in (400, 404) and "previous response" in error.message.lower()
+    )
 
 
 class ResponseReader:
