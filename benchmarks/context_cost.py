@@ -43,6 +43,9 @@ class Configuration:
     local_extra: bool
     budget: tuple[int, int] | None
     """(names + descriptions + input schemas, whole tools/list) in characters, where the issue sets one."""
+    apps_host: bool = False
+    """The client renders MCP Apps: it gets the studio's tools and `_meta.ui`, and keeps the app-only
+    tools from its model (so they count in the whole list, not in what the model reads)."""
 
 
 CONFIGURATIONS = (
@@ -52,18 +55,25 @@ CONFIGURATIONS = (
     Configuration("Google (Gemini API) + local", GEMINI, True, None),
     Configuration("Vertex + local", VERTEX, True, None),
     Configuration("every provider + local", EVERYTHING, True, (22_000, 28_000)),
+    Configuration("OpenAI + local, MCP Apps host", OPENAI, True, None, apps_host=True),
 )
 
 _PROBE = """
 import anyio, json, sys
 from mcp import Client
+from mcp.client import ClientExtension
 from mcp_imagegen.config import load_settings
 from mcp_imagegen.server.app import build_server
 if sys.argv[1] == "0":
     import mcp_imagegen.local.model_files as files
     files.runtime_installed = lambda model: False
+class AppsHost(ClientExtension):
+    identifier = "io.modelcontextprotocol/ui"
+    def settings(self):
+        return {"mimeTypes": ["text/html;profile=mcp-app"]}
 async def main():
-    async with Client(build_server(load_settings())) as client:
+    extensions = [AppsHost()] if sys.argv[2] == "1" else None
+    async with Client(build_server(load_settings()), extensions=extensions) as client:
         listed = await client.list_tools()
     tools = [tool.model_dump(by_alias=True, exclude_none=True, mode="json") for tool in listed.tools]
     print(json.dumps(tools))
@@ -77,11 +87,14 @@ class Cost:
 
     @property
     def model_facing(self) -> int:
+        """Names, descriptions and input schemas of the tools a host gives its model (not the
+        app-only ones, `_meta.ui.visibility: ["app"]`, which hosts keep from it)."""
         return sum(
             len(str(tool["name"]))
             + len(str(tool.get("description", "")))
             + len(json.dumps(tool["inputSchema"]))
             for tool in self.tools
+            if "model" in _visibility(tool)
         )
 
     @property
@@ -89,12 +102,25 @@ class Cost:
         return len(json.dumps({"tools": self.tools}))
 
 
+def _visibility(tool: dict[str, object]) -> list[str]:
+    meta = tool.get("_meta")
+    ui = meta.get("ui") if isinstance(meta, dict) else None
+    visibility = ui.get("visibility") if isinstance(ui, dict) else None
+    return list(visibility) if isinstance(visibility, list) else ["model", "app"]
+
+
 def measure(configuration: Configuration, store_dir: str) -> Cost:
     """The tool list of a server with exactly this configuration, from a fresh process."""
     keep = {name: os.environ[name] for name in ("PATH", "HOME", "LANG", "TMPDIR") if name in os.environ}
     env = {**keep, "IMAGEGEN_STORE_DIR": store_dir, "PYTHONPATH": ROOT, **configuration.env}
     out = subprocess.run(
-        [sys.executable, "-c", _PROBE, "1" if configuration.local_extra else "0"],
+        [
+            sys.executable,
+            "-c",
+            _PROBE,
+            "1" if configuration.local_extra else "0",
+            "1" if configuration.apps_host else "0",
+        ],
         env=env,
         capture_output=True,
         text=True,

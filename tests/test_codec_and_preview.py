@@ -65,6 +65,15 @@ def test_black_and_white_mask_becomes_alpha() -> None:
         assert image.getpixel((2, 2))[3] == 255 and image.getpixel((15, 2))[3] == 0
 
 
+def test_an_opaque_rgba_mask_is_read_as_black_and_white() -> None:
+    """What a browser canvas exports: white on black, with an alpha channel that is opaque throughout."""
+    mask = Image.new("RGBA", (20, 10), (0, 0, 0, 255))
+    mask.paste((255, 255, 255, 255), (10, 0, 20, 10))
+    out = codec.edit_mask(encoded(mask, "PNG"), size=(20, 10), max_pixels=10**6)
+    with Image.open(io.BytesIO(out)) as image:
+        assert image.getpixel((2, 2))[3] == 255 and image.getpixel((15, 2))[3] == 0
+
+
 def test_alpha_mask_is_kept_and_proportional_masks_are_resized() -> None:
     mask = Image.new("RGBA", (10, 5), (0, 0, 0, 255))
     mask.paste((0, 0, 0, 0), (5, 0, 10, 5))

@@ -23,8 +23,7 @@ def new(data: bytes, **kwargs: object) -> NewImage:
         mime_type="image/png",
         width=64,
         height=48,
-        kind="generated",
-        **{"owner": "local", **kwargs},  # type: ignore[arg-type]
+        **{"owner": "local", "kind": "generated", **kwargs},  # type: ignore[arg-type]
     )
 
 
@@ -129,3 +128,17 @@ async def test_delete_removes_the_image(store: Store) -> None:
     await store.delete("feedfacefeedface")
     assert (await store.read(other.id, owner="local"))[0] == other
     assert await store.count() == 1
+
+
+async def test_children_are_the_images_made_from_one(store: Store) -> None:
+    parent = await store.put(new(png_bytes(colour=(1, 2, 3))))
+    other = await store.put(new(png_bytes(colour=(4, 5, 6))))
+    first = await store.put(new(png_bytes(colour=(7, 8, 9)), parent_ids=(parent.id,)))
+    both = await store.put(new(png_bytes(colour=(9, 8, 7)), parent_ids=(other.id, parent.id)))
+    await store.put(new(png_bytes(colour=(6, 6, 6)), parent_ids=(parent.id,), kind="partial"))
+    await store.put(new(png_bytes(colour=(5, 5, 5)), parent_ids=(parent.id,), owner="bob"))
+    children = await store.children(parent.id, 10, owner="local")
+    assert [image.id for image in children] == [both.id, first.id]  # newest first, no partial, not bob's
+    assert [image.id for image in await store.children(parent.id, 1, owner="local")] == [both.id]
+    assert len(await store.children(parent.id, 10, owner=None)) == 3  # the admin sees bob's too
+    assert await store.children(first.id, 10, owner="local") == []

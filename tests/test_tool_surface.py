@@ -50,6 +50,12 @@ EXPECTED: dict[str, tuple[set[str], set[str], set[str]]] = {
         {"size", "quality", "moderation", "safety_filter", "image_size"},
         set(),
     ),
+    # A host that renders MCP Apps also gets the studio's app-only tools (kept from its model).
+    "OpenAI + local, MCP Apps host": (
+        ALWAYS | {"describe_image", "segment_image", "studio_history", "studio_image"},
+        {"size", "moderation", "api"},
+        {"seed", "image_size"},
+    ),
 }
 
 

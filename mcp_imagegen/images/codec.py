@@ -166,8 +166,9 @@ def on_white(image: Image.Image) -> Image.Image:
 def edit_mask(data: bytes, *, size: tuple[int, int], max_pixels: int) -> bytes:
     """A mask in the OpenAI form: PNG of the image's size, transparent where the edit goes.
 
-    A mask with an alpha channel is used as it is. A mask without one is read as
-    black and white: white marks the area to change, black the area to keep.
+    A mask with an alpha channel that is transparent anywhere is used as it is. A mask without
+    one, or opaque throughout (a black-and-white mask saved as RGBA, as a browser canvas does), is
+    read as black and white: white marks the area to change, black the area to keep.
     A mask of the same proportions but another size is resized; other sizes are refused.
     """
     image, mask_facts = decode(data, max_pixels=max_pixels, what="the mask")
@@ -179,9 +180,8 @@ def edit_mask(data: bytes, *, size: tuple[int, int], max_pixels: int) -> bytes:
                 "they must have the same size"
             )
         image = image.resize(size, Image.Resampling.NEAREST)
-    if mask_facts.has_alpha:
-        rgba = image.convert("RGBA")
-    else:
+    rgba = image.convert("RGBA") if mask_facts.has_alpha else None
+    if rgba is None or rgba.getchannel("A").getextrema()[0] == 255:
         keep = image.convert("L").point(lambda value: 0 if value >= 128 else 255)
         rgba = Image.new("RGBA", size, (0, 0, 0, 255))
         rgba.putalpha(keep)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import httpx2
 from mcp.server import MCPServer
+from mcp.server.apps import client_supports_apps
 from mcp.server.auth.provider import TokenVerifier
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.caching import CacheableMethod, CacheHint
@@ -22,6 +23,7 @@ from mcp.types import (
     INVALID_PARAMS,
     InputRequiredResult,
     ListResourcesResult,
+    ListToolsResult,
     PaginatedRequestParams,
     ResourceTemplate,
 )
@@ -42,6 +44,7 @@ from mcp_imagegen.server.limits import RateLimit, RateLimiter
 from mcp_imagegen.server.links import DownloadLinks, LinkSigner, link_key, site_of
 from mcp_imagegen.server.principals import current_principal
 from mcp_imagegen.server.state import AppState
+from mcp_imagegen.server.studio import for_client, studio_extension
 from mcp_imagegen.server.tools import all_tools
 from mcp_imagegen.server.tools.arguments import StrictTool
 from mcp_imagegen.server.tools.surface import Surface
@@ -67,8 +70,9 @@ get_job with it to collect the images (or cancel_job to stop it)."""
 
 
 CACHE_HINTS: dict[CacheableMethod, CacheHint] = {
-    # The tool list, templates and capabilities change only with configuration (a restart).
-    "tools/list": CacheHint(ttl_ms=3_600_000, scope="public"),
+    # The tool list changes only with configuration (a restart) and with whether the client renders
+    # MCP Apps (the studio's tools); templates and capabilities only with configuration.
+    "tools/list": CacheHint(ttl_ms=3_600_000, scope="private"),
     "resources/templates/list": CacheHint(ttl_ms=3_600_000, scope="public"),
     "server/discover": CacheHint(ttl_ms=3_600_000, scope="public"),
     # New images arrive at any time; each caller sees their own.
@@ -89,6 +93,13 @@ class ImagegenServer(MCPServer[AppState]):
 
     current: AppState | None = None
     """The running lifespan's state, for the plain HTTP routes (`/files/`) outside MCP requests."""
+
+    async def _handle_list_tools(
+        self, ctx: ServerRequestContext[AppState, Any], params: PaginatedRequestParams | None
+    ) -> ListToolsResult:
+        return ListToolsResult(
+            tools=for_client(await self.list_tools(), renders_apps=client_supports_apps(ctx))
+        )
 
     async def _handle_list_resources(
         self, ctx: ServerRequestContext[AppState, Any], params: PaginatedRequestParams | None
@@ -256,7 +267,7 @@ def build_server(
         icons=icon("server"),
         cache_hints=CACHE_HINTS,
         tools=tools,
-        extensions=[TasksExtension(long_tools, settings.job_retention_seconds)],
+        extensions=[TasksExtension(long_tools, settings.job_retention_seconds), studio_extension()],
     )
     if conformance_fixtures:
         fixtures.register_fixtures(server)

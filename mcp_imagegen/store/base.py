@@ -113,6 +113,11 @@ class Store(Protocol):
         """The owner's oldest image with these bytes, partial images excepted."""
         ...
 
+    async def children(self, image_id: str, limit: int, *, owner: str | None) -> list[StoredImage]:
+        """The images made from this one (it is among their parents), newest first, partial
+        images left out."""
+        ...
+
     async def page(self, cursor: str | None, limit: int, *, owner: str | None) -> Page:
         """Newest first, partial images left out; `cursor` is opaque and comes from a previous
         page. Raises InputError for a cursor that did not."""

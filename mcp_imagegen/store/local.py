@@ -83,6 +83,11 @@ SELECT_OLDER = (
     f"SELECT {COLUMNS} FROM images WHERE seq < ? AND {VISIBLE} AND kind != 'partial'"  # noqa: S608
     " ORDER BY seq DESC LIMIT ?"
 )
+SELECT_CHILDREN = (
+    f"SELECT {COLUMNS} FROM images WHERE parent_ids LIKE ? AND {VISIBLE} AND kind != 'partial'"  # noqa: S608
+    " ORDER BY seq DESC LIMIT ?"
+)
+"""Ids are hex, so a quoted id matched inside the JSON list is exact."""
 SELECT_PATH = "SELECT rel_path FROM images WHERE id = ?"
 DELETE_BY_ID = "DELETE FROM images WHERE id = ?"
 SELECT_ALL_PATHS = "SELECT id, rel_path FROM images"
@@ -177,6 +182,9 @@ class LocalStore:
 
     async def page(self, cursor: str | None, limit: int, *, owner: str | None) -> Page:
         return await anyio.to_thread.run_sync(self._page, cursor, limit, owner)
+
+    async def children(self, image_id: str, limit: int, *, owner: str | None) -> list[StoredImage]:
+        return await anyio.to_thread.run_sync(self._children, image_id, limit, owner)
 
     async def count(self) -> int:
         return await anyio.to_thread.run_sync(self._count)
@@ -275,6 +283,11 @@ class LocalStore:
         with self._lock:
             row = self._db.execute(SELECT_BY_SHA256, (owner, sha256)).fetchone()
         return None if row is None else self._from_row(row)
+
+    def _children(self, image_id: str, limit: int, owner: str | None) -> list[StoredImage]:
+        with self._lock:
+            rows = self._db.execute(SELECT_CHILDREN, (f'%"{image_id}"%', owner, owner, limit)).fetchall()
+        return [self._from_row(row) for row in rows]
 
     def _page(self, cursor: str | None, limit: int, owner: str | None) -> Page:
         """Keyset pagination on `seq`: the cost is one index range scan of `limit + 1` rows."""

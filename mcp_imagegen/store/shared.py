@@ -49,6 +49,8 @@ OLDER = f"{LISTED} AND seq < %s ORDER BY seq DESC LIMIT %s"
 OLDER_OF = f"{LISTED} AND seq < %s AND owner = %s ORDER BY seq DESC LIMIT %s"
 """Two statements per lookup, the owner's and everyone's (admin), so each one's plan uses its own
 partial index."""
+CHILDREN = f"{LISTED} AND parent_ids @> %s ORDER BY seq DESC LIMIT %s"
+CHILDREN_OF = f"{LISTED} AND parent_ids @> %s AND owner = %s ORDER BY seq DESC LIMIT %s"
 ID_BYTES = 8
 
 
@@ -139,6 +141,15 @@ class SharedStore:
             rows = await self._query(OLDER_OF, (before, owner, limit + 1))
         next_cursor = encode_cursor(int(rows[limit - 1][0])) if len(rows) > limit else None
         return Page([stored_image(row, None) for row in rows[:limit]], next_cursor)
+
+    async def children(self, image_id: str, limit: int, *, owner: str | None) -> list[StoredImage]:
+        parent = Jsonb([image_id])
+        rows = await (
+            self._query(CHILDREN, (parent, limit))
+            if owner is None
+            else self._query(CHILDREN_OF, (parent, owner, limit))
+        )
+        return [stored_image(row, None) for row in rows]
 
     async def delete(self, image_id: str) -> None:
         rows = await self._query("DELETE FROM images WHERE id = %s RETURNING object_key", (image_id,))

@@ -1,0 +1,243 @@
+"""The studio app in a real browser (headless Chromium from Debian, driven by Playwright), hosted
+by `tests/studio_host.py` in an iframe sandboxed with `allow-scripts` alone, talking to a real
+mcp-imagegen server: the result's image shown (pixels checked in a screenshot), a mask painted
+with real pointer events reaching the provider at the image's resolution, "Select subject" with
+the local provider, the history grid paging through 60 images, and no request for any network
+origin. Screenshots are kept in each test's temp folder."""
+
+from __future__ import annotations
+
+import base64
+import io
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, cast
+
+import anyio
+import numpy as np
+import pytest
+from mcp import Client
+from PIL import Image, ImageDraw
+
+from mcp_imagegen.config import load_settings
+from mcp_imagegen.server.app import build_server
+from mcp_imagegen.store.base import NewImage
+from mcp_imagegen.store.local import LocalStore
+from tests.conftest import png_bytes
+from tests.fakes.openai_images import FakeOpenAIImages
+from tests.local_scenes import iou, subject_scene
+from tests.studio_host import AppsHost, StudioHost, studio_page
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def client(server_env: dict[str, str], local_models: Path) -> AsyncIterator[Client]:
+    """A server with the OpenAI fake and the local provider's models (for "Select subject")."""
+    async with Client(build_server(load_settings()), extensions=[AppsHost()]) as connected:
+        yield connected
+
+
+@pytest.fixture
+async def host(client: Client) -> AsyncIterator[StudioHost]:
+    async with studio_page(client) as page:
+        studio = StudioHost(page, client)
+        yield studio
+        assert studio.network_requests() == [], "the app reached for the network"
+
+
+async def until(check: Any, what: str, timeout_s: float = 30.0, host: StudioHost | None = None) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not await check():
+        if time.monotonic() > deadline:
+            said = await host.frame.locator("#status").inner_text() if host else ""
+            log = await host.page.evaluate("window.hostLog") if host else ""
+            raise AssertionError(
+                f"timed out waiting for {what} (status: {said!r}) {host.calls if host else ''} {log}"
+            )
+        await anyio.sleep(0.1)
+
+
+async def generate(client: Client, host: StudioHost, **arguments: Any) -> dict[str, Any]:
+    """A generate_image call as the model makes it, shown in the app as a host shows it."""
+    result = await client.call_tool("generate_image", arguments)
+    assert not result.is_error, result.content
+    await host.show(arguments, result)
+    facts: dict[str, Any] = result.structured_content or {}
+    return facts
+
+
+async def shown_image_id(host: StudioHost) -> str:
+    await until(lambda: host.frame.locator("#viewer").is_visible(), "the image to show")
+    await until(lambda: host.frame.locator("#facts dd").count(), "the image's facts")
+    return await host.frame.locator("#facts dd").last.inner_text()
+
+
+def screenshot(data: bytes, path: Path) -> Image.Image:
+    path.write_bytes(data)
+    return Image.open(io.BytesIO(data)).convert("RGB")
+
+
+async def test_the_result_shows_full_size_with_its_facts(
+    client: Client, host: StudioHost, fake_openai: FakeOpenAIImages, tmp_path: Path
+) -> None:
+    await host.start(theme="dark")
+    made = await generate(client, host, prompt="a lighthouse at dusk", size="1536x1024")
+    image_id = await shown_image_id(host)
+    assert image_id == made["images"][0]["id"]
+    facts = await host.frame.locator("#facts").inner_text()
+    assert "a lighthouse at dusk" in facts and "1536 × 1024" in facts and "openai / gpt-image-2" in facts
+    # The pixels on screen are the image's: the fake draws a white ellipse on a flat colour.
+    original = Image.open(io.BytesIO(fake_openai.images_sent[-1])).convert("RGB")
+    shot = screenshot(await host.frame.locator("#picture").screenshot(), tmp_path / "result.png")
+    assert abs(shot.width / shot.height - 1.5) < 0.02 and shot.width > 600
+    for where in ((0.5, 0.5), (0.05, 0.05), (0.95, 0.9)):
+        seen = cast(
+            tuple[int, ...],
+            shot.getpixel((int(where[0] * (shot.width - 1)), int(where[1] * (shot.height - 1)))),
+        )
+        expected = cast(tuple[int, ...], original.getpixel((int(where[0] * 1535), int(where[1] * 1023))))
+        assert all(abs(a - b) <= 12 for a, b in zip(seen, expected, strict=True)), (where, seen, expected)
+    # The host's dark theme is followed.
+    background = await host.frame.locator("body").evaluate("b => getComputedStyle(b).backgroundColor")
+    assert background in ("rgb(27, 27, 27)",), background
+    screenshot(await host.page.screenshot(full_page=True), tmp_path / "studio-dark.png")
+    assert "ui/initialize" in await host.page.evaluate("window.hostLog")
+
+
+async def test_a_painted_stroke_is_the_edit_mask_at_the_images_resolution(
+    client: Client, host: StudioHost, fake_openai: FakeOpenAIImages, tmp_path: Path
+) -> None:
+    await host.start()
+    await generate(client, host, prompt="a lighthouse", size="1024x1024")
+    await shown_image_id(host)
+    canvas = host.frame.locator("#mask")
+    box = await canvas.bounding_box()
+    assert box is not None and box["width"] < 1024  # shown smaller than the image: display only
+    path = [(0.2, 0.3), (0.35, 0.45), (0.5, 0.5), (0.7, 0.42), (0.8, 0.6)]
+    points = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in path]
+    mouse = host.page.mouse
+    await mouse.move(*points[0])
+    await mouse.down()
+    for point in points[1:]:
+        await mouse.move(*point, steps=12)
+    await mouse.up()
+    screenshot(await host.page.screenshot(full_page=True), tmp_path / "painted.png")
+    await host.frame.locator("#prompt").fill("put a red kite here")
+    before = len(fake_openai.requests)
+    await host.frame.locator("#edit").click()
+    await until(lambda: _edit_arrived(fake_openai, before), "the edit to reach the provider")
+    sent = fake_openai.requests[-1]
+    assert sent.path == "/v1/images/edits" and sent.fields()["prompt"] == "put a red kite here"
+    [mask_part] = [part for part in sent.files() if part.name == "mask"]
+    with Image.open(io.BytesIO(mask_part.data)) as mask:
+        assert mask.size == (1024, 1024) and mask.mode == "RGBA"
+        transparent = np.asarray(mask.getchannel("A")) < 128
+    # The stroke as drawn: the same points in image pixels, 32 screen pixels wide.
+    scale = 1024 / box["width"]
+    expected = Image.new("L", (1024, 1024), 0)
+    draw = ImageDraw.Draw(expected)
+    image_points = [(fx * 1024, fy * 1024) for fx, fy in path]
+    width = 32 * scale
+    draw.line(image_points, fill=255, width=round(width), joint="curve")
+    for x, y in (image_points[0], image_points[-1]):
+        draw.ellipse((x - width / 2, y - width / 2, x + width / 2, y + width / 2), fill=255)
+    truth = np.asarray(expected) > 127
+    overlap = (transparent & truth).sum() / (transparent | truth).sum()
+    assert overlap > 0.95, overlap
+    # The new result opens in the app.
+    await until(lambda: _showing_other_than(host, sent), "the edited image to show")
+    screenshot(await host.page.screenshot(full_page=True), tmp_path / "edited.png")
+
+
+async def _edit_arrived(fake: FakeOpenAIImages, before: int) -> bool:
+    return any(sent.path.endswith("/edits") for sent in fake.requests[before:])
+
+
+async def _showing_other_than(host: StudioHost, _: object) -> bool:
+    facts = await host.frame.locator("#facts").inner_text()
+    return "put a red kite here" in facts
+
+
+async def test_select_subject_with_the_local_provider_masks_the_drawn_object(
+    client: Client, host: StudioHost, fake_openai: FakeOpenAIImages, tmp_path: Path
+) -> None:
+    scene, truth = subject_scene(512)
+    buffer = io.BytesIO()
+    scene.save(buffer, format="PNG")
+    # The provider answers with the scene: a saturated shape on texture, with its exact mask.
+    fake_openai.fail_next = [
+        (200, {"created": 1, "data": [{"b64_json": base64.b64encode(buffer.getvalue()).decode()}]})
+    ]
+    await host.start()
+    await generate(client, host, prompt="a red ball on a tiled floor")
+    await shown_image_id(host)
+    await host.frame.locator("#select-subject").click()
+    await until(
+        lambda: _status_has(host, "Subject selected"),
+        "the subject mask",
+        timeout_s=60,
+        host=host,
+    )
+    assert (
+        "segment_image",
+        {"image": f"imagegen://images/{await shown_image_id(host)}", "mode": "foreground"},
+    ) in host.calls
+    screenshot(await host.page.screenshot(full_page=True), tmp_path / "subject.png")
+    await host.frame.locator("#prompt").fill("make the ball blue")
+    before = len(fake_openai.requests)
+    await host.frame.locator("#edit").click()
+    await until(lambda: _edit_arrived(fake_openai, before), "the edit to reach the provider")
+    [mask_part] = [part for part in fake_openai.requests[-1].files() if part.name == "mask"]
+    with Image.open(io.BytesIO(mask_part.data)) as mask:
+        edit_area = Image.eval(mask.getchannel("A"), lambda value: 255 - value)
+        assert iou(edit_area, truth) > 0.9
+
+
+async def _status_has(host: StudioHost, text: str) -> bool:
+    return text in await host.frame.locator("#status").inner_text()
+
+
+async def test_the_history_grid_pages_through_60_images(
+    client: Client, host: StudioHost, server_env: dict[str, str], tmp_path: Path
+) -> None:
+    store = LocalStore(Path(server_env["IMAGEGEN_STORE_DIR"]))
+    for index in range(60):
+        await store.put(
+            NewImage(
+                data=png_bytes((300, 200), (index * 4, 90, 200 - index * 3)),
+                mime_type="image/png",
+                width=300,
+                height=200,
+                kind="generated",
+                owner="local",
+                prompt=f"picture {index}",
+            )
+        )
+    store.close()
+    await host.start()
+    await host.frame.locator("#show-history").click()
+    thumbs = host.frame.locator("#grid .thumb")
+    more = host.frame.locator("#more")
+    await until(lambda: _count_is(thumbs, 24), "the first page")
+    await more.click()
+    await until(lambda: _count_is(thumbs, 48), "the second page")
+    await more.click()
+    await until(lambda: _count_is(thumbs, 60), "the last page")
+    assert not await more.is_visible()
+    titles = [await thumbs.nth(index).get_attribute("title") for index in (0, 59)]
+    assert titles == ["picture 59", "picture 0"]
+    screenshot(await host.page.screenshot(full_page=True), tmp_path / "history.png")
+    await thumbs.nth(10).click()  # click-through to one image
+    await until(lambda: _status_clear_and_shown(host, "picture 49"), "the chosen image")
+
+
+async def _count_is(locator: Any, count: int) -> bool:
+    return bool(await locator.count() == count)
+
+
+async def _status_clear_and_shown(host: StudioHost, prompt: str) -> bool:
+    if not await host.frame.locator("#viewer").is_visible():
+        return False
+    return prompt in await host.frame.locator("#facts").inner_text()
