@@ -32,6 +32,7 @@ const frame = document.getElementById("app");
 let initialized = false;
 let queued = [];
 window.hostLog = [];
+window.openedLinks = [];
 window.hostTheme = "light";
 function post(message) { frame.contentWindow.postMessage(message, "*"); }
 function reply(id, result) { post({ jsonrpc: "2.0", id, result }); }
@@ -54,6 +55,9 @@ window.addEventListener("message", async (event) => {
       queued.forEach(post);
       queued = [];
       return;
+    case "ui/open-link":
+      window.openedLinks.push(message.params.url);
+      return reply(message.id, {});
     case "ui/notifications/size-changed":
       frame.style.height = `${message.params.height}px`;
       return;

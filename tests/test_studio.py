@@ -142,5 +142,6 @@ async def test_one_image_with_its_lineage_and_the_actions_here(
     assert details["actions"] == ["edit", "select_subject", "cutout", "upscale", "variations", "describe"]
     of_child = structured(await apps_client.call_tool("studio_image", {"image_id": child["id"]}))
     assert of_child["image"]["parent_ids"] == [parent["id"]] and of_child["children"] == []
+    assert [card["id"] for card in of_child["parents"]] == [parent["id"]]
     missing = await apps_client.call_tool("studio_image", {"image_id": "0123456789abcdef"})
     assert missing.is_error and "no image" in str(missing.content)

@@ -241,3 +241,97 @@ async def _status_clear_and_shown(host: StudioHost, prompt: str) -> bool:
     if not await host.frame.locator("#viewer").is_visible():
         return False
     return prompt in await host.frame.locator("#facts").inner_text()
+
+
+async def test_one_click_actions_run_their_tools_and_show_what_they_made(
+    client: Client, host: StudioHost, fake_openai: FakeOpenAIImages, tmp_path: Path
+) -> None:
+    fake_openai.output_size = (256, 256)  # small, so the local upscaler is quick
+    await host.start()
+    made = await generate(client, host, prompt="a lighthouse")
+    first = made["images"][0]["id"]
+    await shown_image_id(host)
+    frame = host.frame
+
+    await frame.locator("#variations").click()
+    await until(lambda: _shown_other_than(host, first), "the variation")
+    assert last_call(host, "generate_image") == {
+        "prompt": "a lighthouse",
+        "provider": "openai",
+        "model": "gpt-image-2",
+    }
+    variation = await shown_image_id(host)
+
+    await frame.locator("#upscale").click()
+    await until(lambda: _facts_have(host, "512 × 512"), "the upscaled image", host=host)
+    assert last_call(host, "upscale_image") == {"image": f"imagegen://images/{variation}"}
+    upscaled = await shown_image_id(host)
+    assert "Made from" in await frame.locator("#lineage-parents").inner_text()
+    assert await frame.locator("#parents .thumb").get_attribute("data-id") == variation
+
+    await frame.locator("#cutout").click()
+    strip = frame.locator("#result-strip .thumb img")
+    await until(lambda: _count_is(strip, 2), "the mask and the cut-out, each with its preview", host=host)
+    assert last_call(host, "segment_image") == {
+        "image": f"imagegen://images/{upscaled}",
+        "mode": "foreground",
+        "cutout": True,
+    }
+
+    mask_shown = await shown_image_id(host)  # the cut-out result opens on its mask
+    await frame.locator("#describe").click()
+    answer = frame.locator("#answer")
+    await until(answer.is_visible, "the description", host=host)
+    assert (await answer.inner_text()).strip() == fake_openai.chat.answer
+    assert last_call(host, "describe_image") == {"images": [f"imagegen://images/{mask_shown}"]}
+    screenshot(await host.page.screenshot(full_page=True), tmp_path / "actions.png")
+
+    # Keyboard: the tools have shortcuts, and Ctrl+Z undoes a stroke.
+    await frame.locator("#stage").click()  # a click paints one dab with the brush
+    await host.page.keyboard.press("e")
+    assert await frame.locator("[data-tool=eraser]").get_attribute("aria-pressed") == "true"
+    painted = "(() => { const m = document.getElementById('mask'); const d = m.getContext('2d')"
+    painted += ".getImageData(0, 0, m.width, m.height).data; for (let i = 3; i < d.length; i += 4)"
+    painted += " if (d[i]) return true; return false; })()"
+    assert await frame.locator("body").evaluate(f"() => {painted}")
+    await host.page.keyboard.press("Control+z")
+    assert not await frame.locator("body").evaluate(f"() => {painted}")
+
+
+def last_call(host: StudioHost, tool: str) -> dict[str, Any]:
+    """The arguments of the app's last call to `tool`."""
+    return [arguments for name, arguments in host.calls if name == tool][-1]
+
+
+async def _shown_other_than(host: StudioHost, image_id: str) -> bool:
+    if not await host.frame.locator("#facts dd").count():
+        return False
+    return await host.frame.locator("#facts dd").last.inner_text() != image_id
+
+
+async def _facts_have(host: StudioHost, text: str) -> bool:
+    return text in await host.frame.locator("#facts").inner_text()
+
+
+async def test_download_hands_the_signed_link_to_the_host(
+    server_env: dict[str, str], fake_openai: FakeOpenAIImages, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a public URL each image has a signed download link; the sandboxed app cannot download
+    itself, so it asks the host to open the link (`ui/open-link`)."""
+    monkeypatch.setenv("IMAGEGEN_PUBLIC_URL", "http://127.0.0.1:9/mcp")
+    async with (
+        Client(build_server(load_settings()), extensions=[AppsHost()]) as connected,
+        studio_page(connected) as page,
+    ):
+        host = StudioHost(page, connected)
+        await host.start()
+        made = await generate(connected, host, prompt="a lighthouse")
+        await shown_image_id(host)
+        await host.frame.locator("#download").click()
+        await until(
+            lambda: page.evaluate("window.openedLinks.length"), "the link to reach the host", host=host
+        )
+        [link] = await page.evaluate("window.openedLinks")
+        assert link == made["images"][0]["download_url"]
+        assert link.startswith("http://127.0.0.1:9/files/") and "signature=" in link
+        assert host.network_requests() == [], "the app must not fetch the link itself"

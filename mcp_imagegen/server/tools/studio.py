@@ -15,6 +15,7 @@ from mcp.server.mcpserver.tools import Tool
 from mcp.types import CallToolResult, TextContent
 from pydantic import Field
 
+from mcp_imagegen.errors import ImageNotFoundError
 from mcp_imagegen.images import b64
 from mcp_imagegen.images.preview import PreviewSource, fit_one
 from mcp_imagegen.providers.base import Operation
@@ -64,18 +65,25 @@ class ImageCall(ToolArguments):
 
 
 async def studio_image(call: ImageCall, ctx: Context[AppState, Any]) -> CallToolResult:
-    """One image's record, its children, and what the studio can do with it here."""
+    """One image's record, its parents and children, and what the studio can do with it here."""
     with user_errors():
         app = app_state(ctx)
         caller = current_principal()
         image = await app.store.get(call.image_id, owner=caller.sees)
         children = await app.store.children(image.id, CHILDREN_SHOWN, owner=caller.sees)
+        parents = []
+        for parent_id in image.parent_ids:
+            try:
+                parents.append(await app.store.get(parent_id, owner=caller.sees))
+            except ImageNotFoundError:  # removed by retention since: the id stays in the record
+                continue
         record = json.loads(metadata_json(image, show_path=False))
         shown = [name for name in studio_actions(app.providers) if name != "variations" or image.prompt]
         return CallToolResult(
             content=[TextContent(text=f"image {image.id}: {len(children)} child image(s)")],
             structured_content={
                 "image": record,
+                "parents": [await _card(app, parent) for parent in parents],
                 "children": [await _card(app, child) for child in children],
                 "actions": shown,
             },
