@@ -1,17 +1,22 @@
 """A test host for the studio app in real headless Chromium (Debian's `chromium`, driven by
 Playwright through `executable_path`): a page that loads the app HTML exactly as the server serves
 it from `resources/read` into an iframe sandboxed with `allow-scripts` alone, and plays the host
-side of MCP Apps (`ui/initialize`, tool input and result notifications, size changes), forwarding
-the app's `tools/call` and `resources/read` to a real mcp-imagegen server through an MCP client.
+side of MCP Apps with the official host bridge (`@modelcontextprotocol/ext-apps/app-bridge` from
+npm, bundled by esbuild), forwarding the app's `tools/call` and `resources/read` to a real
+mcp-imagegen server through an MCP client.
 As a host must, it refuses the app's calls to tools whose visibility leaves the app out. Every
 request the page makes is recorded, so tests can prove none leaves for the network."""
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import shutil
+import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from mcp import Client
@@ -22,64 +27,73 @@ from playwright.async_api import FrameLocator, Page, async_playwright
 APP_MIME = "text/html;profile=mcp-app"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
+NODE_MODULES_ROOT = Path(
+    os.environ.get("IMAGEGEN_TEST_NODE_DIR") or Path(__file__).parent.parent / ".ci-node"
+)
+"""Where `.ci/run` installs the npm packages: the official `@modelcontextprotocol/ext-apps` and esbuild."""
+BRIDGE_ENTRY = (
+    'import { AppBridge, PostMessageTransport } from "@modelcontextprotocol/ext-apps/app-bridge";'
+    " window.ExtApps = { AppBridge, PostMessageTransport };"
+)
+
 HOST_PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><style>body { margin: 0; background: #888; }
 iframe { border: 0; width: 900px; height: 600px; display: block; background: white; }</style></head>
-<body><iframe id="app" sandbox="allow-scripts" title="studio"></iframe>
-<script>
+<body><iframe id="app" sandbox="allow-scripts" title="studio"></iframe></body></html>"""
+
+HOST_SCRIPT = """
 "use strict";
+// The host side, with the official AppBridge: it answers ui/initialize with the host context,
+// holds notifications until the app is initialized, and hands the app's requests to handlers.
 const frame = document.getElementById("app");
-let initialized = false;
-let queued = [];
-window.hostLog = [];
 window.openedLinks = [];
-window.hostTheme = "light";
-function post(message) { frame.contentWindow.postMessage(message, "*"); }
-function reply(id, result) { post({ jsonrpc: "2.0", id, result }); }
-function fail(id, message) { post({ jsonrpc: "2.0", id, error: { code: -32000, message } }); }
-window.addEventListener("message", async (event) => {
-  if (event.source !== frame.contentWindow) return;
-  const message = event.data;
-  window.hostLog.push(message.method || `response ${message.id}`);
-  switch (message.method) {
-    case "ui/initialize":
-      return reply(message.id, {
-        protocolVersion: "2026-01-26",
-        hostInfo: { name: "imagegen-test-host", version: "1" },
-        hostCapabilities: { serverTools: {}, serverResources: {}, openLinks: {} },
-        hostContext: { theme: window.hostTheme, displayMode: "inline", platform: "web",
-                       containerDimensions: { width: 900, maxHeight: 4000 } },
-      });
-    case "ui/notifications/initialized":
-      initialized = true;
-      queued.forEach(post);
-      queued = [];
-      return;
-    case "ui/open-link":
-      window.openedLinks.push(message.params.url);
-      return reply(message.id, {});
-    case "ui/notifications/size-changed":
-      frame.style.height = `${message.params.height}px`;
-      return;
-    case "tools/call":
-    case "resources/read":
-      try {
-        const answer = await window.mcpForward(message.method, JSON.stringify(message.params));
-        reply(message.id, JSON.parse(answer));
-      } catch (error) {
-        fail(message.id, String(error.message || error));
-      }
-      return;
-    default:
-      if ("id" in message && message.method) reply(message.id, {});
-  }
-});
-window.deliver = (method, params) => {
-  const message = { jsonrpc: "2.0", method, params };
-  if (initialized) post(message); else queued.push(message);
+window.downloads = [];
+window.startApp = async (html, theme, capabilities) => {
+  const { AppBridge, PostMessageTransport } = window.ExtApps;
+  const bridge = new AppBridge(
+    null,
+    { name: "imagegen-test-host", version: "1" },
+    { serverTools: {}, serverResources: {}, openLinks: {}, ...capabilities },
+    { hostContext: { theme, displayMode: "inline", platform: "web",
+                     containerDimensions: { width: 900, maxHeight: 4000 } } },
+  );
+  const forward = async (method, params) =>
+    JSON.parse(await window.mcpForward(method, JSON.stringify(params)));
+  bridge.oncalltool = (params) => forward("tools/call", params);
+  bridge.onreadresource = (params) => forward("resources/read", params);
+  bridge.onopenlink = async ({ url }) => { window.openedLinks.push(url); return {}; };
+  bridge.ondownloadfile = async (params) => { window.downloads.push(params); return {}; };
+  bridge.onsizechange = ({ height }) => { if (height) frame.style.height = `${height}px`; };
+  window.appInitialized = new Promise((resolve) => { bridge.oninitialized = () => resolve(true); });
+  window.bridge = bridge;
+  await bridge.connect(new PostMessageTransport(frame.contentWindow, frame.contentWindow));
+  frame.srcdoc = html;
 };
-window.startApp = (html) => { frame.srcdoc = html; };
-</script></body></html>"""
+window.deliver = async (input, result) => {
+  await window.appInitialized;
+  await window.bridge.sendToolInput(input);
+  await window.bridge.sendToolResult(result);
+};
+"""
+
+
+@functools.cache
+def bridge_bundle() -> str:
+    """The official AppBridge as one browser script, bundled by esbuild from the npm packages."""
+    esbuild = NODE_MODULES_ROOT / "node_modules" / ".bin" / "esbuild"
+    if not esbuild.exists():
+        raise RuntimeError(
+            f"{esbuild} is missing: .ci/run installs @modelcontextprotocol/ext-apps and esbuild"
+        )
+    built = subprocess.run(
+        [str(esbuild), "--bundle", "--format=iife", "--log-level=warning"],
+        input=BRIDGE_ENTRY,
+        cwd=NODE_MODULES_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return built.stdout
 
 
 class AppsHost(ClientExtension):
@@ -102,7 +116,9 @@ class StudioHost:
         self.visibility: dict[str, list[str]] = {}
         self.frame: FrameLocator = page.frame_locator("#app")
 
-    async def start(self, tool: str = "generate_image", theme: str = "light") -> None:
+    async def start(
+        self, tool: str = "generate_image", theme: str = "light", capabilities: dict[str, Any] | None = None
+    ) -> None:
         """Load the app the way a host does: from the tool's `_meta.ui.resourceUri`."""
         listed = (await self.client.list_tools()).tools
         self.visibility = {
@@ -116,14 +132,17 @@ class StudioHost:
         self.page.on("request", lambda request: self.requests.append(request.url))
         await self.page.expose_function("mcpForward", self._forward)
         await self.page.set_content(HOST_PAGE)
-        await self.page.evaluate("theme => { window.hostTheme = theme; }", theme)
-        await self.page.evaluate("html => window.startApp(html)", contents[0].text)
+        await self.page.add_script_tag(content=bridge_bundle())
+        await self.page.add_script_tag(content=HOST_SCRIPT)
+        await self.page.evaluate(
+            "([html, theme, capabilities]) => window.startApp(html, theme, capabilities)",
+            [contents[0].text, theme, capabilities or {}],
+        )
 
     async def show(self, arguments: dict[str, Any], result: CallToolResult) -> None:
         """What a host sends once the tool call it rendered the app for is done."""
         await self.page.evaluate(
-            "([input, output]) => { window.deliver('ui/notifications/tool-input', input);"
-            " window.deliver('ui/notifications/tool-result', output); }",
+            "([input, output]) => window.deliver(input, output)",
             [{"arguments": arguments}, result.model_dump(by_alias=True, exclude_none=True, mode="json")],
         )
 

@@ -52,10 +52,8 @@ async def until(check: Any, what: str, timeout_s: float = 30.0, host: StudioHost
     while not await check():
         if time.monotonic() > deadline:
             said = await host.frame.locator("#status").inner_text() if host else ""
-            log = await host.page.evaluate("window.hostLog") if host else ""
-            raise AssertionError(
-                f"timed out waiting for {what} (status: {said!r}) {host.calls if host else ''} {log}"
-            )
+            calls = host.calls if host else []
+            raise AssertionError(f"timed out waiting for {what} (the app says {said!r}; it called {calls})")
         await anyio.sleep(0.1)
 
 
@@ -103,7 +101,7 @@ async def test_the_result_shows_full_size_with_its_facts(
     background = await host.frame.locator("body").evaluate("b => getComputedStyle(b).backgroundColor")
     assert background in ("rgb(27, 27, 27)",), background
     screenshot(await host.page.screenshot(full_page=True), tmp_path / "studio-dark.png")
-    assert "ui/initialize" in await host.page.evaluate("window.hostLog")
+    assert await host.page.evaluate("window.appInitialized") is True  # the bridge saw ui/initialize
 
 
 async def test_a_painted_stroke_is_the_edit_mask_at_the_images_resolution(
@@ -335,3 +333,21 @@ async def test_download_hands_the_signed_link_to_the_host(
         assert link == made["images"][0]["download_url"]
         assert link.startswith("http://127.0.0.1:9/files/") and "signature=" in link
         assert host.network_requests() == [], "the app must not fetch the link itself"
+
+
+async def test_download_asks_a_host_that_saves_files_to_save_the_full_size_image(
+    client: Client, host: StudioHost, fake_openai: FakeOpenAIImages
+) -> None:
+    await host.start(capabilities={"downloadFile": {}})
+    made = await generate(client, host, prompt="a lighthouse", size="1536x1024")
+    await shown_image_id(host)
+    await host.frame.locator("#download").click()
+    await until(
+        lambda: host.page.evaluate("window.downloads.length"), "the file to reach the host", host=host
+    )
+    [download] = await host.page.evaluate("window.downloads")
+    [content] = download["contents"]
+    resource = content["resource"]
+    assert content["type"] == "resource" and resource["mimeType"] == "image/png"
+    assert resource["uri"] == made["images"][0]["uri"]
+    assert base64.b64decode(resource["blob"]) == fake_openai.images_sent[-1]  # the full-size file
