@@ -145,3 +145,17 @@ async def test_one_image_with_its_lineage_and_the_actions_here(
     assert [card["id"] for card in of_child["parents"]] == [parent["id"]]
     missing = await apps_client.call_tool("studio_image", {"image_id": "0123456789abcdef"})
     assert missing.is_error and "no image" in str(missing.content)
+
+
+async def test_actions_are_only_those_a_configured_provider_can_run(
+    server_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OpenAI without the local extra: nothing can segment (the local provider's upscaler still
+    works, by resampling), so the app offers no subject selection and no cut-out."""
+    import mcp_imagegen.local.model_files as files
+
+    monkeypatch.setattr(files, "runtime_installed", lambda model: False)
+    async with Client(build_server(load_settings()), extensions=[AppsHost()]) as client:
+        made = structured(await client.call_tool("generate_image", {"prompt": "a fox"}))
+        details = structured(await client.call_tool("studio_image", {"image_id": made["images"][0]["id"]}))
+    assert details["actions"] == ["edit", "upscale", "variations", "describe"]

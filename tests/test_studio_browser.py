@@ -351,3 +351,50 @@ async def test_download_asks_a_host_that_saves_files_to_save_the_full_size_image
     assert content["type"] == "resource" and resource["mimeType"] == "image/png"
     assert resource["uri"] == made["images"][0]["uri"]
     assert base64.b64decode(resource["blob"]) == fake_openai.images_sent[-1]  # the full-size file
+
+
+async def test_rectangle_lasso_and_eraser_shape_the_mask(
+    client: Client, host: StudioHost, fake_openai: FakeOpenAIImages
+) -> None:
+    await host.start()
+    await generate(client, host, prompt="a lighthouse", size="1536x1024")
+    await shown_image_id(host)
+    frame = host.frame
+    box = await frame.locator("#mask").bounding_box()
+    assert box is not None
+
+    def at(fx: float, fy: float) -> tuple[float, float]:
+        return box["x"] + fx * box["width"], box["y"] + fy * box["height"]
+
+    async def drag(points: list[tuple[float, float]]) -> None:
+        await host.page.mouse.move(*at(*points[0]))
+        await host.page.mouse.down()
+        for point in points[1:]:
+            await host.page.mouse.move(*at(*point), steps=8)
+        await host.page.mouse.up()
+
+    await frame.locator("[data-tool=rect]").click()
+    await drag([(0.1, 0.1), (0.4, 0.5)])
+    await frame.locator("[data-tool=lasso]").click()
+    triangle = [(0.6, 0.2), (0.9, 0.2), (0.75, 0.6), (0.6, 0.2)]
+    await drag(triangle)
+    await frame.locator("[data-tool=eraser]").click()
+    await frame.locator("#size").fill("10")
+    await drag([(0.25, 0.05), (0.25, 0.55)])  # a thin cut through the rectangle
+    await frame.locator("#prompt").fill("fill these")
+    before = len(fake_openai.requests)
+    await frame.locator("#edit").click()
+    await until(lambda: _edit_arrived(fake_openai, before), "the edit to reach the provider", host=host)
+    [mask_part] = [part for part in fake_openai.requests[-1].files() if part.name == "mask"]
+    with Image.open(io.BytesIO(mask_part.data)) as mask:
+        assert mask.size == (1536, 1024)
+        edit = np.asarray(mask.getchannel("A")) < 128
+    expected = Image.new("L", (1536, 1024), 0)
+    draw = ImageDraw.Draw(expected)
+    draw.rectangle((0.1 * 1536, 0.1 * 1024, 0.4 * 1536, 0.5 * 1024), fill=255)
+    draw.polygon([(x * 1536, y * 1024) for x, y in triangle], fill=255)
+    cut = 10 * 1536 / box["width"]
+    draw.line([(0.25 * 1536, 0.05 * 1024), (0.25 * 1536, 0.55 * 1024)], fill=0, width=round(cut))
+    truth = np.asarray(expected) > 127
+    assert (edit & truth).sum() / (edit | truth).sum() > 0.95
+    assert not edit[int(0.3 * 1024), int(0.25 * 1536)], "the eraser's cut is kept out of the edit area"
