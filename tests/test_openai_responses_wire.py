@@ -451,3 +451,73 @@ async def test_a_response_the_provider_no_longer_has_falls_back_to_sending_the_i
         == f"new: openai no longer has response {response_id}, so the image was sent again"
     )
     assert "openai no longer has the image's response; sending the image instead" in events.steps
+
+
+async def test_azure_edit_with_every_option_is_the_sdks_request(
+    fake_openai: FakeOpenAIImages, http: httpx2.AsyncClient
+) -> None:
+    settings = AzureSettings(
+        api_key=fake_openai.azure_key,
+        endpoint=fake_openai.url,
+        api_version="2025-04-01-preview",
+        image_api="responses",
+        responses_deployment="chat-deploy",
+        deployment="img-deploy",
+    )
+    image = png_bytes((96, 64))
+    mask = png_bytes((96, 64), (0, 0, 0, 0), mode="RGBA")
+    await OpenAIImages(azure_endpoint(settings), http, CAPS, 30).edit(
+        EditRequest(
+            prompt="a red door",
+            model="gpt-image-1.5",
+            size="1536x1024",
+            quality="medium",
+            background="opaque",
+            output_format="jpeg",
+            output_compression=60,
+            moderation="low",
+            input_fidelity="low",
+            partial_images=1,
+            images=(png_input(image),),
+            mask=png_input(mask, "mask.png"),
+        )
+    )
+    mine = fake_openai.last
+    stream = openai.AzureOpenAI(
+        azure_endpoint=fake_openai.url,
+        api_key=fake_openai.azure_key,
+        api_version="2025-04-01-preview",
+        max_retries=0,
+    ).responses.create(
+        model="chat-deploy",
+        input=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "input_text", "text": "a red door"},
+                    {"type": "input_image", "image_url": data_url(image), "detail": "auto"},
+                ],
+            }
+        ],
+        stream=True,
+        tool_choice={"type": "image_generation"},
+        tools=[
+            {
+                "type": "image_generation",
+                "size": "1536x1024",
+                "quality": "medium",
+                "background": "opaque",
+                "output_format": "jpeg",
+                "output_compression": 60,
+                "partial_images": 1,
+                "input_fidelity": "low",
+                "moderation": "low",
+                "input_image_mask": {"image_url": data_url(mask)},
+                "action": "edit",
+            }
+        ],
+        extra_headers={"x-ms-oai-image-generation-deployment": "img-deploy"},
+    )
+    list(stream)
+    assert_same_request(mine, fake_openai.last)
+    assert mine.headers["x-ms-oai-image-generation-deployment"] == "img-deploy"
