@@ -74,6 +74,7 @@ async def test_generate_refine_refine_again(
         ]
         made_meta = await metadata(client, made["images"][0]["uri"])
         first_id = made_meta["provider_response"]["response_id"]
+        assert made["response_id"] == first_id  # in the result too
         assert made_meta["revised_prompt"] == "A detailed rendering of: a fox in snow"
         assert made_meta["parameters"] == {"n": 1, "size": "1024x1024"}
 

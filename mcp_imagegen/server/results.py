@@ -73,6 +73,9 @@ class ImageResult(BaseModel):
     )
     usage: dict[str, JsonValue] | None = Field(None, description="Token usage as the provider reported it.")
     text: str | None = Field(None, description="What the model wrote alongside its images, if anything.")
+    response_id: str | None = Field(
+        None, description="api 'responses': the response that made the images; editing them continues it."
+    )
     partial_images: list[str] | None = Field(
         None, description="URIs of the intermediate images kept (keep_partials)."
     )
@@ -93,6 +96,7 @@ def image_result(
     usage: dict[str, JsonValue] | None = None,
     partial_uris: tuple[str, ...] = (),
     text: str | None = None,
+    response_id: str | None = None,
 ) -> CallToolResult:
     """The tool result for stored images and their previews (made within the inline budget)."""
     refs = [_ref(image, preview, show_paths, link(image) if link else None) for image, preview in shown]
@@ -105,6 +109,7 @@ def image_result(
         usage=usage,
         partial_images=list(partial_uris) or None,
         text=text,
+        response_id=response_id,
     )
     content: list[ContentBlock] = []
     for image, preview in shown:

@@ -276,7 +276,14 @@ class ImageOutcome:
             usage=self.usage,
             partial_uris=tuple(image.uri for image in self.partials),
             text=self.text,
+            response_id=self._response_id(),
         )
+
+    def _response_id(self) -> str | None:
+        """The Responses API response that made the images, from their stored metadata."""
+        made = self.images[0].metadata.get("provider_response") if self.images else None
+        response_id = made.get("response_id") if isinstance(made, dict) else None
+        return response_id if isinstance(response_id, str) else None
 
 
 OPERATION_OF_KIND: dict[ImageKind, Operation] = {
