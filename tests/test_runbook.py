@@ -58,6 +58,7 @@ async def test_the_one_machine_cluster_script(tmp_path: Path, folder: Path) -> N
         "IMAGEGEN_DEFAULT_PROVIDER": "placeholder",
     }
     up = await anyio.to_thread.run_sync(functools.partial(run, "up", folder, env=env))
+    started = [int(path.read_text()) for path in folder.glob("*.pid")]
     try:
         assert up.returncode == 0, up.stderr + up.stdout
         assert f"http://127.0.0.1:{lb}/mcp (2 replicas" in up.stdout
@@ -72,3 +73,13 @@ async def test_the_one_machine_cluster_script(tmp_path: Path, folder: Path) -> N
         down = await anyio.to_thread.run_sync(functools.partial(run, "down", folder, env=env))
     assert down.returncode == 0, down.stderr
     assert not [port for port in (lb, replica_a, replica_b, pg, s3) if listening(port)]
+    assert len(started) == 4 and not [pid for pid in started if alive(pid)], "down leaves no process behind"
+
+
+def alive(pid: int) -> bool:
+    """Whether the process runs (a zombie waiting to be reaped has stopped)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state not in ("Z", "X")
