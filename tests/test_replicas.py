@@ -5,7 +5,9 @@ does really happened on the other replica."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import io
 import json
 import secrets
 import signal
@@ -25,7 +27,8 @@ from mcp import Client
 from mcp.client import ClientExtension
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
-from mcp.types import CallToolResult, TextContent
+from mcp.types import CallToolResult, ImageContent, TextContent
+from PIL import Image
 
 from mcp_imagegen.server.jobs.board import STOPPED
 from tests.conftest import served
@@ -211,11 +214,22 @@ async def test_a_job_started_on_one_replica_is_collected_and_cancelled_on_the_ot
     async with cluster.client() as client:
         handle, starter = await cluster.start_job(client, "slow")
         await cluster.next_goes_to_other_than(client, starter)
-        collected = structured(
-            await client.call_tool("get_job", {"job_id": handle["job_id"], "wait_seconds": 30})
-        )
+        answer = await client.call_tool("get_job", {"job_id": handle["job_id"], "wait_seconds": 30})
+        collected = structured(answer)
         assert cluster.last != starter, "get_job ran on the other replica"
         assert collected["images"][0]["width"] > 0
+        # The preview was made again on this replica: the jobs table keeps results without their bytes.
+        [preview] = [block for block in answer.content if isinstance(block, ImageContent)]
+        assert preview.mime_type == collected["images"][0]["preview"]["mime_type"]
+        with Image.open(io.BytesIO(base64.b64decode(preview.data))) as shown:
+            assert shown.size == (
+                collected["images"][0]["preview"]["width"],
+                collected["images"][0]["preview"]["height"],
+            )
+        [(kept,)] = rows(
+            cluster.database_url, f"SELECT length(result) FROM jobs WHERE id = '{handle['job_id']}'"
+        )
+        assert isinstance(kept, int) and kept < 5_000, kept
 
         cluster.fake.delay_s = 60.0
         handle, starter = await cluster.start_job(client, "long")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -43,6 +44,7 @@ from mcp_imagegen.server.jobs.tasks import TasksExtension
 from mcp_imagegen.server.limits import RateLimit, RateLimiter
 from mcp_imagegen.server.links import DownloadLinks, LinkSigner, link_key, site_of
 from mcp_imagegen.server.principals import current_principal
+from mcp_imagegen.server.results import stored_previews
 from mcp_imagegen.server.state import AppState
 from mcp_imagegen.server.studio import for_client, studio_extension
 from mcp_imagegen.server.tools import all_tools
@@ -165,14 +167,15 @@ async def _tidy_store(store: LocalStore) -> None:
 
 
 @asynccontextmanager
-async def _job_board(backing: Backing, retention_s: float) -> AsyncIterator[JobBoard | None]:
+async def _job_board(backing: Backing, settings: Settings) -> AsyncIterator[JobBoard | None]:
     """The shared jobs table of replicas, when there is a shared database."""
     if backing.database is None:
         yield None
         return
     from mcp_imagegen.server.jobs.board import JobBoard
 
-    async with JobBoard.running(backing.database, retention_s) as board:
+    previews = functools.partial(stored_previews, backing.store, settings)
+    async with JobBoard.running(backing.database, settings.job_retention_seconds, previews) as board:
         yield board
 
 
@@ -213,7 +216,7 @@ def build_server(
         async with (
             opened(settings) as backing,
             httpx2.AsyncClient(follow_redirects=False, limits=_connection_limits(settings)) as client,
-            _job_board(backing, settings.job_retention_seconds) as board,
+            _job_board(backing, settings) as board,
             anyio.create_task_group() as jobs,
         ):
             if backing.local is not None:

@@ -8,15 +8,17 @@ budget; the stored files are never altered.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Literal
 
+import anyio.to_thread
 from mcp.types import CallToolResult, ContentBlock, ImageContent, ResourceLink, TextContent
 from pydantic import BaseModel, Field, JsonValue
 
+from mcp_imagegen.config import Settings
 from mcp_imagegen.images import b64
-from mcp_imagegen.images.preview import Preview
-from mcp_imagegen.store.base import StoredImage
+from mcp_imagegen.images.preview import Preview, PreviewSource, fit_previews
+from mcp_imagegen.store.base import Store, StoredImage
 
 
 class PreviewInfo(BaseModel):
@@ -82,6 +84,18 @@ class ImageResult(BaseModel):
     elapsed_s: float | None = Field(None, description="While running: seconds since the call started.")
     message: str | None = Field(None, description="While running: the latest step.")
     cost: CallCost | None = Field(None, description="The call's estimated cost in USD.")
+
+
+async def stored_previews(
+    store: Store, settings: Settings, image_ids: Sequence[str], owner: str | None
+) -> list[Preview]:
+    """Previews of stored images, together within the inline budget, made from their files: for a
+    rendering after the first (a later get_job, or one on another replica)."""
+    stored = [await store.read(image_id, owner=owner) for image_id in image_ids]
+    sources = [PreviewSource(data, image.mime_type, image.width, image.height) for image, data in stored]
+    return await anyio.to_thread.run_sync(
+        lambda: fit_previews(sources, max_bytes=settings.inline_max_bytes, max_side=settings.inline_max_side)
+    )
 
 
 def image_result(

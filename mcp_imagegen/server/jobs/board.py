@@ -20,7 +20,7 @@ import logging
 import secrets
 import time
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from typing import Any
@@ -28,11 +28,13 @@ from typing import Any
 import anyio
 import psycopg
 from anyio.abc import TaskGroup
-from mcp.types import CallToolResult
+from mcp.types import CallToolResult, ImageContent
 from psycopg.types.json import Jsonb
 
 from mcp_imagegen.database import Database
 from mcp_imagegen.errors import StoreError
+from mcp_imagegen.images import b64
+from mcp_imagegen.images.preview import Preview
 from mcp_imagegen.server.jobs.core import Job, JobState, JobStep, rendered_outcome
 from mcp_imagegen.server.principals import Principal
 from mcp_imagegen.usage.prices import Estimate
@@ -47,6 +49,10 @@ STALE_S = 15.0
 `HEARTBEAT_S` and checks as often, it is reported failed within `STALE_S + HEARTBEAT_S` (20 s)."""
 STOPPED = "the server running it stopped; nothing was stored"
 RECONNECT_S = 1.0
+GATHER_S = 0.1
+"""How long the writer lets a running job's progress steps gather before writing them: a call's
+steps come in bursts, and one write per burst instead of one per step keeps the database (and
+the CPU the calls need) free. A finished job is written at once."""
 COLUMNS = (
     "id, owner, tool, provider, model, state, crashed, error, steps, result, cost, created_at, updated_at,"
     " finished_at"
@@ -77,22 +83,27 @@ FORGET = "DELETE FROM jobs WHERE state <> 'running' AND finished_at < %s"
 class JobBoard:
     """This replica's view of the shared jobs table; run it with `JobBoard.running`."""
 
-    def __init__(self, database: Database, retention_s: float) -> None:
+    def __init__(self, database: Database, retention_s: float, previews: PreviewMaker) -> None:
         self.replica = secrets.token_hex(6)
+        self.previews = previews
         self._database = database
         self._retention_s = retention_s
         self._local: dict[str, Job] = {}
         self._dirty: dict[str, Job] = {}
         self._wake = anyio.Event()
+        self._finished = anyio.Event()
+        """Set when a job finishes: the writer then stops gathering and writes at once."""
         self._watchers: dict[str, weakref.WeakSet[MirroredJob]] = {}
         self._tasks: TaskGroup | None = None
 
     @classmethod
     @asynccontextmanager
-    async def running(cls, database: Database, retention_s: float) -> AsyncIterator[JobBoard]:
+    async def running(
+        cls, database: Database, retention_s: float, previews: PreviewMaker
+    ) -> AsyncIterator[JobBoard]:
         """The board with its writer, listener and heartbeat running; on exit the last changes
         (jobs ended by the shutdown) are written before it stops."""
-        board = cls(database, retention_s)
+        board = cls(database, retention_s, previews)
         async with anyio.create_task_group() as tasks:
             board._tasks = tasks
             tasks.start_soon(board._write_changes)
@@ -140,11 +151,15 @@ class JobBoard:
     def _changed(self, job: Job) -> None:
         self._dirty[job.id] = job
         self._wake.set()
+        if job.done:
+            self._finished.set()
 
     async def _write_changes(self) -> None:
         while True:
             await self._wake.wait()
-            self._wake = anyio.Event()
+            with anyio.move_on_after(GATHER_S):
+                await self._finished.wait()
+            self._wake, self._finished = anyio.Event(), anyio.Event()
             try:
                 await self._flush()
             except StoreError as exc:
@@ -177,7 +192,7 @@ class JobBoard:
             except Exception:  # the caller on this replica still gets its answer; others get an error
                 logger.exception("job %s: its result could not be rendered for other replicas", job.id)
             else:
-                result = outcome.model_dump_json(by_alias=True, exclude_none=True)
+                result = compact(outcome)
         now = time.time()
         return (
             job.state, job.crashed, job.error, Jsonb(_steps(job)), result, _cost(job), now,
@@ -264,14 +279,39 @@ class JobBoard:
             return await cursor.fetchone()
 
 
-class StoredOutcome:
-    """A finished job's result as the running replica rendered it."""
+PreviewMaker = Callable[[list[str], str], Awaitable[list[Preview]]]
+"""Previews of the owner's stored images, by id, within the inline budget (`results.stored_previews`)."""
 
-    def __init__(self, text: str) -> None:
+
+def compact(result: CallToolResult) -> str:
+    """A result as the jobs table keeps it: the preview bytes left out (another replica makes them
+    again from the store when asked), so a finished job writes a few kilobytes, not a megabyte."""
+    content = [
+        ImageContent(data="", mime_type=block.mime_type) if isinstance(block, ImageContent) else block
+        for block in result.content
+    ]
+    return result.model_copy(update={"content": content}).model_dump_json(by_alias=True, exclude_none=True)
+
+
+class StoredOutcome:
+    """A finished job's result as the running replica rendered it, its previews made again here."""
+
+    def __init__(self, text: str, owner: str, previews: PreviewMaker) -> None:
         self._text = text
+        self._owner = owner
+        self._previews = previews
 
     async def result(self) -> CallToolResult:
-        return CallToolResult.model_validate_json(self._text)
+        result = CallToolResult.model_validate_json(self._text)
+        blanks = [index for index, block in enumerate(result.content) if isinstance(block, ImageContent)]
+        images = (result.structured_content or {}).get("images")
+        if not blanks or not isinstance(images, list) or len(images) != len(blanks):
+            return result
+        made = await self._previews([str(image["id"]) for image in images], self._owner)
+        content = list(result.content)
+        for index, preview in zip(blanks, made, strict=True):
+            content[index] = ImageContent(data=b64.encode(preview.data), mime_type=preview.mime_type)
+        return result.model_copy(update={"content": content})
 
 
 class MirroredJob(Job):
@@ -307,7 +347,9 @@ class MirroredJob(Job):
         changed = state != self.state or len(steps) != len(self.steps)
         self.state, self.crashed, self.error = state, bool(row[6]), row[7]
         self.steps = steps
-        self.outcome = StoredOutcome(row[9]) if row[9] is not None else None
+        self.outcome = (
+            StoredOutcome(row[9], self.owner.name, self._board.previews) if row[9] is not None else None
+        )
         if state == "succeeded" and self.outcome is None:
             self.error = (
                 f"{self.tool} finished, but its result could not be passed on from the server that ran "

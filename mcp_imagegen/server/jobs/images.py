@@ -23,11 +23,11 @@ from pydantic import JsonValue
 
 from mcp_imagegen.errors import InputError, MalformedReplyError
 from mcp_imagegen.images import codec
-from mcp_imagegen.images.preview import Preview, PreviewSource, fit_one, fit_previews
+from mcp_imagegen.images.preview import Preview, PreviewSource, fit_one
 from mcp_imagegen.providers.base import CallEvents, InputImage, Operation, ProviderResult
 from mcp_imagegen.server.jobs.core import Job
 from mcp_imagegen.server.principals import Principal
-from mcp_imagegen.server.results import image_result
+from mcp_imagegen.server.results import image_result, stored_previews
 from mcp_imagegen.server.spending import Approval, run_paid_job
 from mcp_imagegen.server.state import AppState
 from mcp_imagegen.store.base import ImageKind, NewImage, StoredImage
@@ -255,16 +255,8 @@ class ImageOutcome:
     async def result(self) -> CallToolResult:
         previews = self.first_previews.take()
         if previews is None:  # a later get_job: made again from the stored files
-            settings = self.app.settings
-            stored = [await self.app.store.read(image.id, owner=self.owner.name) for image in self.images]
-            sources = [
-                PreviewSource(data, image.mime_type, image.width, image.height) for image, data in stored
-            ]
-            previews = await anyio.to_thread.run_sync(
-                lambda: fit_previews(
-                    sources, max_bytes=settings.inline_max_bytes, max_side=settings.inline_max_side
-                )
-            )
+            ids = [image.id for image in self.images]
+            previews = await stored_previews(self.app.store, self.app.settings, ids, self.owner.name)
         return image_result(
             list(zip(self.images, previews, strict=True)),
             show_paths=not self.owner.remote,
