@@ -48,14 +48,16 @@ HOST_SCRIPT = """
 const frame = document.getElementById("app");
 window.openedLinks = [];
 window.downloads = [];
+window.displayModes = [];
+window.modelContext = [];
 window.startApp = async (html, theme, capabilities) => {
   const { AppBridge, PostMessageTransport } = window.ExtApps;
   const bridge = new AppBridge(
     null,
     { name: "imagegen-test-host", version: "1" },
     { serverTools: {}, serverResources: {}, openLinks: {}, ...capabilities },
-    { hostContext: { theme, displayMode: "inline", platform: "web",
-                     containerDimensions: { width: 900, maxHeight: 4000 } } },
+    { hostContext: { theme, displayMode: "inline", availableDisplayModes: ["inline", "fullscreen"],
+                     platform: "web", containerDimensions: { width: 900, maxHeight: 4000 } } },
   );
   const forward = async (method, params) =>
     JSON.parse(await window.mcpForward(method, JSON.stringify(params)));
@@ -63,6 +65,8 @@ window.startApp = async (html, theme, capabilities) => {
   bridge.onreadresource = (params) => forward("resources/read", params);
   bridge.onopenlink = async ({ url }) => { window.openedLinks.push(url); return {}; };
   bridge.ondownloadfile = async (params) => { window.downloads.push(params); return {}; };
+  bridge.onrequestdisplaymode = async ({ mode }) => { window.displayModes.push(mode); return { mode }; };
+  bridge.onupdatemodelcontext = async (params) => { window.modelContext.push(params); return {}; };
   bridge.onsizechange = ({ height }) => { if (height) frame.style.height = `${height}px`; };
   window.appInitialized = new Promise((resolve) => { bridge.oninitialized = () => resolve(true); });
   window.bridge = bridge;

@@ -245,7 +245,7 @@ async def test_one_click_actions_run_their_tools_and_show_what_they_made(
     client: Client, host: StudioHost, fake_openai: FakeOpenAIImages, tmp_path: Path
 ) -> None:
     fake_openai.output_size = (256, 256)  # small, so the local upscaler is quick
-    await host.start()
+    await host.start(capabilities={"updateModelContext": {"text": {}}})
     made = await generate(client, host, prompt="a lighthouse")
     first = made["images"][0]["id"]
     await shown_image_id(host)
@@ -259,6 +259,12 @@ async def test_one_click_actions_run_their_tools_and_show_what_they_made(
         "model": "gpt-image-2",
     }
     variation = await shown_image_id(host)
+    # The model learns what the user made here (the host gives it the text with the next turn).
+    told = await host.page.evaluate("window.modelContext.at(-1).content[0].text")
+    assert told == (
+        f"In the image studio the user made a variation of imagegen://images/{first} with generate_image,"
+        f" which made imagegen://images/{variation}."
+    )
 
     await frame.locator("#upscale").click()
     await until(lambda: _facts_have(host, "512 × 512"), "the upscaled image", host=host)
@@ -398,3 +404,20 @@ async def test_rectangle_lasso_and_eraser_shape_the_mask(
     truth = np.asarray(expected) > 127
     assert (edit & truth).sum() / (edit | truth).sum() > 0.95
     assert not edit[int(0.3 * 1024), int(0.25 * 1536)], "the eraser's cut is kept out of the edit area"
+
+
+async def test_full_screen_is_asked_of_the_host(client: Client, host: StudioHost) -> None:
+    await host.start()
+    await generate(client, host, prompt="a lighthouse")
+    await shown_image_id(host)
+    button = host.frame.locator("#fullscreen")
+    assert await button.inner_text() == "Full screen"  # the host offers fullscreen
+    await button.click()
+    await until(lambda: _text_is(button, "Exit full screen"), "full screen", host=host)
+    await button.click()
+    await until(lambda: _text_is(button, "Full screen"), "back inline", host=host)
+    assert await host.page.evaluate("window.displayModes") == ["fullscreen", "inline"]
+
+
+async def _text_is(locator: Any, text: str) -> bool:
+    return bool(await locator.inner_text() == text)
