@@ -9,6 +9,7 @@ import functools
 import json
 from typing import Annotated, Any
 
+import anyio
 import anyio.to_thread
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.tools import Tool
@@ -53,7 +54,7 @@ async def studio_history(call: HistoryCall, ctx: Context[AppState, Any]) -> Call
     with user_errors():
         app = app_state(ctx)
         page = await app.store.page(call.cursor, call.limit, owner=current_principal().sees)
-        items = [await _card(app, image) for image in page.images]
+        items = await _cards(app, page.images)
         return CallToolResult(
             content=[TextContent(text=f"{len(items)} image(s)" + (" and more" if page.next_cursor else ""))],
             structured_content={"images": items, "next_cursor": page.next_cursor},
@@ -83,16 +84,29 @@ async def studio_image(call: ImageCall, ctx: Context[AppState, Any]) -> CallTool
             content=[TextContent(text=f"image {image.id}: {len(children)} child image(s)")],
             structured_content={
                 "image": record,
-                "parents": [await _card(app, parent) for parent in parents],
-                "children": [await _card(app, child) for child in children],
+                "parents": await _cards(app, parents),
+                "children": await _cards(app, children),
                 "actions": shown,
             },
         )
 
 
+async def _cards(app: AppState, images: list[StoredImage]) -> list[dict[str, Any]]:
+    """The images' cards, their thumbnails made side by side (in worker threads), in order."""
+    cards: list[dict[str, Any]] = [{} for _ in images]
+
+    async def make(index: int, image: StoredImage) -> None:
+        cards[index] = await _card(app, image)
+
+    async with anyio.create_task_group() as group:
+        for index, image in enumerate(images):
+            group.start_soon(make, index, image)
+    return cards
+
+
 async def _card(app: AppState, image: StoredImage) -> dict[str, Any]:
     """What a grid shows of an image: its facts and a small JPEG or PNG thumbnail as a data URL."""
-    _, data = await app.store.read(image.id, owner=None)
+    _, data = await app.store.read(image.id, owner=image.owner)
     source = PreviewSource(data, image.mime_type, image.width, image.height)
     fit = functools.partial(fit_one, source, max_bytes=THUMBNAIL_BYTES, max_side=THUMBNAIL_SIDE)
     try:
