@@ -48,6 +48,7 @@ async def host(client: Client) -> AsyncIterator[StudioHost]:
 
 
 async def until(check: Any, what: str, timeout_s: float = 30.0, host: StudioHost | None = None) -> None:
+    """Wait for `check()` to hold; on a timeout, say what the app showed and called."""
     deadline = time.monotonic() + timeout_s
     while not await check():
         if time.monotonic() > deadline:
@@ -145,17 +146,12 @@ async def test_a_painted_stroke_is_the_edit_mask_at_the_images_resolution(
     overlap = (transparent & truth).sum() / (transparent | truth).sum()
     assert overlap > 0.95, overlap
     # The new result opens in the app.
-    await until(lambda: _showing_other_than(host, sent), "the edited image to show")
+    await until(lambda: _facts_have(host, "put a red kite here"), "the edited image to show")
     screenshot(await host.page.screenshot(full_page=True), tmp_path / "edited.png")
 
 
 async def _edit_arrived(fake: FakeOpenAIImages, before: int) -> bool:
     return any(sent.path.endswith("/edits") for sent in fake.requests[before:])
-
-
-async def _showing_other_than(host: StudioHost, _: object) -> bool:
-    facts = await host.frame.locator("#facts").inner_text()
-    return "put a red kite here" in facts
 
 
 async def test_select_subject_with_the_local_provider_masks_the_drawn_object(
@@ -228,17 +224,11 @@ async def test_the_history_grid_pages_through_60_images(
     assert titles == ["picture 59", "picture 0"]
     screenshot(await host.page.screenshot(full_page=True), tmp_path / "history.png")
     await thumbs.nth(10).click()  # click-through to one image
-    await until(lambda: _status_clear_and_shown(host, "picture 49"), "the chosen image")
+    await until(lambda: _facts_have(host, "picture 49"), "the chosen image")
 
 
 async def _count_is(locator: Any, count: int) -> bool:
     return bool(await locator.count() == count)
-
-
-async def _status_clear_and_shown(host: StudioHost, prompt: str) -> bool:
-    if not await host.frame.locator("#viewer").is_visible():
-        return False
-    return prompt in await host.frame.locator("#facts").inner_text()
 
 
 async def test_one_click_actions_run_their_tools_and_show_what_they_made(
@@ -314,7 +304,8 @@ async def _shown_other_than(host: StudioHost, image_id: str) -> bool:
 
 
 async def _facts_have(host: StudioHost, text: str) -> bool:
-    return text in await host.frame.locator("#facts").inner_text()
+    viewer = host.frame.locator("#viewer")
+    return await viewer.is_visible() and text in await host.frame.locator("#facts").inner_text()
 
 
 async def test_download_hands_the_signed_link_to_the_host(
