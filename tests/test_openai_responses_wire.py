@@ -28,11 +28,13 @@ from mcp_imagegen.providers.openai_endpoint import azure_endpoint, openai_capabi
 from tests.conftest import image_size, png_bytes
 from tests.fakes.openai_images import FakeOpenAIImages, Recorded
 from tests.fakes.openai_responses import input_images
+from tests.test_openai_streaming import RecordingEvents
 
 pytestmark = pytest.mark.anyio
 CAPS = openai_capabilities(("gpt-image-1.5",), "gpt-image-1.5", ("png", "jpeg", "webp"))
 HEADERS = ("authorization", "api-key", "accept", "x-ms-oai-image-generation-deployment")
 CHOICE = {"type": "image_generation"}
+CLASSIC = "2025-04-01-preview"
 
 
 @pytest.fixture
@@ -70,16 +72,27 @@ def data_url(data: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(data).decode()
 
 
-class Partials:
-    def __init__(self) -> None:
-        self.images: list[tuple[int, bytes]] = []
-        self.steps: list[str] = []
+def azure(fake: FakeOpenAIImages, http: httpx2.AsyncClient, **settings: Any) -> OpenAIImages:
+    """Our Azure provider on the Responses API, with a chat deployment for the mainline model."""
+    config = AzureSettings(
+        api_key=fake.azure_key,
+        endpoint=fake.url,
+        image_api="responses",
+        responses_deployment="chat-deploy",
+        **settings,
+    )
+    return OpenAIImages(azure_endpoint(config), http, CAPS, 30)
 
-    def step(self, message: str) -> None:
-        self.steps.append(message)
 
-    async def partial_image(self, data: bytes, index: int) -> None:
-        self.images.append((index, data))
+def azure_sdk(fake: FakeOpenAIImages) -> openai.AzureOpenAI:
+    return openai.AzureOpenAI(
+        azure_endpoint=fake.url, api_key=fake.azure_key, api_version=CLASSIC, max_retries=0
+    )
+
+
+def text_input(prompt: str) -> Any:
+    """The SDK's `input` for a prompt alone: one user message with one text part."""
+    return [{"role": "user", "content": [{"type": "input_text", "text": prompt}]}]
 
 
 async def test_generate_with_every_option_is_the_sdks_request(
@@ -100,7 +113,7 @@ async def test_generate_with_every_option_is_the_sdks_request(
     mine = fake_openai.last
     sdk(fake_openai).responses.create(
         model="gpt-5-mini",
-        input=[{"role": "user", "content": [{"type": "input_text", "text": "a lighthouse at dusk"}]}],
+        input=text_input("a lighthouse at dusk"),
         tool_choice={"type": "image_generation"},
         tools=[
             {
@@ -198,12 +211,7 @@ async def test_refinement_continues_the_response_and_sends_no_image(
     mine = fake_openai.last
     sdk(fake_openai).responses.create(
         model="gpt-5-mini",
-        input=[
-            {
-                "role": "user",
-                "content": [{"type": "input_text", "text": "now make the fox look at the camera"}],
-            }
-        ],
+        input=text_input("now make the fox look at the camera"),
         previous_response_id=response_id,
         tool_choice={"type": "image_generation"},
         tools=[{"type": "image_generation", "model": "gpt-image-1.5", "action": "edit"}],
@@ -251,14 +259,14 @@ async def test_a_response_kept_with_store_false_is_not_continued(
 async def test_streamed_partials_are_the_sdks_request_and_reach_progress(
     fake_openai: FakeOpenAIImages, http: httpx2.AsyncClient
 ) -> None:
-    events = Partials()
+    events = RecordingEvents()
     result = await ours(fake_openai, http).generate(
         GenerateRequest(prompt="a fox", model="gpt-image-1.5", partial_images=2, size="1024x1024"), events
     )
     mine = fake_openai.last
     stream = sdk(fake_openai).responses.create(
         model="gpt-5-mini",
-        input=[{"role": "user", "content": [{"type": "input_text", "text": "a fox"}]}],
+        input=text_input("a fox"),
         stream=True,
         tool_choice={"type": "image_generation"},
         tools=[
@@ -273,8 +281,8 @@ async def test_streamed_partials_are_the_sdks_request_and_reach_progress(
     )
     list(stream)
     assert_same_request(mine, fake_openai.last)
-    assert [index for index, _ in events.images] == [0, 1]
-    assert all(image_size(data) == (1024, 1024) for _, data in events.images)
+    assert [index for index, _ in events.partials] == [0, 1]
+    assert all(image_size(data) == (1024, 1024) for _, data in events.partials)
     assert "openai is drawing the image" in events.steps
     assert result.metadata["streamed"] is True and result.metadata["partial_images_received"] == 2
     assert str(result.metadata["response_id"]).startswith("resp_")
@@ -285,42 +293,34 @@ async def test_a_stream_cut_short_stores_nothing(
     fake_openai: FakeOpenAIImages, http: httpx2.AsyncClient
 ) -> None:
     fake_openai.stream_cut_after = 6  # after the first partial image
-    events = Partials()
+    events = RecordingEvents()
     with pytest.raises(ProviderUnreachableError, match="stream ended before the response completed"):
         await ours(fake_openai, http).generate(
             GenerateRequest(prompt="a fox", model="gpt-image-1.5", partial_images=2), events
         )
-    assert len(events.images) == 1
+    assert len(events.partials) == 1
 
 
 async def test_azure_classic_is_the_sdks_request_with_the_deployment_header(
     fake_openai: FakeOpenAIImages, http: httpx2.AsyncClient
 ) -> None:
-    settings = AzureSettings(
-        api_key=fake_openai.azure_key,
-        endpoint=fake_openai.url,
-        api_version="2025-04-01-preview",
-        image_api="responses",
-        responses_deployment="chat-deploy",
+    provider = azure(
+        fake_openai,
+        http,
+        api_version=CLASSIC,
         deployments={"gpt-image-1.5": "img-15", "gpt-image-2": "img-2"},
     )
-    provider = OpenAIImages(azure_endpoint(settings), http, CAPS, 30)
     await provider.generate(GenerateRequest(prompt="a fox", model="gpt-image-2", quality="low"))
     mine = fake_openai.last
-    openai.AzureOpenAI(
-        azure_endpoint=fake_openai.url,
-        api_key=fake_openai.azure_key,
-        api_version="2025-04-01-preview",
-        max_retries=0,
-    ).responses.create(
+    azure_sdk(fake_openai).responses.create(
         model="chat-deploy",
-        input=[{"role": "user", "content": [{"type": "input_text", "text": "a fox"}]}],
+        input=text_input("a fox"),
         tool_choice={"type": "image_generation"},
         tools=[{"type": "image_generation", "quality": "low", "action": "generate"}],
         extra_headers={"x-ms-oai-image-generation-deployment": "img-2"},
     )
     assert_same_request(mine, fake_openai.last)
-    assert (mine.path, mine.query) == ("/openai/responses", {"api-version": "2025-04-01-preview"})
+    assert (mine.path, mine.query) == ("/openai/responses", {"api-version": CLASSIC})
     assert mine.headers["x-ms-oai-image-generation-deployment"] == "img-2"
     await provider.generate(GenerateRequest(prompt="a fox", model="gpt-image-1.5"))
     assert fake_openai.last.headers["x-ms-oai-image-generation-deployment"] == "img-15"
@@ -329,14 +329,7 @@ async def test_azure_classic_is_the_sdks_request_with_the_deployment_header(
 async def test_azure_v1_sends_the_single_deployment_whatever_the_model(
     fake_openai: FakeOpenAIImages, http: httpx2.AsyncClient
 ) -> None:
-    settings = AzureSettings(
-        api_key=fake_openai.azure_key,
-        endpoint=fake_openai.url,
-        image_api="responses",
-        responses_deployment="chat-deploy",
-        deployment="img-deploy",
-    )
-    await OpenAIImages(azure_endpoint(settings), http, CAPS, 30).generate(
+    await azure(fake_openai, http, deployment="img-deploy").generate(
         GenerateRequest(prompt="a fox", model="gpt-image-1.5")
     )
     mine = fake_openai.last
@@ -344,7 +337,7 @@ async def test_azure_v1_sends_the_single_deployment_whatever_the_model(
         api_key=fake_openai.azure_key, base_url=f"{fake_openai.url}/openai/v1", max_retries=0
     ).responses.create(
         model="chat-deploy",
-        input=[{"role": "user", "content": [{"type": "input_text", "text": "a fox"}]}],
+        input=text_input("a fox"),
         tool_choice={"type": "image_generation"},
         tools=[{"type": "image_generation", "action": "generate"}],
         extra_headers={"x-ms-oai-image-generation-deployment": "img-deploy"},
@@ -402,12 +395,12 @@ async def test_an_error_event_is_the_providers_error(
     fake_openai: FakeOpenAIImages, http: httpx2.AsyncClient
 ) -> None:
     fake_openai.stream_error = {"code": "server_error", "message": "The image tool failed."}
-    events = Partials()
+    events = RecordingEvents()
     with pytest.raises(ProviderError, match="The image tool failed") as caught:
         await ours(fake_openai, http).generate(
             GenerateRequest(prompt="a fox", model="gpt-image-1.5", partial_images=1), events
         )
-    assert caught.value.code == "server_error" and len(events.images) == 1
+    assert caught.value.code == "server_error" and len(events.partials) == 1
 
 
 async def test_a_failed_or_imageless_response_stores_nothing(
@@ -433,7 +426,7 @@ async def test_a_response_the_provider_no_longer_has_falls_back_to_sending_the_i
     response_id = str(made.metadata["response_id"])
     del fake_openai.responses.made[response_id]  # expired at the provider (30 days) or deleted
     image = made.images[0].data
-    events = Partials()
+    events = RecordingEvents()
     edited = await provider.edit(
         EditRequest(
             prompt="closer",
@@ -456,17 +449,9 @@ async def test_a_response_the_provider_no_longer_has_falls_back_to_sending_the_i
 async def test_azure_edit_with_every_option_is_the_sdks_request(
     fake_openai: FakeOpenAIImages, http: httpx2.AsyncClient
 ) -> None:
-    settings = AzureSettings(
-        api_key=fake_openai.azure_key,
-        endpoint=fake_openai.url,
-        api_version="2025-04-01-preview",
-        image_api="responses",
-        responses_deployment="chat-deploy",
-        deployment="img-deploy",
-    )
     image = png_bytes((96, 64))
     mask = png_bytes((96, 64), (0, 0, 0, 0), mode="RGBA")
-    await OpenAIImages(azure_endpoint(settings), http, CAPS, 30).edit(
+    await azure(fake_openai, http, api_version=CLASSIC, deployment="img-deploy").edit(
         EditRequest(
             prompt="a red door",
             model="gpt-image-1.5",
@@ -483,12 +468,7 @@ async def test_azure_edit_with_every_option_is_the_sdks_request(
         )
     )
     mine = fake_openai.last
-    stream = openai.AzureOpenAI(
-        azure_endpoint=fake_openai.url,
-        api_key=fake_openai.azure_key,
-        api_version="2025-04-01-preview",
-        max_retries=0,
-    ).responses.create(
+    stream = azure_sdk(fake_openai).responses.create(
         model="chat-deploy",
         input=[
             {

@@ -5,18 +5,18 @@ APIs."""
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 from mcp import Client
-from mcp.types import CallToolResult, TextContent, TextResourceContents
+from mcp.types import CallToolResult, TextContent
 
 from tests.connect import Transport, connect
 from tests.fakes.openai_images import FakeOpenAIImages
 from tests.fakes.openai_responses import input_images
+from tests.test_e2e import read_json
 
 pytestmark = pytest.mark.anyio
 TRANSPORTS: list[Transport] = ["memory", "stdio"]
@@ -42,25 +42,18 @@ def error_text(result: CallToolResult) -> str:
 
 
 async def metadata(client: Client, uri: str) -> dict[str, Any]:
-    contents = (await client.read_resource(uri + "/metadata")).contents
-    assert isinstance(contents[0], TextResourceContents)
-    document: dict[str, Any] = json.loads(contents[0].text)
-    return document
+    return await read_json(client, uri + "/metadata")
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_generate_refine_refine_again(
-    transport: Transport, fake_openai: FakeOpenAIImages, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    transport: Transport,
+    fake_openai: FakeOpenAIImages,
+    server_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     env = env_for(
-        monkeypatch,
-        {
-            "OPENAI_API_KEY": fake_openai.api_key,
-            "OPENAI_BASE_URL": f"{fake_openai.url}/v1",
-            "OPENAI_IMAGE_API": "responses",
-            "OPENAI_RESPONSES_MODEL": "gpt-5-nano",
-            "IMAGEGEN_STORE_DIR": str(tmp_path / "store"),
-        },
+        monkeypatch, {**server_env, "OPENAI_IMAGE_API": "responses", "OPENAI_RESPONSES_MODEL": "gpt-5-nano"}
     )
     async with connect(transport, env) as client:
         made = facts(
@@ -119,22 +112,14 @@ async def test_generate_refine_refine_again(
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_partial_images_are_announced_in_progress(
-    transport: Transport, fake_openai: FakeOpenAIImages, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    transport: Transport, fake_openai: FakeOpenAIImages, server_env: dict[str, str]
 ) -> None:
-    env = env_for(
-        monkeypatch,
-        {
-            "OPENAI_API_KEY": fake_openai.api_key,
-            "OPENAI_BASE_URL": f"{fake_openai.url}/v1",
-            "IMAGEGEN_STORE_DIR": str(tmp_path / "store"),
-        },
-    )
     messages: list[str] = []
 
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:
         messages.append(message or "")
 
-    async with connect(transport, env) as client:
+    async with connect(transport, server_env) as client:
         result = await client.call_tool(
             "generate_image",
             {"prompt": "a fox", "api": "responses", "partial_images": 2, "keep_partials": True},

@@ -19,7 +19,7 @@ from PIL import Image
 from mcp_imagegen.config import load_settings
 from mcp_imagegen.server.app import build_server
 from mcp_imagegen.server.studio import STUDIO_URI
-from mcp_imagegen.store.base import NewImage
+from mcp_imagegen.store.base import NewImage, StoredImage
 from mcp_imagegen.store.local import LocalStore
 from tests.conftest import png_bytes
 from tests.fakes.openai_images import FakeOpenAIImages
@@ -27,6 +27,29 @@ from tests.studio_host import APP_MIME, AppsHost
 
 pytestmark = pytest.mark.anyio
 IMAGE_TOOLS = {"generate_image", "edit_image", "upscale_image", "segment_image"}
+
+
+async def fill_history(store_dir: Path, count: int) -> list[StoredImage]:
+    """`count` 400x300 images of the local principal, oldest first, prompts "picture 0" onwards."""
+    store = LocalStore(store_dir)
+    try:
+        return [
+            await store.put(
+                NewImage(
+                    data=png_bytes((400, 300), (index * 4, 100, 200 - index * 3)),
+                    mime_type="image/png",
+                    width=400,
+                    height=300,
+                    kind="generated",
+                    owner="local",
+                    prompt=f"picture {index}",
+                    provider="placeholder",
+                )
+            )
+            for index in range(count)
+        ]
+    finally:
+        store.close()
 
 
 @pytest.fixture
@@ -73,23 +96,8 @@ async def test_a_host_without_apps_sees_todays_tools(server_env: dict[str, str])
 async def test_history_pages_newest_first_with_thumbnails_and_only_the_callers(
     apps_client: Client, tmp_path: Path
 ) -> None:
+    made = await fill_history(tmp_path / "store", 60)
     store = LocalStore(tmp_path / "store")
-    made = []
-    for index in range(60):
-        made.append(
-            await store.put(
-                NewImage(
-                    data=png_bytes((400, 300), (index * 4, 100, 200 - index)),
-                    mime_type="image/png",
-                    width=400,
-                    height=300,
-                    kind="generated",
-                    owner="local",
-                    prompt=f"picture {index}",
-                    provider="placeholder",
-                )
-            )
-        )
     await store.put(
         NewImage(data=png_bytes(), mime_type="image/png", width=64, height=48, kind="generated", owner="bob")
     )

@@ -22,12 +22,10 @@ from PIL import Image, ImageDraw
 
 from mcp_imagegen.config import load_settings
 from mcp_imagegen.server.app import build_server
-from mcp_imagegen.store.base import NewImage
-from mcp_imagegen.store.local import LocalStore
-from tests.conftest import png_bytes
 from tests.fakes.openai_images import FakeOpenAIImages
 from tests.local_scenes import iou, subject_scene
 from tests.studio_host import AppsHost, StudioHost, studio_page
+from tests.test_studio import fill_history
 
 pytestmark = pytest.mark.anyio
 
@@ -196,20 +194,7 @@ async def _status_has(host: StudioHost, text: str) -> bool:
 async def test_the_history_grid_pages_through_60_images(
     client: Client, host: StudioHost, server_env: dict[str, str], tmp_path: Path
 ) -> None:
-    store = LocalStore(Path(server_env["IMAGEGEN_STORE_DIR"]))
-    for index in range(60):
-        await store.put(
-            NewImage(
-                data=png_bytes((300, 200), (index * 4, 90, 200 - index * 3)),
-                mime_type="image/png",
-                width=300,
-                height=200,
-                kind="generated",
-                owner="local",
-                prompt=f"picture {index}",
-            )
-        )
-    store.close()
+    await fill_history(Path(server_env["IMAGEGEN_STORE_DIR"]), 60)
     await host.start()
     await host.frame.locator("#show-history").click()
     thumbs = host.frame.locator("#grid .thumb")

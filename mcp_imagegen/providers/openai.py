@@ -57,6 +57,7 @@ from mcp_imagegen.providers.openai_responses import (
     Action,
     ResponseReader,
     ResponsesCall,
+    continuation,
     previous_response_gone,
 )
 from mcp_imagegen.redaction import redact
@@ -134,10 +135,8 @@ class OpenAIImages(HttpProvider):
         provider's default."""
         if request.api is not None:
             return request.api
-        if isinstance(request, EditRequest) and request.continue_conversation is not False:
-            continues = request.continues
-            if continues is not None and continues.provider == self.name and continues.stored:
-                return "responses"
+        if isinstance(request, EditRequest) and continuation(request, self.name)[0] is not None:
+            return "responses"
         return self._endpoint.image_api
 
     async def _respond(

@@ -73,24 +73,12 @@ class ResponsesCall:
         previous = None
         if isinstance(request, EditRequest):
             images = list(request.images)
-            continues = request.continues
-            if continues is not None and continues.provider == endpoint.provider:
-                if request.continue_conversation is False:
-                    facts["conversation"] = "new: continue_conversation was false, so the image was sent"
-                elif not continues.stored:
-                    facts["conversation"] = (
-                        f"new: response {continues.response_id} was kept with store: false and cannot be "
-                        "continued, so the image was sent again"
-                    )
-                elif gone:
-                    facts["conversation"] = (
-                        f"new: {endpoint.provider} no longer has response {continues.response_id}, so the "
-                        "image was sent again"
-                    )
-                else:
-                    previous = continues.response_id
-                    images = images[1:]
-                    facts["previous_response_id"] = previous
+            previous, why_not = continuation(request, endpoint.provider, gone=gone)
+            if previous is not None:
+                images = images[1:]
+                facts["previous_response_id"] = previous
+            elif why_not is not None:
+                facts["conversation"] = why_not
             content += [
                 {"type": "input_image", "image_url": data_url(image), "detail": "auto"} for image in images
             ]
@@ -115,6 +103,27 @@ class ResponsesCall:
     @property
     def continues(self) -> bool:
         return "previous_response_id" in self.body
+
+
+def continuation(request: EditRequest, provider: str, *, gone: bool = False) -> tuple[str | None, str | None]:
+    """The response an edit continues (its first image's, made by this provider), or None with why
+    not when there is such a response that is not continued (None, None when there is none)."""
+    continues = request.continues
+    if continues is None or continues.provider != provider:
+        return None, None
+    if request.continue_conversation is False:
+        return None, "new: continue_conversation was false, so the image was sent"
+    if not continues.stored:
+        return None, (
+            f"new: response {continues.response_id} was kept with store: false and cannot be continued, "
+            "so the image was sent again"
+        )
+    if gone:
+        return (
+            None,
+            f"new: {provider} no longer has response {continues.response_id}, so the image was sent again",
+        )
+    return continues.response_id, None
 
 
 def previous_response_gone(error: ProviderError) -> bool:

@@ -18,7 +18,7 @@ from mcp_imagegen.server.tools.transform import transform_tools
 from mcp_imagegen.server.tools.usage import usage_tools
 
 
-def all_tools(surface: Surface, *, studio: bool = True) -> list[Tool]:
+def all_tools(surface: Surface) -> list[Tool]:
     """The tools this surface offers, in the order `tools/list` shows them; with the studio app,
     the image tools name it in `_meta.ui` and its app-only tools come last."""
     tools = [
@@ -29,8 +29,6 @@ def all_tools(surface: Surface, *, studio: bool = True) -> list[Tool]:
         *transform_tools(surface),
         *describe_tools(surface),
     ]
-    if not studio:
-        return tools
     return [*(_shown_in_studio(tool) for tool in tools), *studio_tools(surface)]
 
 

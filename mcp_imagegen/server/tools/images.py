@@ -144,7 +144,8 @@ async def edit_image(
             ]
         )
         mask = await mask_image(app, call.mask, inputs[0]) if call.mask is not None else None
-        continues = await _continuation(app, inputs[0])
+        # Only a provider that takes `api` can continue a Responses API response: no lookup for the rest.
+        continues = await _continuation(app, inputs[0]) if "api" in caps.options else None
         request = dataclasses.replace(request, images=inputs, mask=mask, continues=continues)
         work = ImageWork(
             app,
