@@ -8,7 +8,8 @@
    flat one that fits the inline budget as it is, and noisy ones (like real photo PNGs) at
    1024x1024 and 3840x2160 whose previews must be re-encoded. Each prints the overhead next
    to a floor measured in the same run (one base64 decode, one PNG decode, one JPEG encode
-   of the same image) and the peak RSS (issue "Performance at realistic sizes").
+   of the same image) and the server's peak memory, measured in a server process of its own over
+   stdio (issue "Performance at realistic sizes").
 
 Run: `python benchmarks/startup_and_overhead.py [--runs 7] [--calls 40]`
 """
@@ -21,13 +22,13 @@ import io
 import json
 import logging
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import anyio
 import httpx2
@@ -43,6 +44,8 @@ from tests.connect import LEGACY_HANDSHAKE, exchange_until
 from tests.fakes.loopback import LoopbackServer
 
 LIST_TOOLS = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+MEMORY_CALLS = 8
+"""Enough calls in a row for memory that one call frees but does not give back to show in the peak."""
 
 
 def spawn_to_tools_list(store: str) -> float:
@@ -75,8 +78,56 @@ def median_of(runs: int, measure: Callable[[], float]) -> float:
     return statistics.median(measure() for _ in range(runs))
 
 
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def server_memory_mb(reply: bytes, calls: int) -> tuple[float, float]:
+    """The server's own memory, in a process of its own over stdio (the fake and the client live
+    here): its resident size once ready, and its peak (VmHWM) after `calls` generate_image calls."""
+
+    async def images(request: Request) -> Response:
+        await request.body()
+        return Response(reply, media_type="application/json")
+
+    fake = Starlette(routes=[Route("/v1/images/generations", images, methods=["POST"])])
+    with LoopbackServer(fake) as server, tempfile.TemporaryDirectory() as store:
+        env = {
+            **os.environ,
+            "OPENAI_API_KEY": "sk-bench",
+            "OPENAI_BASE_URL": f"{server.url}/v1",
+            "IMAGEGEN_STORE_DIR": store,
+            "IMAGEGEN_LOG_LEVEL": "WARNING",
+        }
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mcp_imagegen"],
+            env=env,
+            text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            exchange_until(process, [*LEGACY_HANDSHAKE, LIST_TOOLS], reply_id=2)
+            ready = process_memory_mb(process.pid, "VmRSS")
+            for index in range(calls):
+                call = {
+                    "jsonrpc": "2.0",
+                    "id": 10 + index,
+                    "method": "tools/call",
+                    "params": {"name": "generate_image", "arguments": {"prompt": f"call {index}"}},
+                }
+                answer = exchange_until(process, [call], reply_id=10 + index)[-1]
+                assert not answer["result"].get("isError"), answer
+            return ready, process_memory_mb(process.pid, "VmHWM")
+        finally:
+            assert process.stdin is not None
+            process.stdin.close()
+            process.wait(timeout=10)
+
+
+def process_memory_mb(pid: int, field: str) -> float:
+    """A memory figure of a running process from /proc (Linux), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} for process {pid}")
 
 
 def reply_with(image: Image.Image) -> bytes:
@@ -177,7 +228,6 @@ def main() -> None:
     )
     for label, image, calls in cases:
         reply = reply_with(image)
-        rss_before = peak_rss_mb()
         call_ms, raw_ms, size = anyio.run(per_call_ms, reply, calls)
         overhead = call_ms - raw_ms
         floor = codec_floor_ms(reply, 1568)
@@ -186,7 +236,11 @@ def main() -> None:
             f"    fake round trip {raw_ms:.1f} ms; server overhead {overhead:.1f} ms; floor (one base64 "
             f"decode, one PNG decode, one JPEG encode) {floor:.1f} ms; overhead/floor {overhead / floor:.2f}"
         )
-        print(f"    peak RSS {peak_rss_mb():.0f} MiB (growth {peak_rss_mb() - rss_before:.0f} MiB)")
+        ready, peak = server_memory_mb(reply, MEMORY_CALLS)
+        print(
+            f"    server process (stdio), {MEMORY_CALLS} calls: {ready:.0f} MiB when ready, "
+            f"peak {peak:.0f} MiB"
+        )
 
 
 if __name__ == "__main__":

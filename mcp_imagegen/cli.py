@@ -154,6 +154,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     args = parse_args(arguments)
     from mcp_imagegen.config import load_settings
+    from mcp_imagegen.memory import share_one_arena
+
+    share_one_arena()
 
     try:
         settings = load_settings(args.config)
