@@ -33,15 +33,11 @@ from pathlib import Path
 import anyio
 import httpx2
 from PIL import Image, ImageDraw
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks.reply_server import ReplyServer
 from tests.connect import LEGACY_HANDSHAKE, exchange_until
-from tests.fakes.loopback import LoopbackServer
 
 LIST_TOOLS = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
 MEMORY_CALLS = 8
@@ -82,12 +78,7 @@ def server_memory_mb(reply: bytes, calls: int) -> tuple[float, float]:
     """The server's own memory, in a process of its own over stdio (the fake and the client live
     here): its resident size once ready, and its peak (VmHWM) after `calls` generate_image calls."""
 
-    async def images(request: Request) -> Response:
-        await request.body()
-        return Response(reply, media_type="application/json")
-
-    fake = Starlette(routes=[Route("/v1/images/generations", images, methods=["POST"])])
-    with LoopbackServer(fake) as server, tempfile.TemporaryDirectory() as store:
+    with ReplyServer(reply) as server, tempfile.TemporaryDirectory() as store:
         env = {
             **os.environ,
             "OPENAI_API_KEY": "sk-bench",
@@ -182,12 +173,7 @@ async def per_call_ms(reply: bytes, calls: int) -> tuple[float, float, int]:
     from mcp_imagegen.config import load_settings
     from mcp_imagegen.server.app import build_server
 
-    async def images(request: Request) -> Response:
-        await request.body()
-        return Response(reply, media_type="application/json")
-
-    fake = Starlette(routes=[Route("/v1/images/generations", images, methods=["POST"])])
-    with LoopbackServer(fake) as server, tempfile.TemporaryDirectory() as store:
+    with ReplyServer(reply) as server, tempfile.TemporaryDirectory() as store:
         os.environ.update(
             OPENAI_API_KEY="sk-bench", OPENAI_BASE_URL=f"{server.url}/v1", IMAGEGEN_STORE_DIR=store
         )
