@@ -21,6 +21,7 @@ import httpx2
 
 from mcp_imagegen.errors import ImagegenError, MalformedReplyError, ProviderError, ProviderUnreachableError
 from mcp_imagegen.images import b64
+from mcp_imagegen.providers import image_json
 from mcp_imagegen.providers.base import SILENT, CallEvents, Capabilities
 
 CONNECT_TIMEOUT_S = 15.0
@@ -299,11 +300,19 @@ def _size_text(size: int) -> str:
     return f"{size / 1_000_000:.1f} MB" if size >= 100_000 else f"{size / 1000:.0f} kB"
 
 
-def read_json_object(response: httpx2.Response, provider: str) -> dict[str, Any]:
-    """The reply as a JSON object, or ProviderUnreachableError saying what was wrong with it."""
+def read_json_object(
+    response: httpx2.Response, provider: str, images_at: str | None = None
+) -> dict[str, Any]:
+    """The reply as a JSON object, or MalformedReplyError saying what was wrong with it. With
+    `images_at`, that key's base64 values may come back already decoded, as bytes
+    (`image_json.loads_decoding`)."""
     content_type = response.headers.get("content-type", "")
     try:
-        body = json.loads(response.content)
+        body = (
+            json.loads(response.content)
+            if images_at is None
+            else image_json.loads_decoding(response.content, images_at)
+        )
     except ValueError:
         raise MalformedReplyError(
             f"{provider} sent a reply that is not valid JSON (content-type {content_type or 'missing'}, "
@@ -326,8 +335,11 @@ def event_object(provider: str, event: SSEEvent) -> dict[str, Any] | None:
     return payload if isinstance(payload, dict) else None
 
 
-def reply_image_bytes(provider: str, encoded: str, where: str) -> bytes:
-    """An image sent as standard base64 in a reply, or MalformedReplyError naming where it was."""
+def reply_image_bytes(provider: str, encoded: str | bytes, where: str) -> bytes:
+    """An image sent as standard base64 in a reply, or MalformedReplyError naming where it was;
+    bytes are an image `read_json_object` already decoded (`images_at`)."""
+    if isinstance(encoded, bytes):
+        return encoded
     try:
         return b64.decode(encoded)
     except ValueError:  # binascii.Error included

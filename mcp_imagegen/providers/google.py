@@ -284,7 +284,9 @@ class GoogleImages(HttpProvider):
 
         async def one(index: int, group: TaskGroup) -> None:
             try:
-                replies[index] = read_json_object(await send(self._client, exchange, events), self.name)
+                replies[index] = read_json_object(
+                    await send(self._client, exchange, events), self.name, images_at="data"
+                )
             except ImagegenError as exc:  # the first failure ends the whole call, with its own message
                 failures.append(exc)
                 group.cancel_scope.cancel()
@@ -417,7 +419,10 @@ def _json_object(provider: str, data: str) -> dict[str, Any]:
 
 
 def _b64(provider: str, data: object) -> bytes:
-    """Standard or URL-safe base64 (Google's JSON accepts and may use either)."""
+    """Standard or URL-safe base64 (Google's JSON accepts and may use either); bytes were decoded
+    already (`read_json_object`'s `images_at`)."""
+    if isinstance(data, bytes):
+        return data
     if not isinstance(data, str):
         raise MalformedReplyError(f"{provider} sent an image part without data. Nothing was stored.")
     try:

@@ -341,7 +341,7 @@ def read_masks(provider: str, mode: str, body: dict[str, Any]) -> list[Generated
     masks: list[GeneratedImage] = []
     predictions = body.get("predictions")
     for entry in predictions if isinstance(predictions, list) else []:
-        if not isinstance(entry, dict) or not isinstance(entry.get("bytesBase64Encoded"), str):
+        if not isinstance(entry, dict) or not isinstance(entry.get("bytesBase64Encoded"), (str, bytes)):
             continue
         labels = entry.get("labels")
         first = labels[0] if isinstance(labels, list) and labels and isinstance(labels[0], dict) else {}
@@ -431,7 +431,7 @@ def read_predictions(
             filtered.append(entry["raiFilteredReason"])
             continue
         encoded = entry.get("bytesBase64Encoded")
-        if not isinstance(encoded, str):
+        if not isinstance(encoded, (str, bytes)):
             continue
         revised = entry.get("prompt")
         images.append(GeneratedImage(_b64(provider, encoded), revised if isinstance(revised, str) else None))
@@ -456,7 +456,10 @@ def _one_of(option: str, value: str, allowed: tuple[str, ...], model: str) -> st
     return value
 
 
-def _b64(provider: str, encoded: str) -> bytes:
+def _b64(provider: str, encoded: str | bytes) -> bytes:
+    """Standard or URL-safe base64; bytes were decoded already (`read_json_object`'s `images_at`)."""
+    if isinstance(encoded, bytes):
+        return encoded
     try:
         return b64.decode_either(encoded)
     except (binascii.Error, ValueError):

@@ -65,4 +65,6 @@ class ImagenPredict(HttpProvider):
 
     async def _reply(self, model: str, body: dict[str, Any], events: CallEvents) -> dict[str, Any]:
         exchange = await google_exchange(self._endpoint, model, "predict", body, self._timeout_s, self._retry)
-        return read_json_object(await send(self._client, exchange, events), self.name)
+        return read_json_object(
+            await send(self._client, exchange, events), self.name, images_at="bytesBase64Encoded"
+        )

@@ -254,7 +254,7 @@ class OpenAIImages(HttpProvider):
         )
 
     def _result(self, response: httpx2.Response, model: str) -> ProviderResult:
-        body = read_json_object(response, self.name)
+        body = read_json_object(response, self.name, images_at="b64_json")
         if isinstance(body.get("error"), dict):
             # Azure reports some content-filter failures inside a 200 body.
             raise self._error_from_body(body, response)
@@ -377,11 +377,12 @@ class _StreamReader:
 
 
 def _decode_item(provider: str, item: object, where: str) -> GeneratedImage:
-    """One `{"b64_json": ..., "revised_prompt": ...}` item (a `data[]` entry or a completed event)."""
+    """One `{"b64_json": ..., "revised_prompt": ...}` item (a `data[]` entry or a completed event);
+    its image may already be decoded (`read_json_object`'s `images_at`)."""
     if not isinstance(item, dict):
         raise MalformedReplyError(f"{provider} sent a malformed {where}. Nothing was stored.")
     encoded = item.get("b64_json")
-    if not isinstance(encoded, str):
+    if not isinstance(encoded, (str, bytes)):
         hint = (
             ' (it sent a URL; set response_format = "b64_json" for this endpoint)' if item.get("url") else ""
         )

@@ -167,7 +167,7 @@ class ResponseReader:
 
     def whole(self, model: str) -> tuple[tuple[GeneratedImage, ...], dict[str, JsonValue], str | None]:
         """The result of a JSON reply: images, metadata and the text the model wrote."""
-        body = read_json_object(self._response, self._provider)
+        body = read_json_object(self._response, self._provider, images_at="result")
         self._completed = body
         return self.result(model)
 
@@ -210,7 +210,7 @@ class ResponseReader:
         output = body.get("output")
         items = [item for item in output if isinstance(item, dict)] if isinstance(output, list) else []
         calls = [item for item in items if item.get("type") == "image_generation_call"]
-        if not calls or not any(isinstance(call.get("result"), str) for call in calls):
+        if not calls or not any(isinstance(call.get("result"), (str, bytes)) for call in calls):
             calls = [self._items[index] for index in sorted(self._items)] or calls
         for call in calls:
             if call.get("status") == "failed" or isinstance(call.get("error"), dict):
@@ -251,7 +251,9 @@ class ResponseReader:
 
     def _image(self, call: Mapping[str, Any], index: int) -> GeneratedImage:
         revised = call.get("revised_prompt")
-        data = reply_image_bytes(self._provider, str(call["result"]), f"image {index + 1}")
+        result = call["result"]
+        encoded = result if isinstance(result, bytes) else str(result)
+        data = reply_image_bytes(self._provider, encoded, f"image {index + 1}")
         return GeneratedImage(data=data, revised_prompt=revised if isinstance(revised, str) else None)
 
     def _metadata(self, body: Mapping[str, Any], call: Mapping[str, Any]) -> dict[str, JsonValue]:
@@ -292,5 +294,5 @@ class ResponseReader:
 def _has_result(body: Mapping[str, Any]) -> bool:
     output = body.get("output")
     return isinstance(output, list) and any(
-        isinstance(item, dict) and isinstance(item.get("result"), str) for item in output
+        isinstance(item, dict) and isinstance(item.get("result"), (str, bytes)) for item in output
     )
