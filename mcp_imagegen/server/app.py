@@ -36,6 +36,7 @@ from mcp_imagegen.errors import InputError, StoreError
 from mcp_imagegen.images import codec
 from mcp_imagegen.images.fetch import UrlFetcher
 from mcp_imagegen.images.inputs import InputResolver
+from mcp_imagegen.providers.lazy_transport import LazyTransport
 from mcp_imagegen.providers.registry import ProviderRegistry
 from mcp_imagegen.server import resources
 from mcp_imagegen.server.icons import icon
@@ -140,10 +141,15 @@ def _url_fetcher(settings: Settings, client: httpx2.AsyncClient) -> UrlFetcher |
     )
 
 
-def _connection_limits(settings: Settings) -> httpx2.Limits:
-    """As many connections as calls may be in flight: httpx's default of 100 would queue a burst
-    behind the pool, not behind the provider."""
-    return httpx2.Limits(max_connections=settings.max_concurrent_provider_calls, max_keepalive_connections=64)
+def _provider_client(settings: Settings) -> httpx2.AsyncClient:
+    """The client every provider and URL input shares. As many connections as calls may be in
+    flight: httpx's default of 100 would queue a burst behind the pool, not behind the provider.
+    Its transport is made at the first request (`LazyTransport`); proxies from the environment
+    get the same limits."""
+    limits = httpx2.Limits(
+        max_connections=settings.max_concurrent_provider_calls, max_keepalive_connections=64
+    )
+    return httpx2.AsyncClient(follow_redirects=False, limits=limits, transport=LazyTransport(limits))
 
 
 async def _tidy_store(store: LocalStore) -> None:
@@ -215,7 +221,7 @@ def build_server(
         codec.set_pixel_limit(settings.max_pixels)
         async with (
             opened(settings) as backing,
-            httpx2.AsyncClient(follow_redirects=False, limits=_connection_limits(settings)) as client,
+            _provider_client(settings) as client,
             _job_board(backing, settings) as board,
             anyio.create_task_group() as jobs,
         ):
