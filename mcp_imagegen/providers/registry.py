@@ -38,7 +38,7 @@ BUILTIN = {
     "vertex": "mcp_imagegen.providers.google_endpoint:VERTEX",
     "mistral": "mcp_imagegen.providers.mistral:SPEC",
     "scaleway": "mcp_imagegen.providers.scaleway:SPEC",
-    LOCAL: "mcp_imagegen.providers.local:SPEC",
+    LOCAL: "mcp_imagegen.providers.local_spec:SPEC",
     PLACEHOLDER: "mcp_imagegen.providers.placeholder:SPEC",
 }
 """Built-in provider names, in the order routing tries them, and where each one's spec lives."""
