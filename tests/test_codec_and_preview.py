@@ -7,6 +7,8 @@ import io
 import pytest
 from PIL import Image
 
+from benchmarks.preview_quality import ssim
+from mcp_imagegen.config import Settings
 from mcp_imagegen.errors import InputError
 from mcp_imagegen.images import codec
 from mcp_imagegen.images.preview import PreviewSource, fit_previews
@@ -141,3 +143,17 @@ def test_previews_of_unusual_encodings_fit_and_show_the_image(kind: str) -> None
         seen = shown.convert("RGB").resize((8, 8)).resize((1, 1)).getpixel((0, 0))
         assert isinstance(expected, tuple) and isinstance(seen, tuple)
         assert all(abs(a - b) <= 24 for a, b in zip(expected, seen, strict=True)), (expected, seen)
+
+
+def test_a_detailed_preview_keeps_ssim_097_within_the_default_budget() -> None:
+    """What a provider returns at 1024x1024 is high-entropy (2-3 MB of PNG): its preview keeps
+    SSIM >= 0.97 against the image (quality 90; 85 gives 0.96), inside the default budget."""
+    detailed = Image.merge("RGB", [Image.effect_noise((1024, 1024), 30).convert("L") for _ in range(3)])
+    budget = Settings().inline_max_bytes
+    (preview,) = fit_previews(
+        [PreviewSource(encoded(detailed, "PNG"), "image/png", 1024, 1024)], max_bytes=budget, max_side=1568
+    )
+    assert preview.mime_type == "image/jpeg" and (preview.width, preview.height) == (1024, 1024)
+    assert len(preview.data) <= budget
+    with Image.open(io.BytesIO(preview.data)) as shown:
+        assert ssim(detailed, shown) >= 0.97
