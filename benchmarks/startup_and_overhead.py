@@ -27,6 +27,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import anyio
@@ -43,23 +45,30 @@ MEMORY_CALLS = 8
 """Enough calls in a row for memory that one call frees but does not give back to show in the peak."""
 
 
-def spawn_to_tools_list(store: str) -> float:
-    env = {**os.environ, "IMAGEGEN_STORE_DIR": store, "IMAGEGEN_LOG_LEVEL": "WARNING"}
-    start = time.perf_counter()
+@contextmanager
+def stdio_server(env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
+    """`python -m mcp_imagegen` over stdio for the length of the block; closing its stdin ends it."""
     process = subprocess.Popen(
         [sys.executable, "-m", "mcp_imagegen"],
-        env=env,
+        env={**os.environ, "IMAGEGEN_LOG_LEVEL": "WARNING", **env},
         text=True,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
     )
-    exchange_until(process, [*LEGACY_HANDSHAKE, LIST_TOOLS], reply_id=2)
-    elapsed = time.perf_counter() - start
-    assert process.stdin is not None
-    process.stdin.close()
-    process.wait(timeout=10)
-    return elapsed
+    try:
+        yield process
+    finally:
+        assert process.stdin is not None
+        process.stdin.close()
+        process.wait(timeout=10)
+
+
+def spawn_to_tools_list(store: str) -> float:
+    start = time.perf_counter()
+    with stdio_server({"IMAGEGEN_STORE_DIR": store}) as process:
+        exchange_until(process, [*LEGACY_HANDSHAKE, LIST_TOOLS], reply_id=2)
+        return time.perf_counter() - start
 
 
 def spawn_import_baseline() -> float:
@@ -87,21 +96,11 @@ def server_memory_mb(reply: bytes, calls: int) -> tuple[float, float]:
 
     with ReplyServer(reply) as server, tempfile.TemporaryDirectory() as store:
         env = {
-            **os.environ,
             "OPENAI_API_KEY": "sk-bench",
             "OPENAI_BASE_URL": f"{server.url}/v1",
             "IMAGEGEN_STORE_DIR": store,
-            "IMAGEGEN_LOG_LEVEL": "WARNING",
         }
-        process = subprocess.Popen(
-            [sys.executable, "-m", "mcp_imagegen"],
-            env=env,
-            text=True,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
+        with stdio_server(env) as process:
             exchange_until(process, [*LEGACY_HANDSHAKE, LIST_TOOLS], reply_id=2)
             ready = process_memory_mb(process.pid, "VmRSS")
             for index in range(calls):
@@ -114,10 +113,6 @@ def server_memory_mb(reply: bytes, calls: int) -> tuple[float, float]:
                 answer = exchange_until(process, [call], reply_id=10 + index)[-1]
                 assert not answer["result"].get("isError"), answer
             return ready, process_memory_mb(process.pid, "VmHWM")
-        finally:
-            assert process.stdin is not None
-            process.stdin.close()
-            process.wait(timeout=10)
 
 
 def process_memory_mb(pid: int, field: str) -> float:
