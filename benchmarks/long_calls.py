@@ -11,6 +11,8 @@
 4. Bursts over Streamable HTTP with default settings but the rate limit (issue "Performance at
    realistic sizes": 64 calls to a 1 s provider in <= 1.5 s, 256 in <= 2.5 s), each next to its
    floor measured in the same run: the same number of requests sent straight to the fake at once.
+5. The first burst again with high-entropy 1024x1024 images (2.9 MB of PNG each, like photos):
+   wall time and the server's peak memory over its size once warm (issue: <= 300 MiB of growth).
 
 Run: `python benchmarks/long_calls.py [--calls 64] [--delay 1.0] [--bursts 64,256]`
 """
@@ -29,6 +31,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -143,8 +146,53 @@ async def http_bursts(sizes: list[int], delay_s: float) -> None:
                 )
 
 
-async def burst_over_http(url: str, size: int) -> float:
-    """Seconds for `size` concurrent generate_image calls through one client (after a warm-up)."""
+def detailed_burst(size: int, delay_s: float) -> None:
+    """`size` calls at once over Streamable HTTP whose provider answers with a high-entropy
+    1024x1024 PNG (2.9 MB, like a photo): wall time, and how much the server process's peak memory
+    (VmHWM) grows over its size once warm. The fake runs in a process of its own."""
+    import subprocess
+
+    from benchmarks.reply_server import ReplyServer
+    from benchmarks.startup_and_overhead import noisy_image, process_memory_mb, reply_with
+    from tests.connect import child_env, wait_healthy
+    from tests.fakes.loopback import free_port
+
+    with ReplyServer(reply_with(noisy_image()), delay_s) as fake, tempfile.TemporaryDirectory() as store:
+        env = {
+            "OPENAI_API_KEY": "sk-bench",
+            "OPENAI_BASE_URL": f"{fake.url}/v1",
+            "IMAGEGEN_STORE_DIR": store,
+            "IMAGEGEN_RATE_LIMIT_PER_MINUTE": "0",  # as in http_bursts
+        }
+        port = free_port()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "mcp_imagegen", "--transport", "http", "--port", str(port)],
+            env=child_env(env),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_healthy(url, server)
+            warm: list[float] = []
+            memory = functools.partial(process_memory_mb, server.pid, "VmRSS")
+            wall = anyio.run(burst_over_http, url, size, lambda: warm.append(memory()))
+            peak = process_memory_mb(server.pid, "VmHWM")
+        finally:
+            server.terminate()
+            server.wait(timeout=20)
+            if server.stderr is not None:
+                server.stderr.close()
+    print(
+        f"{size} concurrent calls over Streamable HTTP returning high-entropy 1024x1024 PNGs (2.9 MB), "
+        f"{delay_s:g} s provider: {wall:.2f} s wall; server peak memory {peak:.0f} MiB, "
+        f"{peak - warm[0]:+.0f} MiB over its {warm[0]:.0f} MiB once warm"
+    )
+
+
+async def burst_over_http(url: str, size: int, warmed: Callable[[], object] = lambda: None) -> float:
+    """Seconds for `size` concurrent generate_image calls through one client, after a warm-up call
+    (and `warmed()`, called between the two)."""
     import httpx2
     from mcp import Client
     from mcp.client.streamable_http import streamable_http_client
@@ -152,6 +200,7 @@ async def burst_over_http(url: str, size: int) -> float:
     http = httpx2.AsyncClient(timeout=120, limits=httpx2.Limits(max_connections=None))
     async with http, Client(streamable_http_client(url + "/mcp", http_client=http)) as client:
         await client.call_tool("generate_image", {"prompt": "warm up"})
+        warmed()
         return await burst(client, size)
 
 
@@ -182,6 +231,7 @@ def main() -> None:
     sizes = [int(size) for size in args.bursts.split(",") if size.strip()]
     if sizes:
         anyio.run(http_bursts, sizes, args.delay)
+        detailed_burst(sizes[0], args.delay)
 
 
 if __name__ == "__main__":

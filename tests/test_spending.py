@@ -27,6 +27,7 @@ from mcp_imagegen.usage.ledger import UsageLedger
 from mcp_imagegen.usage.prices import Charge, Estimate, PriceEntry, PriceTable
 from tests.connect import child_env
 from tests.fakes.openai_images import FakeOpenAIImages
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.anyio
 PRICE = 0.01
@@ -300,6 +301,7 @@ async def test_cancelled_calls_settle_their_reservation(
     settings = settings_for(fake_openai, tmp_path, max_concurrent_provider_calls=1, budget_usd_per_day=1.0)
     async with Client(build_server(settings)) as client:
         running = await client.call_tool("generate_image", {"prompt": "slow", "n": 2, "wait_seconds": 0})
+        await eventually(lambda: fake_openai.in_flight == 1, "the first call reaches the provider")
         queued = await client.call_tool("generate_image", {"prompt": "queued", "n": 3, "wait_seconds": 0})
         ids = [
             result.structured_content["job_id"] for result in (running, queued) if result.structured_content

@@ -6,8 +6,7 @@ built only when a call needs it: every start reads the specs of all providers.
 from __future__ import annotations
 
 from mcp_imagegen.config import Settings
-from mcp_imagegen.local import catalogue
-from mcp_imagegen.local.model_files import FETCH_COMMAND, all_statuses, runtime_installed
+from mcp_imagegen.local import catalogue, model_files
 from mcp_imagegen.providers.base import Capabilities, Operation, Provider
 from mcp_imagegen.providers.spec import ProviderSpec
 
@@ -20,16 +19,16 @@ ANALYSIS_MODEL = "local-analysis"
 def installed_operations() -> frozenset[Operation]:
     """Upscale always works (Lanczos without Real-ESRGAN); segment and describe need their runtimes."""
     operations: set[Operation] = {"upscale"}
-    if runtime_installed(catalogue.U2NETP) or runtime_installed(catalogue.SELFIE):
+    if model_files.runtime_installed(catalogue.U2NETP) or model_files.runtime_installed(catalogue.SELFIE):
         operations.add("segment")
-    if runtime_installed(catalogue.PP_OCR):
+    if model_files.runtime_installed(catalogue.PP_OCR):
         operations.add("describe")
     return frozenset(operations)
 
 
 def readiness(settings: Settings) -> str:
     """Which models are present on this machine (by size; hashes are checked when a model loads)."""
-    statuses = all_statuses(settings.models_dir, check_hashes=False)
+    statuses = model_files.all_statuses(settings.models_dir, check_hashes=False)
     return f"Models here: {', '.join(f'{state.model.name} {state.summary}' for state in statuses)}."
 
 
@@ -63,7 +62,7 @@ CAPABILITIES = Capabilities(
         "mediapipe-selfie for people only. upscale_image: x2, x3, x4 with Real-ESRGAN "
         "(realesr-animevideov3), or model lanczos (plain resampling, no AI). describe_image: local "
         "analysis only (OCR text with boxes, size, format, colours, EXIF), not a vision model. "
-        f"Install with pip install 'mcp-imagegen[local]' and `{FETCH_COMMAND}`."
+        f"Install with pip install 'mcp-imagegen[local]' and `{model_files.FETCH_COMMAND}`."
     ),
 )
 
