@@ -9,6 +9,7 @@ valid parameter; nothing is sent to a provider and nothing is stored.
 from __future__ import annotations
 
 import difflib
+import functools
 import typing
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
@@ -163,7 +164,7 @@ def strict_tool(
             fields["provider"] = (Annotated[str | None, Field(description=described)], None)
     model = create_model(f"{fn.__name__}Arguments", __base__=own, **fields) if fields else own
     resolved = find_resolved_parameters(fn)  # e.g. the confirmation of a call's cost (`spending`)
-    derived = func_metadata(fn, skip_names=["call", "ctx", *resolved])
+    derived = _output_metadata(typing.get_type_hints(fn, include_extras=True).get("return"))
     metadata = _ArgumentsMetadata(
         arg_model=model,
         output_schema=outline(derived.output_schema) if derived.output_schema else None,
@@ -188,6 +189,18 @@ def strict_tool(
         resolved_params=dict(resolved),
         resolver_plans=build_resolver_plans(resolved, {"call"}),
     )
+
+
+@functools.cache
+def _output_metadata(returns: Any) -> FuncMetadata:
+    """mcp's output schema, model and wrapping for tools that return `returns`, made once per return
+    type: the five image tools share one result type, and each schema costs milliseconds of every
+    start. The arguments are ours (`strict_tool`), so the stand-in takes none."""
+
+    def stand_in() -> None: ...
+
+    stand_in.__annotations__ = {"return": returns}
+    return func_metadata(stand_in)
 
 
 def _with_values(annotated: Any, values: tuple[str, ...]) -> Any:
