@@ -45,6 +45,25 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
+def free_port_run(length: int, attempts: int = 200) -> int:
+    """The first of `length` consecutive loopback ports that are all free now (for a server given a
+    base port that takes the ones after it too, as the run book's SeaweedFS does)."""
+    for _ in range(attempts):
+        (base,) = free_ports(1)
+        if base + length <= 65536 and all(_is_free(port) for port in range(base + 1, base + length)):
+            return base
+    raise RuntimeError(f"no {length} consecutive free loopback ports found")
+
+
+def _is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path, timeout_s: float = 60.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -18,10 +18,13 @@ import anyio.to_thread
 import pytest
 from mcp import Client
 
-from tests.services import free_ports
+from tests.services import free_port_run, free_ports
 
 pytestmark = pytest.mark.anyio
 SCRIPT = Path(__file__).parent.parent / "deploy" / "one-machine" / "cluster"
+WEED_PORTS = 10
+"""How many ports `cluster` gives SeaweedFS from WEED_BASE up (its gRPC, master, volume, filer, admin
+and metrics ports)."""
 
 
 def listening(port: int) -> bool:
@@ -45,7 +48,8 @@ def folder() -> Iterator[Path]:
 
 
 async def test_the_one_machine_cluster_script(tmp_path: Path, folder: Path) -> None:
-    lb, replica_a, replica_b, pg, s3, weed_base = free_ports(6)
+    lb, replica_a, replica_b, pg, s3 = free_ports(5)
+    weed_base = free_port_run(WEED_PORTS)  # SeaweedFS takes the ten ports from its base up
     env = {
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         "HOME": str(tmp_path),
