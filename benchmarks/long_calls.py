@@ -150,12 +150,9 @@ def detailed_burst(size: int, delay_s: float) -> None:
     """`size` calls at once over Streamable HTTP whose provider answers with a high-entropy
     1024x1024 PNG (2.9 MB, like a photo): wall time, and how much the server process's peak memory
     (VmHWM) grows over its size once warm. The fake runs in a process of its own."""
-    import subprocess
-
     from benchmarks.reply_server import ReplyServer
     from benchmarks.startup_and_overhead import noisy_image, process_memory_mb, reply_with
-    from tests.connect import child_env, wait_healthy
-    from tests.fakes.loopback import free_port
+    from tests.connect import http_server_process
 
     with ReplyServer(reply_with(noisy_image()), delay_s) as fake, tempfile.TemporaryDirectory() as store:
         env = {
@@ -164,25 +161,11 @@ def detailed_burst(size: int, delay_s: float) -> None:
             "IMAGEGEN_STORE_DIR": store,
             "IMAGEGEN_RATE_LIMIT_PER_MINUTE": "0",  # as in http_bursts
         }
-        port = free_port()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "mcp_imagegen", "--transport", "http", "--port", str(port)],
-            env=child_env(env),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        try:
-            url = f"http://127.0.0.1:{port}"
-            wait_healthy(url, server)
+        with http_server_process("http", env) as (url, server):
             warm: list[float] = []
             memory = functools.partial(process_memory_mb, server.pid, "VmRSS")
             wall = anyio.run(burst_over_http, url, size, lambda: warm.append(memory()))
             peak = process_memory_mb(server.pid, "VmHWM")
-        finally:
-            server.terminate()
-            server.wait(timeout=20)
-            if server.stderr is not None:
-                server.stderr.close()
     print(
         f"{size} concurrent calls over Streamable HTTP returning high-entropy 1024x1024 PNGs (2.9 MB), "
         f"{delay_s:g} s provider: {wall:.2f} s wall; server peak memory {peak:.0f} MiB, "

@@ -93,7 +93,6 @@ def cold_start(runs: int) -> tuple[float, float, float]:
 def server_memory_mb(reply: bytes, calls: int) -> tuple[float, float]:
     """The server's own memory, in a process of its own over stdio (the fake and the client live
     here): its resident size once ready, and its peak (VmHWM) after `calls` generate_image calls."""
-
     with ReplyServer(reply) as server, tempfile.TemporaryDirectory() as store:
         env = {
             "OPENAI_API_KEY": "sk-bench",

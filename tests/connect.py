@@ -102,6 +102,18 @@ def http_server(
 ) -> Iterator[str]:
     """Run `mcp-imagegen --transport http|sse` on a loopback port (a free one unless given) until the
     block ends."""
+    with http_server_process(transport, env, args, port) as (url, _):
+        yield url
+
+
+@contextmanager
+def http_server_process(
+    transport: Literal["http", "sse"],
+    env: Mapping[str, str],
+    args: Sequence[str] = (),
+    port: int | None = None,
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`http_server`, with the server's process too (for what only the process tells, its memory)."""
     port = port or free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "mcp_imagegen", "--transport", transport, "--port", str(port), *args],
@@ -112,7 +124,7 @@ def http_server(
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, process)
-        yield url
+        yield url, process
     finally:
         process.terminate()
         try:

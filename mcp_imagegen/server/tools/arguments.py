@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import inspect
 import typing
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
@@ -164,7 +165,8 @@ def strict_tool(
             fields["provider"] = (Annotated[str | None, Field(description=described)], None)
     model = create_model(f"{fn.__name__}Arguments", __base__=own, **fields) if fields else own
     resolved = find_resolved_parameters(fn)  # e.g. the confirmation of a call's cost (`spending`)
-    derived = _output_metadata(typing.get_type_hints(fn, include_extras=True).get("return"))
+    returns = typing.get_type_hints(fn, include_extras=True).get("return", inspect.Signature.empty)
+    derived = _output_metadata(returns)
     metadata = _ArgumentsMetadata(
         arg_model=model,
         output_schema=outline(derived.output_schema) if derived.output_schema else None,
@@ -195,11 +197,12 @@ def strict_tool(
 def _output_metadata(returns: Any) -> FuncMetadata:
     """mcp's output schema, model and wrapping for tools that return `returns`, made once per return
     type: the five image tools share one result type, and each schema costs milliseconds of every
-    start. The arguments are ours (`strict_tool`), so the stand-in takes none."""
+    start. The arguments are ours (`strict_tool`), so the stand-in takes none, and returns what the
+    tool does (nothing declared when the tool declares nothing)."""
 
     def stand_in() -> None: ...
 
-    stand_in.__annotations__ = {"return": returns}
+    stand_in.__annotations__ = {} if returns is inspect.Signature.empty else {"return": returns}
     return func_metadata(stand_in)
 
 
