@@ -3,13 +3,14 @@ process, and the schema every replica shares (image index, usage ledger).
 
 psycopg 3 with psycopg_pool (the `[scale]` extra) is imported only here and only when a database is
 configured, so the embedded default (files plus SQLite) never loads it. Every connection taken from
-the pool is checked first, so a replica reconnects by itself after PostgreSQL restarts: the first
-request after the restart gets a fresh connection, not a broken one.
+the pool is checked first (`check_quietly`), so a replica reconnects by itself after PostgreSQL
+restarts: the first request after the restart gets a fresh connection, not a broken one.
 """
 
 from __future__ import annotations
 
 import logging
+import select
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, cast
@@ -182,11 +183,30 @@ async def connect(url: str, *, min_size: int = 1, max_size: int = POOL_MAX) -> D
         open=False,
         timeout=CONNECT_TIMEOUT_S,
         kwargs={"autocommit": True, "connect_timeout": int(CONNECT_TIMEOUT_S)},
-        check=AsyncConnectionPool.check_connection,
+        check=check_quietly,
         reconnect_timeout=CONNECT_TIMEOUT_S,
     )
     await pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
     return Database(pool, url)
+
+
+async def check_quietly(connection: Connection) -> None:
+    """Raise if a connection taken from the pool is broken, without a round trip when its socket says
+    it is sound.
+
+    A server that restarts or dies closes its connections, and its last words (a FATAL message, or
+    the end of the stream) make the idle socket readable; a sound idle connection has nothing to
+    read. So only a readable or closed connection gets psycopg's full check (an empty query), which
+    raises for a broken one and makes the pool open a fresh connection. Pinging every connection
+    taken would add a round trip to each of the six statements a generate call makes.
+    """
+    from psycopg_pool import AsyncConnectionPool
+
+    if not connection.closed:
+        readable, _, _ = select.select([connection.fileno()], [], [], 0)
+        if not readable:
+            return
+    await AsyncConnectionPool.check_connection(connection)
 
 
 async def migrate(connection: Connection) -> int:

@@ -11,6 +11,7 @@ import time
 import anyio
 import obstore
 import psycopg
+import psycopg_pool
 import pytest
 from mcp import Client
 from mcp.client.context import ClientRequestContext
@@ -196,9 +197,24 @@ async def test_a_budget_holds_exactly_across_replicas(postgres: Postgres) -> Non
         await replica.close()
 
 
-async def test_the_server_reconnects_after_postgres_restarts(shared_env: str, postgres: Postgres) -> None:
+async def test_the_server_reconnects_after_postgres_restarts(
+    shared_env: str, postgres: Postgres, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Connections taken from the pool are pinged only when their socket says the server went away:
+    none while it is up, and a fresh connection for the first request after a restart."""
+    pings: list[object] = []
+    ping = psycopg_pool.AsyncConnectionPool.check_connection
+
+    async def counted(connection: psycopg.AsyncConnection[object]) -> None:
+        pings.append(connection)
+        await ping(connection)
+
+    monkeypatch.setattr(psycopg_pool.AsyncConnectionPool, "check_connection", counted)
     async with opened(load_settings()) as backing:
         first = await backing.store.put(new(png_bytes()))
+        for _ in range(3):
+            assert await backing.store.get(first.id, owner="local") == first
+        assert pings == [], "a sound connection is used without a round trip first"
         postgres.stop()
         try:
             with pytest.raises(StoreError, match=r"postgresql://imagegen@127\.0\.0\.1:\d+/t_\w+"):
@@ -206,6 +222,7 @@ async def test_the_server_reconnects_after_postgres_restarts(shared_env: str, po
         finally:
             postgres.start()
         assert await backing.store.get(first.id, owner="local") == first
+        assert pings, "the connections the restart closed were checked, and replaced"
         second = await backing.store.put(new(png_bytes(colour=(7, 7, 7))))
         assert [image.id for image in (await backing.store.page(None, 5, owner="local")).images] == [
             second.id,

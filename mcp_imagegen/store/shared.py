@@ -15,6 +15,8 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, cast
 
+import anyio
+import anyio.to_thread
 import psycopg
 from psycopg.types.json import Jsonb
 
@@ -60,6 +62,10 @@ def object_key(image_id: str, mime_type: str, created_at: float) -> str:
     return f"images/{day}/{image_id}.{EXTENSION_BY_MIME.get(mime_type, 'bin')}"
 
 
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 class SharedStore:
     """The `Store` contract on an `ObjectStore` and a `Database`; every method is async I/O."""
 
@@ -77,8 +83,20 @@ class SharedStore:
         image_id = secrets.token_hex(ID_BYTES)
         created_at = time.time()
         key = object_key(image_id, image.mime_type, created_at)
-        digest = hashlib.sha256(image.data).hexdigest()
-        await self.objects.put(key, image.data, image.mime_type)
+        failed: StoreError | None = None
+
+        async def upload() -> None:
+            nonlocal failed
+            try:
+                await self.objects.put(key, image.data, image.mime_type)
+            except StoreError as exc:
+                failed = exc
+
+        async with anyio.create_task_group() as group:  # our hash for the index while the upload runs
+            group.start_soon(upload)
+            digest = await anyio.to_thread.run_sync(sha256_hex, image.data)
+        if failed is not None:
+            raise failed
         row = (
             image_id, key, image.mime_type, image.width, image.height, len(image.data), digest, created_at,
             image.kind, image.owner, image.provider, image.model, image.prompt,

@@ -62,10 +62,12 @@ INSERT = (
     " updated_at, heartbeat_at, ledger_row) VALUES (%s,%s,%s,%s,%s,'running',%s,%s,%s,%s,%s,%s,%s)"
 )
 UPDATE = (
-    "UPDATE jobs SET state = %s, crashed = %s, error = %s, steps = %s, result = %s, cost = %s,"
-    " updated_at = %s, finished_at = %s WHERE id = %s AND state = 'running'"
+    "WITH changed AS (UPDATE jobs SET state = %s, crashed = %s, error = %s, steps = %s, result = %s,"
+    " cost = %s, updated_at = %s, finished_at = %s WHERE id = %s AND state = 'running' RETURNING id)"
+    " SELECT pg_notify(%s, id) FROM changed"
 )
-"""A job that the reaper already failed stays failed: its replica was presumed gone."""
+"""A job that the reaper already failed stays failed: its replica was presumed gone (and the reaper
+said so). The change and its notification are one statement: one round trip per job."""
 REAP = (
     "UPDATE jobs SET state = 'failed', error = %s, updated_at = %s, finished_at = %s"
     " WHERE state = 'running' AND heartbeat_at < %s RETURNING id"
@@ -172,10 +174,8 @@ class JobBoard:
             batch, self._dirty = self._dirty, {}
             rows = [await self._update_row(job) for job in batch.values()]
             try:
-                async with self._database.connection() as connection:
-                    for row in rows:
-                        await connection.execute(UPDATE, row)
-                        await connection.execute("SELECT pg_notify(%s, %s)", (CHANGED, row[-1]))
+                async with self._database.connection() as connection, connection.cursor() as cursor:
+                    await cursor.executemany(UPDATE, rows)  # pipelined: one round trip per batch
             except (StoreError, psycopg.Error):
                 self._dirty = {**batch, **self._dirty}
                 raise
@@ -196,7 +196,7 @@ class JobBoard:
         now = time.time()
         return (
             job.state, job.crashed, job.error, Jsonb(_steps(job)), result, _cost(job), now,
-            now if job.done else None, job.id,
+            now if job.done else None, job.id, CHANGED,
         )  # fmt: skip
 
     async def _listen(self) -> None:
