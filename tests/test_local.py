@@ -268,6 +268,9 @@ async def test_one_model_copy_and_one_inference_at_a_time() -> None:
         async def partial_image(self, data: bytes, index: int) -> None:
             """Unused."""
 
+        async def reply_arriving(self, size: int | None) -> None:
+            """Unused."""
+
     async with anyio.create_task_group() as group:
         for _ in range(5):
             group.start_soon(runner.run, infer, Steps())

@@ -34,12 +34,17 @@ CAPS = openai_capabilities(("gpt-image-2",), "gpt-image-2", ("png", "jpeg", "web
 class RecordingEvents:
     steps: list[str] = field(default_factory=list)
     partials: list[tuple[int, bytes]] = field(default_factory=list)
+    replies: list[tuple[int | None, list[str]]] = field(default_factory=list)
+    """Each reply announced before its body was read: its size, and the steps reported until then."""
 
     def step(self, message: str) -> None:
         self.steps.append(message)
 
     async def partial_image(self, data: bytes, index: int) -> None:
         self.partials.append((index, data))
+
+    async def reply_arriving(self, size: int | None) -> None:
+        self.replies.append((size, list(self.steps)))
 
 
 @pytest.fixture

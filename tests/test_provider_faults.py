@@ -4,6 +4,7 @@ reaches a log line or an error."""
 
 from __future__ import annotations
 
+import base64
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -211,3 +212,18 @@ async def test_stream_cut_halfway(
     assert "stream ended before the final image (after 1 partial image(s))" in str(error)
     assert len(fake_openai.requests) == 1
     assert_no_key_leaked(caplog, error)
+
+
+async def test_a_reply_is_announced_with_its_size_before_its_body_is_read(
+    fake_openai: FakeOpenAIImages, http: httpx2.AsyncClient
+) -> None:
+    """The server's room for large replies (`CallEvents.reply_arriving`) is asked before the body is
+    read, with the size the reply declares."""
+    events = RecordingEvents()
+    result = await provider(fake_openai.url, http).generate(REQUEST, events)
+    [(size, steps_before)] = events.replies
+    encoded = len(base64.b64encode(fake_openai.images_sent[0]))
+    assert size is not None and encoded < size < encoded + 2048, "the JSON body's Content-Length"
+    assert not any(step.startswith("received") for step in steps_before), steps_before
+    assert any(step.startswith("received") for step in events.steps), "and read after"
+    assert result.images[0].data == fake_openai.images_sent[0]

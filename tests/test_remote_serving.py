@@ -8,6 +8,7 @@ import functools
 import json
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -21,11 +22,15 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from mcp import Client
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.types import CallToolResult
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from mcp_imagegen.images import preview, workers
+from mcp_imagegen.images.preview import Preview
+from mcp_imagegen.server.jobs import images as job_images
 from tests.connect import LEGACY_HANDSHAKE, child_env, connect, http_server
 from tests.fakes.loopback import LoopbackServer, free_port
 from tests.fakes.openai_images import FakeOpenAIImages
@@ -274,3 +279,52 @@ async def test_a_burst_to_a_cloud_provider_is_not_queued_by_default(
         for _ in range(40):
             group.start_soon(client.call_tool, "generate_image", {"prompt": "x"})
     assert fake_openai.max_in_flight == 40
+
+
+async def test_large_replies_wait_for_room_and_small_ones_do_not(
+    server_env: dict[str, str], fake_openai: FakeOpenAIImages, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Large replies that arrive together are taken in hand a few at a time (twice the cores: two
+    here), the rest waiting in their connections, and every call still succeeds; small replies are
+    read at once. The first preview is held until a reply is seen waiting (or 10 s pass)."""
+    monkeypatch.setattr(workers, "usable_cores", lambda: 1)
+    queued = (
+        "queued: the server is already processing 2 large replies; openai's reply waits in its connection"
+    )
+    seen_waiting = threading.Event()
+    fit = preview.fit_one
+
+    def held_fit(*args: Any, **kwargs: Any) -> Preview:
+        seen_waiting.wait(10)
+        return fit(*args, **kwargs)
+
+    monkeypatch.setattr(job_images, "fit_one", held_fit)
+    messages: list[str] = []
+
+    async def progress(progress: float, total: float | None, message: str | None) -> None:
+        messages.append(message or "")
+        if message == queued:
+            seen_waiting.set()
+
+    async def burst(size: str) -> list[CallToolResult]:
+        results: list[CallToolResult] = []
+
+        async def one() -> None:
+            arguments = {"prompt": "x", "size": size}
+            results.append(await client.call_tool("generate_image", arguments, progress_callback=progress))
+
+        async with anyio.create_task_group() as group:
+            for _ in range(5):
+                group.start_soon(one)
+        return results
+
+    async with connect("memory", server_env) as client:
+        seen_waiting.set()
+        small = await burst("1024x1024")
+        assert all(not result.is_error for result in small), small[0].content
+        assert not any(message.startswith("queued") for message in messages), messages
+        seen_waiting.clear()
+        large = await burst("3840x2160")
+    assert all(not result.is_error for result in large)
+    assert len(fake_openai.images_sent[-1]) > workers.LARGE_REPLY_BYTES
+    assert queued in messages, "a reply waited while two were in hand"

@@ -120,6 +120,8 @@ async def send(
 ) -> httpx2.Response:
     """POST and return a 2xx response with its body read (see `open_stream` for the rest)."""
     async with open_stream(client, exchange, events) as response:
+        length = response.headers.get("content-length", "")
+        await events.reply_arriving(int(length) if length.isdigit() else None)
         started = time.monotonic()
         await response.aread()
         events.step(

@@ -215,12 +215,16 @@ class CallEvents(Protocol):
 
     `step` is called at real milestones (request sent, first byte, download finished) and
     must not block. `partial_image` receives each streamed intermediate image as the
-    provider sent it (undecoded).
+    provider sent it (undecoded). `reply_arriving` is awaited before a reply's body is read,
+    with its size when the reply gives one: it may wait until the server has room for the
+    body, which stays in the connection meanwhile.
     """
 
     def step(self, message: str) -> None: ...
 
     async def partial_image(self, data: bytes, index: int) -> None: ...
+
+    async def reply_arriving(self, size: int | None) -> None: ...
 
 
 class SilentEvents:
@@ -231,6 +235,9 @@ class SilentEvents:
 
     async def partial_image(self, data: bytes, index: int) -> None:
         """Drop the image."""
+
+    async def reply_arriving(self, size: int | None) -> None:
+        """Read every reply at once."""
 
 
 SILENT = SilentEvents()

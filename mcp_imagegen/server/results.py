@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Literal
 
-import anyio.to_thread
 from mcp.types import CallToolResult, ContentBlock, ImageContent, ResourceLink, TextContent
 from pydantic import BaseModel, Field, JsonValue
 
 from mcp_imagegen.config import Settings
 from mcp_imagegen.images import b64
 from mcp_imagegen.images.preview import Preview, PreviewSource, fit_previews
+from mcp_imagegen.images.workers import run_image_work
 from mcp_imagegen.store.base import Store, StoredImage
 
 
@@ -93,7 +93,7 @@ async def stored_previews(
     rendering after the first (a later get_job, or one on another replica)."""
     stored = [await store.read(image_id, owner=owner) for image_id in image_ids]
     sources = [PreviewSource(data, image.mime_type, image.width, image.height) for image, data in stored]
-    return await anyio.to_thread.run_sync(
+    return await run_image_work(
         lambda: fit_previews(sources, max_bytes=settings.inline_max_bytes, max_side=settings.inline_max_side)
     )
 

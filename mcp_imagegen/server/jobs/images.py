@@ -24,6 +24,7 @@ from pydantic import JsonValue
 from mcp_imagegen.errors import InputError, MalformedReplyError
 from mcp_imagegen.images import codec
 from mcp_imagegen.images.preview import Preview, PreviewSource, fit_one
+from mcp_imagegen.images.workers import LARGE_REPLY_BYTES, replies_in_hand, run_image_work
 from mcp_imagegen.providers.base import CallEvents, InputImage, Operation, ProviderResult
 from mcp_imagegen.server.jobs.core import Job
 from mcp_imagegen.server.principals import Principal
@@ -50,6 +51,7 @@ class JobEvents:
         self._model = model
         self._prompt = prompt
         self.partials: list[StoredImage] = []
+        self._in_hand = False
 
     def step(self, message: str) -> None:
         self._job.step(message)
@@ -80,6 +82,25 @@ class JobEvents:
             stored = await self._app.store.put(new)
             self.partials.append(stored)
         self._job.step(f"partial image {len(self.partials)} ({facts.width}x{facts.height}): {stored.uri}")
+
+    async def reply_arriving(self, size: int | None) -> None:
+        """Take room for a large reply, once per call: it is kept until the call's images are
+        stored and previewed (`done_with_replies`), since they are what holds the memory."""
+        if self._in_hand or (size is not None and size < LARGE_REPLY_BYTES):
+            return
+        room = replies_in_hand()
+        if room.available_tokens == 0:
+            self._job.step(
+                f"queued: the server is already processing {room.total_tokens:.0f} large replies; "
+                f"{self._provider}'s reply waits in its connection"
+            )
+        await room.acquire_on_behalf_of(self)
+        self._in_hand = True
+
+    def done_with_replies(self) -> None:
+        if self._in_hand:
+            replies_in_hand().release_on_behalf_of(self)
+            self._in_hand = False
 
     async def discard_partials(self) -> None:
         with anyio.CancelScope(shield=True):
@@ -117,6 +138,7 @@ class ImageWork:
                     extra["mask_id"] = await keep_input(self.app, self.mask, "mask", owner)
                 stored, previews = await self._store_outputs(result, parents, extra, owner)
         finally:
+            events.done_with_replies()
             if not self.keep_partials:
                 await events.discard_partials()
         usage = result.metadata.get("usage")
@@ -162,7 +184,7 @@ class ImageWork:
             source = PreviewSource(new.data, new.mime_type, new.width, new.height)
             fit = functools.partial(fit_one, source, max_bytes=budget, max_side=settings.inline_max_side)
             try:
-                previews[index] = await anyio.to_thread.run_sync(fit)
+                previews[index] = await run_image_work(fit)
             except Exception:
                 logger.debug("preview of image %d deferred", index + 1, exc_info=True)
 

@@ -164,6 +164,9 @@ class _JobSteps:
     async def partial_image(self, data: bytes, index: int) -> None:
         """Vision answers carry no images."""
 
+    async def reply_arriving(self, size: int | None) -> None:
+        """A vision answer is text: read it at once."""
+
 
 async def _prepared(
     app: AppState, reference: str, caps: Capabilities, index: int, count: int

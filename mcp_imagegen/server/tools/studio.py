@@ -19,6 +19,7 @@ from pydantic import Field
 from mcp_imagegen.errors import ImageNotFoundError
 from mcp_imagegen.images import b64
 from mcp_imagegen.images.preview import PreviewSource, fit_one
+from mcp_imagegen.images.workers import run_image_work
 from mcp_imagegen.providers.base import Operation
 from mcp_imagegen.providers.registry import ProviderRegistry
 from mcp_imagegen.server.principals import current_principal
@@ -110,7 +111,7 @@ async def _card(app: AppState, image: StoredImage) -> dict[str, Any]:
     source = PreviewSource(data, image.mime_type, image.width, image.height)
     fit = functools.partial(fit_one, source, max_bytes=THUMBNAIL_BYTES, max_side=THUMBNAIL_SIDE)
     try:
-        thumbnail = await anyio.to_thread.run_sync(fit)
+        thumbnail = await run_image_work(fit)
         picture: str | None = f"data:{thumbnail.mime_type};base64,{b64.encode(thumbnail.data)}"
     except Exception:  # noqa: BLE001 - an image that cannot be shown small is still listed
         picture = None
