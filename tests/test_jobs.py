@@ -128,3 +128,22 @@ async def test_job_ids_are_long_random_and_distinct(task_group: TaskGroup) -> No
     ids = {Job("t", "p", "m").id for _ in range(1000)}
     assert len(ids) == 1000
     assert all(job_id.startswith("job_") and len(job_id) == 28 for job_id in ids)
+
+
+async def test_every_job_that_waits_for_a_slot_says_so(task_group: TaskGroup) -> None:
+    """Five jobs started in the same instant with two slots: the three that wait each say so,
+    and the two that run at once do not."""
+    jobs = JobManager(task_group, timeout_s=30, retention_s=60, max_concurrent=2)
+    release = anyio.Event()
+
+    async def held(job: Job) -> Done:
+        await release.wait()
+        return Done()
+
+    started = [await jobs.start("generate_image", "openai", "m", held, "start") for _ in range(5)]
+    await anyio.sleep(0.1)
+    said = [[step.message for step in job.steps] for job in started]
+    release.set()
+    for job in started:
+        assert await job.wait(5) and job.state == "succeeded"
+    assert said == [["start"]] * 2 + [["start", "queued: all 2 provider slots are busy"]] * 3

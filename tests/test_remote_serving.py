@@ -246,7 +246,7 @@ async def test_provider_calls_are_capped_and_queue(
                 group.start_soon(one)
     assert all(not result.is_error for result in results)
     assert fake_openai.max_in_flight == 2
-    assert "queued: all 2 provider slots are busy" in messages, messages
+    assert messages.count("queued: all 2 provider slots are busy") == 3, "each call that waited said so"
 
 
 async def test_each_provider_has_its_own_in_flight_limit(
@@ -268,7 +268,7 @@ async def test_each_provider_has_its_own_in_flight_limit(
                 )
             )
     assert fake_openai.max_in_flight == 3
-    assert "queued: all 3 openai provider slots are busy" in messages, messages
+    assert messages.count("queued: all 3 openai provider slots are busy") == 4, messages
 
 
 async def test_a_burst_to_a_cloud_provider_is_not_queued_by_default(

@@ -17,7 +17,8 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
@@ -134,17 +135,27 @@ class Job:
                 await self.changed.wait()
         return self.done
 
+    @asynccontextmanager
+    async def _slot(self, limiter: anyio.CapacityLimiter, whose: str) -> AsyncIterator[None]:
+        """Hold a slot of `limiter`; a job that has to wait for it says so first. Taking a free slot
+        does not yield, so jobs started together cannot all see one free slot and none say they wait."""
+        try:
+            limiter.acquire_nowait()
+        except anyio.WouldBlock:
+            self.step(f"queued: all {limiter.total_tokens:.0f} {whose}provider slots are busy")
+            await limiter.acquire()
+        try:
+            yield
+        finally:
+            limiter.release()
+
     async def run(self, work: Work, timeout_s: float, slots: Slots) -> None:
         """Do the work once a slot of its provider and an overall slot are free, and record how it
         ended; never raises except to cancel its task. The time limit counts the wait for slots too."""
         started = False
         try:
             with self._scope, anyio.move_on_after(timeout_s) as limit:
-                for limiter, whose in ((slots.provider, f"{self.provider} "), (slots.overall, "")):
-                    if not limiter.available_tokens:
-                        self.step(f"queued: all {limiter.total_tokens:.0f} {whose}provider slots are busy")
-                        break
-                async with slots.provider, slots.overall:
+                async with self._slot(slots.provider, f"{self.provider} "), self._slot(slots.overall, ""):
                     started = True
                     outcome = await work(self)
                 self._finish("succeeded", outcome=outcome)

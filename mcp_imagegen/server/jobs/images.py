@@ -89,12 +89,14 @@ class JobEvents:
         if self._in_hand or (size is not None and size < LARGE_REPLY_BYTES):
             return
         room = replies_in_hand()
-        if room.available_tokens == 0:
+        try:
+            room.acquire_on_behalf_of_nowait(self)
+        except anyio.WouldBlock:
             self._job.step(
                 f"queued: the server is already processing {room.total_tokens:.0f} large replies; "
                 f"{self._provider}'s reply waits in its connection"
             )
-        await room.acquire_on_behalf_of(self)
+            await room.acquire_on_behalf_of(self)
         self._in_hand = True
 
     def done_with_replies(self) -> None:
