@@ -52,7 +52,7 @@ from mcp_imagegen.providers.base import (
     ImageDescriber,
     ProviderResult,
 )
-from mcp_imagegen.providers.openai_endpoint import ImagesEndpoint, ImagesOperation
+from mcp_imagegen.providers.openai_endpoint import ImagesEndpoint, ImagesOperation, request_id
 from mcp_imagegen.providers.openai_responses import (
     Action,
     ResponseReader,
@@ -289,10 +289,10 @@ class OpenAIImages(HttpProvider):
             str(message) if message else f"{response.reason_phrase or 'error'}", self._endpoint.secrets
         )
         code_text = str(code) if code is not None else None
-        request_id = response.headers.get("x-request-id") or response.headers.get("apim-request-id")
+        given_id = request_id(response.headers)
         if code_text in CONTENT_POLICY_CODES or inner_code == "ResponsibleAIPolicyViolation" or flagged:
             text = f"{text}{flagged}"
-            return ContentPolicyError(self.name, text, status=status, code=code_text, request_id=request_id)
+            return ContentPolicyError(self.name, text, status=status, code=code_text, request_id=given_id)
         if status in (401, 403):
             text = f"{text} (check {self._endpoint.key_hint})"
         elif status == 404 and self._endpoint.deployment_path:
@@ -303,7 +303,7 @@ class OpenAIImages(HttpProvider):
             status=status if status >= 400 else None,
             code=code_text,
             retry_after=retry_after_seconds(response),
-            request_id=request_id,
+            request_id=given_id,
         )
 
 
@@ -395,9 +395,9 @@ def _decode_item(provider: str, item: object, where: str) -> GeneratedImage:
 def _reply_facts(body: Mapping[str, Any], response: httpx2.Response) -> dict[str, JsonValue]:
     """The reply fields worth keeping in image metadata, plus the request id support asks for."""
     metadata: dict[str, JsonValue] = {key: body[key] for key in RESPONSE_FACTS if key in body}
-    request_id = response.headers.get("x-request-id") or response.headers.get("apim-request-id")
-    if request_id:
-        metadata["request_id"] = request_id
+    given_id = request_id(response.headers)
+    if given_id:
+        metadata["request_id"] = given_id
     return metadata
 
 

@@ -369,3 +369,9 @@ def endpoint_spec(name: str, endpoint: EndpointSettings) -> ProviderSpec:
         probe=probe,
         max_in_flight=16,  # often one GPU server (a local Stable Diffusion, vLLM): not a cloud
     )
+
+
+def request_id(headers: httpx2.Headers) -> str | None:
+    """The id OpenAI (`x-request-id`) or Azure (`apim-request-id`) gave a request: what their
+    support asks for, kept in image metadata and quoted in errors."""
+    return headers.get("x-request-id") or headers.get("apim-request-id")

@@ -23,7 +23,7 @@ from mcp_imagegen.errors import MalformedReplyError, ProviderError, ProviderUnre
 from mcp_imagegen.images import b64
 from mcp_imagegen.providers._http import SSEEvent, event_object, read_json_object, reply_image_bytes
 from mcp_imagegen.providers.base import CallEvents, EditRequest, GeneratedImage, GenerateRequest, InputImage
-from mcp_imagegen.providers.openai_endpoint import ImagesEndpoint
+from mcp_imagegen.providers.openai_endpoint import ImagesEndpoint, request_id
 
 Action = Literal["generate", "edit"]
 ErrorFromBody = Callable[[Mapping[str, Any], httpx2.Response], ProviderError]
@@ -284,10 +284,9 @@ class ResponseReader:
         if self._call.streams:
             metadata["streamed"] = True
             metadata["partial_images_received"] = self._partials
-        headers = self._response.headers
-        request_id = headers.get("x-request-id") or headers.get("apim-request-id")
-        if request_id:
-            metadata["request_id"] = request_id
+        given = request_id(self._response.headers)
+        if given:
+            metadata["request_id"] = given
         return metadata
 
 
