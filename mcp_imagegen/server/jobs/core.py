@@ -137,17 +137,14 @@ class Job:
 
     @asynccontextmanager
     async def _slot(self, limiter: anyio.CapacityLimiter, whose: str) -> AsyncIterator[None]:
-        """Hold a slot of `limiter`; a job that has to wait for it says so first. Taking a free slot
-        does not yield, so jobs started together cannot all see one free slot and none say they wait."""
-        try:
-            limiter.acquire_nowait()
-        except anyio.WouldBlock:
-            self.step(f"queued: all {limiter.total_tokens:.0f} {whose}provider slots are busy")
-            await limiter.acquire()
+        """Hold a slot of `limiter`; a job that has to wait for it says so first."""
+        await take_slot(
+            limiter, self, f"queued: all {limiter.total_tokens:.0f} {whose}provider slots are busy"
+        )
         try:
             yield
         finally:
-            limiter.release()
+            limiter.release_on_behalf_of(self)
 
     async def run(self, work: Work, timeout_s: float, slots: Slots) -> None:
         """Do the work once a slot of its provider and an overall slot are free, and record how it
@@ -195,6 +192,19 @@ class Job:
         changed.set()
         if self.on_change is not None:
             self.on_change(self)
+
+
+async def take_slot(limiter: anyio.CapacityLimiter, job: Job, waiting: str) -> None:
+    """Take a slot of `limiter` for `job`, which reports `waiting` as a step if it has to wait.
+
+    Taking a free slot does not yield, so jobs started in the same instant cannot all see one free
+    slot, then wait without saying so.
+    """
+    try:
+        limiter.acquire_on_behalf_of_nowait(job)
+    except anyio.WouldBlock:
+        job.step(waiting)
+        await limiter.acquire_on_behalf_of(job)
 
 
 @dataclass(frozen=True)

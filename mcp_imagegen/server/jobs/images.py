@@ -26,7 +26,7 @@ from mcp_imagegen.images import codec
 from mcp_imagegen.images.preview import Preview, PreviewSource, fit_one
 from mcp_imagegen.images.workers import LARGE_REPLY_BYTES, replies_in_hand, run_image_work
 from mcp_imagegen.providers.base import CallEvents, InputImage, Operation, ProviderResult
-from mcp_imagegen.server.jobs.core import Job
+from mcp_imagegen.server.jobs.core import Job, take_slot
 from mcp_imagegen.server.principals import Principal
 from mcp_imagegen.server.results import image_result, stored_previews
 from mcp_imagegen.server.spending import Approval, run_paid_job
@@ -89,19 +89,16 @@ class JobEvents:
         if self._in_hand or (size is not None and size < LARGE_REPLY_BYTES):
             return
         room = replies_in_hand()
-        try:
-            room.acquire_on_behalf_of_nowait(self)
-        except anyio.WouldBlock:
-            self._job.step(
-                f"queued: the server is already processing {room.total_tokens:.0f} large replies; "
-                f"{self._provider}'s reply waits in its connection"
-            )
-            await room.acquire_on_behalf_of(self)
+        waiting = (
+            f"queued: the server is already processing {room.total_tokens:.0f} large replies; "
+            f"{self._provider}'s reply waits in its connection"
+        )
+        await take_slot(room, self._job, waiting)
         self._in_hand = True
 
     def done_with_replies(self) -> None:
         if self._in_hand:
-            replies_in_hand().release_on_behalf_of(self)
+            replies_in_hand().release_on_behalf_of(self._job)
             self._in_hand = False
 
     async def discard_partials(self) -> None:
