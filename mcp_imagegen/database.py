@@ -202,11 +202,19 @@ async def check_quietly(connection: Connection) -> None:
     """
     from psycopg_pool import AsyncConnectionPool
 
-    if not connection.closed:
-        readable, _, _ = select.select([connection.fileno()], [], [], 0)
-        if not readable:
-            return
+    if not connection.closed and not _has_input(connection.fileno()):
+        return
     await AsyncConnectionPool.check_connection(connection)
+
+
+def _has_input(fd: int) -> bool:
+    """Whether the socket has something to read, or was closed, now. `poll`, not `select`, where
+    there is one: a replica with many clients has descriptors past select's limit of 1024."""
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(0))
+    return bool(select.select([fd], [], [], 0)[0])  # Windows: its select has no such limit
 
 
 async def migrate(connection: Connection) -> int:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import resource
+import socket
 import time
 
 import anyio
@@ -285,3 +287,22 @@ async def test_a_stateless_server_asks_where_it_can_and_otherwise_goes_ahead(
     assert not result.is_error, result.content
     assert len(asked) == (1 if mode == "auto" else 0)
     assert len(fake_openai.requests) == 1
+
+
+def test_the_pool_check_reads_sockets_past_select_s_limit() -> None:
+    """A replica serving many clients has descriptors past 1024, where `select` refuses them: the
+    check before a pooled connection is used still tells a quiet socket from one the server closed."""
+    limit = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if limit[1] != resource.RLIM_INFINITY and limit[1] < 2100:
+        pytest.skip("this machine allows no descriptor past 2048")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(limit[0], 2100), limit[1]))
+    ours, server = socket.socketpair()
+    high = os.dup2(ours.fileno(), 2048)
+    try:
+        assert not database._has_input(high), "a quiet connection is used without a round trip"
+        server.close()
+        assert database._has_input(high), "a connection its server closed gets the full check"
+    finally:
+        os.close(high)
+        ours.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, limit)
