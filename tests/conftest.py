@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,6 +41,16 @@ PROVIDER_ENV_PREFIXES = (
 
 LOCAL_MODELS_DIR = Path(os.environ.get("IMAGEGEN_MODELS_DIR") or default_models_dir()).expanduser()
 """Where `mcp-imagegen models fetch` put the local models (read before `clean_env` clears IMAGEGEN_*)."""
+
+
+def pytest_report_header() -> str:
+    """Which browser the studio's browser tests run on: engines differ (Chromium 156 draws no
+    zero-length stroke), so a run says which one it proved the app on."""
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        return "chromium: not installed (the studio browser tests will fail: apt-get install chromium)"
+    said = subprocess.run([chromium, "--version"], check=False, capture_output=True, text=True, timeout=30)
+    return f"chromium: {said.stdout.strip() or said.stderr.strip()}"
 
 
 @pytest.fixture

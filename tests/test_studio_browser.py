@@ -148,6 +148,46 @@ async def test_a_painted_stroke_is_the_edit_mask_at_the_images_resolution(
     screenshot(await host.page.screenshot(full_page=True), tmp_path / "edited.png")
 
 
+async def mask_alpha(host: StudioHost) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    """Where the mask canvas is painted, at the image's resolution, read from its own pixels."""
+    url = await host.frame.locator("#mask").evaluate("m => m.toDataURL('image/png')")
+    with Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))) as painted:
+        return np.asarray(painted.getchannel("A")) > 0
+
+
+def disc(size: int, centre: tuple[float, float], diameter: float) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    ys, xs = np.mgrid[0:size, 0:size]
+    return np.asarray((xs + 0.5 - centre[0]) ** 2 + (ys + 0.5 - centre[1]) ** 2 <= (diameter / 2) ** 2)
+
+
+def agreement(seen: np.ndarray[Any, Any], truth: np.ndarray[Any, Any]) -> float:
+    return float((seen & truth).sum() / (seen | truth).sum())
+
+
+async def test_a_click_paints_a_dab_and_an_eraser_click_clears_one(
+    client: Client, host: StudioHost, tmp_path: Path
+) -> None:
+    """A click is a zero-length stroke, which Chromium 156 draws as nothing even with round caps:
+    the brush must still leave a disc of its size, and the eraser must clear one."""
+    await host.start()
+    await generate(client, host, prompt="a lighthouse", size="1024x1024")
+    await shown_image_id(host)
+    box = await host.frame.locator("#mask").bounding_box()
+    assert box is not None
+    scale = 1024 / box["width"]
+    diameter = 32 * scale  # the brush slider's default, in screen pixels
+    mouse = host.page.mouse
+    await mouse.click(box["x"] + 0.5 * box["width"], box["y"] + 0.5 * box["height"])
+    dab = disc(1024, (512, 512), diameter)
+    assert agreement(await mask_alpha(host), dab) > 0.9
+    await host.frame.locator("[data-tool=eraser]").click()
+    await mouse.click(box["x"] + 0.5 * box["width"] + 16, box["y"] + 0.5 * box["height"])
+    left = dab & ~disc(1024, (512 + 16 * scale, 512), diameter)
+    seen = await mask_alpha(host)
+    assert agreement(seen, left) > 0.85 and not seen[512, 530]
+    screenshot(await host.page.screenshot(full_page=True), tmp_path / "dab.png")
+
+
 async def _edit_arrived(fake: FakeOpenAIImages, before: int) -> bool:
     return any(sent.path.endswith("/edits") for sent in fake.requests[before:])
 
