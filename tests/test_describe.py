@@ -286,7 +286,8 @@ async def test_images_are_checked_against_the_providers_byte_cap(tmp_path: Path)
     from dataclasses import replace
 
     from mcp_imagegen.config import Settings
-    from mcp_imagegen.images.inputs import InputResolver
+    from mcp_imagegen.images.inputs import ReferenceReader
+    from mcp_imagegen.server.inputs import InputResolver
     from mcp_imagegen.server.state import AppState
     from mcp_imagegen.server.tools.describe import _prepared
     from mcp_imagegen.store.local import LocalStore
@@ -298,7 +299,7 @@ async def test_images_are_checked_against_the_providers_byte_cap(tmp_path: Path)
         settings,
         store,
         unused,
-        InputResolver(store, tmp_path / "store", [], 10_000_000),
+        InputResolver(store, ReferenceReader(tmp_path / "store", [], 10_000_000)),
         unused,
         unused,
         unused,

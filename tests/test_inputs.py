@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from mcp_imagegen.errors import InputError
-from mcp_imagegen.images.inputs import InputResolver
+from mcp_imagegen.images.inputs import ReferenceReader
+from mcp_imagegen.server.inputs import InputResolver
 from mcp_imagegen.server.principals import LOCAL, Principal
 from mcp_imagegen.store.base import NewImage
 from mcp_imagegen.store.local import LocalStore
@@ -27,7 +28,7 @@ def allowed(tmp_path: Path) -> Path:
 @pytest.fixture
 def resolver(tmp_path: Path, allowed: Path) -> InputResolver:
     store = LocalStore(tmp_path / "store")
-    return InputResolver(store, tmp_path / "store", [allowed], max_bytes=100_000)
+    return InputResolver(store, ReferenceReader(tmp_path / "store", [allowed], max_bytes=100_000))
 
 
 async def test_store_uri(tmp_path: Path, resolver: InputResolver) -> None:
@@ -103,14 +104,16 @@ async def test_remote_callers_name_no_server_files_unless_allowed(tmp_path: Path
     store = LocalStore(tmp_path / "store")
     stored = await store.put(NewImage(png_bytes(), "image/png", 64, 48, "generated", "alice"))
     (allowed / "cat.png").write_bytes(png_bytes())
-    closed = InputResolver(store, tmp_path / "store", [allowed], max_bytes=100_000)
+    closed = InputResolver(store, ReferenceReader(tmp_path / "store", [allowed], max_bytes=100_000))
     for reference in (str(allowed / "cat.png"), (allowed / "cat.png").as_uri(), str(stored.path)):
         with pytest.raises(InputError, match="file paths are not read for callers over the network"):
             await closed.resolve(reference, "image", ALICE)
     shared = tmp_path / "shared"
     shared.mkdir()
     (shared / "logo.png").write_bytes(png_bytes())
-    opened = InputResolver(store, tmp_path / "store", [allowed], max_bytes=100_000, remote_roots=[shared])
+    opened = InputResolver(
+        store, ReferenceReader(tmp_path / "store", [allowed], max_bytes=100_000, remote_roots=[shared])
+    )
     assert (await opened.resolve(str(shared / "logo.png"), "image", ALICE)).filename == "logo.png"
     # The store's own files (everyone's images) and the local allowed folders stay closed.
     for reference in (str(stored.path), str(allowed / "cat.png")):

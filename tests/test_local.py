@@ -260,20 +260,9 @@ async def test_one_model_copy_and_one_inference_at_a_time() -> None:
 
     runner = ModelRunner("test", load)
     steps: list[str] = []
-
-    class Steps:
-        def step(self, message: str) -> None:
-            steps.append(message)
-
-        async def partial_image(self, data: bytes, index: int) -> None:
-            """Unused."""
-
-        async def reply_arriving(self, size: int | None) -> None:
-            """Unused."""
-
     async with anyio.create_task_group() as group:
         for _ in range(5):
-            group.start_soon(runner.run, infer, Steps())
+            group.start_soon(runner.run, infer, steps.append)
     assert loads == [1] and most == 1
     assert any(step.startswith("queued: the local test model is busy") for step in steps)
 

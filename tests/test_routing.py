@@ -13,6 +13,7 @@ import pytest
 
 from mcp_imagegen.config import load_settings
 from mcp_imagegen.errors import ConfigError, InputError, UnsupportedOptionError
+from mcp_imagegen.operations import DESCRIBE, GENERATE, UPSCALE
 from mcp_imagegen.providers.registry import BUILTIN, ProviderRegistry, no_provider_message, spec_for
 
 pytestmark = pytest.mark.anyio
@@ -36,9 +37,9 @@ async def test_no_provider_names_every_way_to_configure_one(client: httpx2.Async
     # Without a key, the local provider still segments, upscales and describes.
     assert [registry.default_name(op) for op in ("segment", "upscale", "describe")] == ["local"] * 3
     with pytest.raises(ConfigError, match="the openai provider is not configured: set OPENAI_API_KEY"):
-        registry.generator("openai")
+        registry.provider_for(GENERATE, "openai")
     with pytest.raises(InputError, match="unknown provider 'dall-e'; known providers: openai, azure"):
-        registry.generator("dall-e")
+        registry.provider_for(GENERATE, "dall-e")
 
 
 async def test_cloud_first_local_last_and_routing_by_model(
@@ -51,11 +52,11 @@ async def test_cloud_first_local_last_and_routing_by_model(
     assert registry.default_name("describe") == "openai"
     assert registry.default_name("segment") == "local"
     # A model only Google serves goes to Google though OpenAI comes first.
-    assert registry.generator(None, "gemini-3.1-flash-image").name == "google"
-    assert registry.generator(None, "gpt-image-2").name == "openai"
-    assert registry.describer(None, "gemini-2.5-pro").name == "google"
+    assert registry.provider_for(GENERATE, None, "gemini-3.1-flash-image").name == "google"
+    assert registry.provider_for(GENERATE, None, "gpt-image-2").name == "openai"
+    assert registry.provider_for(DESCRIBE, None, "gemini-2.5-pro").name == "google"
     with pytest.raises(UnsupportedOptionError, match="google cannot upscale images; providers that can: "):
-        registry.upscaler("google")
+        registry.provider_for(UPSCALE, "google")
 
 
 async def test_default_provider_setting_wins_when_it_can(
@@ -64,7 +65,7 @@ async def test_default_provider_setting_wins_when_it_can(
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     monkeypatch.setenv("IMAGEGEN_DEFAULT_PROVIDER", "placeholder")
     registry = ProviderRegistry(load_settings(), client)
-    assert registry.generator(None).name == "placeholder"
+    assert registry.provider_for(GENERATE, None).name == "placeholder"
     # The placeholder cannot describe, so describe still goes to a real provider.
     assert registry.default_name("describe") == "openai"
 

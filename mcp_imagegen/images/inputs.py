@@ -1,12 +1,11 @@
-"""Turn an image reference into bytes: the one place that reads caller-supplied images.
-
-A reference is one string: an `imagegen://images/{id}` URI, a local path (or `file://`
-URI) inside an allowed folder or the store, a `data:` URI, or raw base64. Sizes are
+"""Turn an image reference that is not a store URI into bytes: a local path (or `file://` URI)
+inside an allowed folder or the store, an http(s) URL, a `data:` URI, or raw base64. Sizes are
 capped before anything is decoded; paths are resolved (symlinks, `..`) before the check.
 
-Every read is the caller's: a store URI names one of their own images (or, for an admin,
-anyone's), and a caller over an authenticated remote transport may name files only inside
-IMAGEGEN_REMOTE_ALLOW_PATHS, never inside the store (whose files belong to everyone).
+A caller over an authenticated remote transport may name files only inside
+IMAGEGEN_REMOTE_ALLOW_PATHS, never inside the store (whose files belong to everyone). Store URIs,
+which name one of the caller's own images, are read by `server/inputs.py`, which knows the store
+and the caller: this module knows neither.
 """
 
 from __future__ import annotations
@@ -17,19 +16,14 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 import anyio.to_thread
 
-from mcp_imagegen.errors import ImageNotFoundError, InputError
+from mcp_imagegen.errors import InputError
 from mcp_imagegen.images import b64
 from mcp_imagegen.images.fetch import UrlFetcher
-from mcp_imagegen.store.base import URI_PREFIX, Store
-
-if TYPE_CHECKING:
-    from mcp_imagegen.server.principals import Principal
 
 WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
 BASE64_TEXT = re.compile(r"^[A-Za-z0-9+/_\-\s]+={0,2}\s*$")
@@ -46,31 +40,29 @@ class RawInput:
     store_id: str | None = None
 
 
-class InputResolver:
+class ReferenceReader:
+    """Reads every reference form but store URIs, within the folders and limits it was given."""
+
     def __init__(
         self,
-        store: Store,
         store_dir: Path,
         allowed_dirs: list[Path],
         max_bytes: int,
         urls: UrlFetcher | None = None,
         remote_roots: list[Path] | None = None,
     ) -> None:
-        self._store = store
         self._roots = [store_dir, *allowed_dirs]
         self._remote_roots = list(remote_roots or [])
         self._max_bytes = max_bytes
         self._urls = urls
 
-    async def resolve(self, reference: str, what: str, caller: Principal) -> RawInput:
-        """Read the image `reference` names for `caller`; InputError says what is wrong and how to
-        fix it."""
+    async def read(self, reference: str, what: str, *, remote: bool) -> RawInput:
+        """Read the image `reference` names, for a caller over the network (`remote`) or on this
+        machine; InputError says what is wrong and how to fix it."""
         text = reference.strip()
         if not text:
             raise InputError(f"{what} is empty; pass an imagegen:// URI, a file path, a data URI or base64")
         lowered = text[:16].lower()
-        if lowered.startswith(URI_PREFIX[:11]):
-            return await self._from_store(text, what, caller)
         if lowered.startswith("data:"):
             return RawInput(self._from_data_uri(text, what), "image")
         if lowered.startswith(("http://", "https://")):
@@ -82,27 +74,17 @@ class InputResolver:
             data, filename = await self._urls.fetch(text, what)
             return RawInput(data, filename)
         if lowered.startswith("file:"):
-            return await self._from_path(_file_uri_path(text, what), what, caller)
+            return await self._from_path(_file_uri_path(text, what), what, remote)
         if len(text) <= LONG_REFERENCE and _looks_like_path(text):
-            return await self._from_path(Path(text), what, caller)
+            return await self._from_path(Path(text), what, remote)
         if BASE64_TEXT.match(text):
             return RawInput(self._decode_base64(text, what), "image")
         raise InputError(
             f"{what} is not an imagegen:// URI, an absolute file path, a data URI or base64: {text[:60]!r}"
         )
 
-    async def _from_store(self, uri: str, what: str, caller: Principal) -> RawInput:
-        image_id = uri[len(URI_PREFIX) :] if uri.startswith(URI_PREFIX) else ""
-        if not image_id or "/" in image_id:
-            raise InputError(f"{what} {uri!r} is not an image URI; use imagegen://images/<id>")
-        try:
-            stored, data = await self._store.read(image_id, owner=caller.sees)
-        except ImageNotFoundError:
-            raise InputError(f"{what}: no image {image_id!r} in the store (see resources/list)") from None
-        return RawInput(data, stored.name, stored.id)
-
-    async def _from_path(self, path: Path, what: str, caller: Principal) -> RawInput:
-        roots = self._remote_roots if caller.remote else self._roots
+    async def _from_path(self, path: Path, what: str, remote: bool) -> RawInput:
+        roots = self._remote_roots if remote else self._roots
         if not roots:
             raise InputError(
                 f"{what}: file paths are not read for callers over the network; pass an imagegen:// URI, "

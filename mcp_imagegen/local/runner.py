@@ -15,8 +15,6 @@ from typing import Generic, TypeVar
 import anyio
 import anyio.to_thread
 
-from mcp_imagegen.providers.base import CallEvents
-
 Model = TypeVar("Model")
 Result = TypeVar("Result")
 
@@ -37,13 +35,15 @@ class ModelRunner(Generic[Model]):
     def loaded(self) -> bool:
         return self._model is not None
 
-    async def run(self, work: Callable[[Model], Result], events: CallEvents) -> Result:
+    async def run(self, work: Callable[[Model], Result], step: Callable[[str], None]) -> Result:
+        """`work(model)` in a worker thread once the model is free; `step` hears that the call queues
+        or that the model loads (the provider passes its call's `CallEvents.step`)."""
         self._calls += 1
         try:
             if self._calls > 1:
-                events.step(f"queued: the local {self._label} model is busy with another call")
+                step(f"queued: the local {self._label} model is busy with another call")
             if not self.loaded:
-                events.step(f"loading the local {self._label} model")
+                step(f"loading the local {self._label} model")
             return await anyio.to_thread.run_sync(self._call, work, limiter=self._limiter)
         finally:
             self._calls -= 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from pydantic import JsonValue
 
@@ -18,11 +18,13 @@ from mcp_imagegen.providers.options import (
     EditOptions,
     GenerateOptions,
     OptionName,
+    RecontextOptions,
     SegmentOptions,
     UpscaleOptions,
 )
 
-Operation = Literal["generate", "edit", "upscale", "segment", "recontext", "describe"]
+if TYPE_CHECKING:  # the operation table imports this module; it names operations for the types only
+    from mcp_imagegen.operations import Operation
 
 
 @dataclass(frozen=True)
@@ -158,9 +160,12 @@ class SegmentRequest(SegmentOptions):
 
 
 @dataclass(frozen=True)
-class RecontextRequest(GenerateRequest):
+class RecontextRequest(RecontextOptions):
     """A product shown in a new scene; `images` are 1-3 views of the same product."""
 
+    prompt: str
+    model: str
+    n: int = 1
     images: tuple[InputImage, ...] = ()
 
 

@@ -31,6 +31,7 @@ from mcp_imagegen.errors import (
     UnsupportedOptionError,
 )
 from mcp_imagegen.images import b64
+from mcp_imagegen.operations import Operation
 from mcp_imagegen.providers import imagen
 from mcp_imagegen.providers._http import (
     DEFAULT_RETRY,
@@ -52,7 +53,6 @@ from mcp_imagegen.providers.base import (
     GeneratedImage,
     GenerateRequest,
     ModelFamily,
-    Operation,
     ProviderResult,
     RecontextRequest,
     SegmentRequest,

@@ -101,7 +101,7 @@ class LocalProvider:
                 )
             return codec.encode(_shaped(matte.mask, request), "png"), matte.score
 
-        mask, score = await runner.run(work, events)
+        mask, score = await runner.run(work, events.step)
         label = request.mode if not person or request.mode == "background" else "person"
         return ProviderResult(
             images=(GeneratedImage(mask, label=label, score=round(score, 4)),),
@@ -136,7 +136,7 @@ class LocalProvider:
             )
             try:
                 data, size = await self._esrgan.run(
-                    lambda model: finish(model.upscale(_upright(source, max_pixels), scale)), events
+                    lambda model: finish(model.upscale(_upright(source, max_pixels), scale)), events.step
                 )
             except RuntimeUnavailableError as exc:
                 metadata["note"] = (
@@ -171,7 +171,7 @@ class LocalProvider:
                 raise InputError("the local provider needs image bytes, not a URL")
             events.step(f"reading text in image {index + 1} of {len(request.images)} on this machine")
             facts, lines = await self._reader.run(
-                functools.partial(_read, item=item, max_pixels=self._max_pixels), events
+                functools.partial(_read, item=item, max_pixels=self._max_pixels), events.step
             )
             analyses.append(
                 {

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from mcp_imagegen.config import Settings
 from mcp_imagegen.local import catalogue, model_files
-from mcp_imagegen.providers.base import Capabilities, Operation, Provider
+from mcp_imagegen.operations import Operation
+from mcp_imagegen.providers.base import Capabilities, Provider
 from mcp_imagegen.providers.spec import ProviderSpec
 
 NAME = "local"

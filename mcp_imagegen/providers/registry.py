@@ -15,17 +15,8 @@ import httpx2
 
 from mcp_imagegen.config import Settings
 from mcp_imagegen.errors import ConfigError, InputError, UnsupportedOptionError
-from mcp_imagegen.providers.base import (
-    Capabilities,
-    ImageDescriber,
-    ImageEditor,
-    ImageGenerator,
-    ImageRecontexter,
-    ImageSegmenter,
-    ImageUpscaler,
-    Operation,
-    Provider,
-)
+from mcp_imagegen.operations import Operation, OperationSpec, ProviderT
+from mcp_imagegen.providers.base import Capabilities, Provider
 from mcp_imagegen.providers.spec import CLOUD_IN_FLIGHT, ProviderSpec
 
 LOCAL = "local"
@@ -170,47 +161,15 @@ class ProviderRegistry(ProviderCatalog):
         self._client = client
         self._built: dict[str, Provider] = {}
 
-    def generator(self, name: str | None, model: str | None = None) -> ImageGenerator:
-        provider = self.provider_for("generate", name, model)
-        if not isinstance(provider, ImageGenerator):
-            raise self._cannot(provider.name, "generate")
-        return provider
-
-    def editor(self, name: str | None, model: str | None = None) -> ImageEditor:
-        provider = self.provider_for("edit", name, model)
-        if not isinstance(provider, ImageEditor):
-            raise self._cannot(provider.name, "edit")
-        return provider
-
-    def describer(self, name: str | None, model: str | None = None) -> ImageDescriber:
-        provider = self.provider_for("describe", name, model)
-        if not isinstance(provider, ImageDescriber):
-            raise self._cannot(provider.name, "describe")
-        return provider
-
-    def upscaler(self, name: str | None, model: str | None = None) -> ImageUpscaler:
-        provider = self.provider_for("upscale", name, model)
-        if not isinstance(provider, ImageUpscaler):
-            raise self._cannot(provider.name, "upscale")
-        return provider
-
-    def segmenter(self, name: str | None, model: str | None = None) -> ImageSegmenter:
-        provider = self.provider_for("segment", name, model)
-        if not isinstance(provider, ImageSegmenter):
-            raise self._cannot(provider.name, "segment")
-        return provider
-
-    def recontexter(self, name: str | None, model: str | None = None) -> ImageRecontexter:
-        provider = self.provider_for("recontext", name, model)
-        if not isinstance(provider, ImageRecontexter):
-            raise self._cannot(provider.name, "recontext")
-        return provider
-
-    def provider_for(self, operation: Operation, name: str | None, model: str | None) -> Provider:
-        """The provider a call names, or the one that serves `model`, or the default for `operation`."""
-        provider = self._get(name or self._by_model(operation, model) or self.default_name(operation))
-        if operation not in provider.capabilities.operations:
-            raise self._cannot(provider.name, operation)
+    def provider_for(
+        self, operation: OperationSpec[ProviderT], name: str | None, model: str | None = None
+    ) -> ProviderT:
+        """The provider a call for `operation` names, or the one configured provider that serves
+        `model`, or the default for the operation; refused when it cannot do the operation."""
+        op = operation.name
+        provider = self._get(name or self._by_model(op, model) or self.default_name(op))
+        if op not in provider.capabilities.operations or not isinstance(provider, operation.protocol):
+            raise self._cannot(provider.name, op)
         return provider
 
     def _by_model(self, operation: Operation, model: str | None) -> str | None:

@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 import httpx2
 
 from mcp_imagegen.config import Settings
+from mcp_imagegen.operations import Operation
 from mcp_imagegen.providers._http import RetryPolicy
-from mcp_imagegen.providers.base import Capabilities, Operation, Provider
+from mcp_imagegen.providers.base import Capabilities, Provider
 
 CLOUD_IN_FLIGHT = 256
 """Enough for a burst of 256 calls to wait on the provider together, not on each other; a

@@ -35,11 +35,12 @@ from mcp_imagegen.config import Settings
 from mcp_imagegen.errors import InputError, StoreError
 from mcp_imagegen.images import codec
 from mcp_imagegen.images.fetch import UrlFetcher
-from mcp_imagegen.images.inputs import InputResolver
+from mcp_imagegen.images.inputs import ReferenceReader
 from mcp_imagegen.providers.lazy_transport import LazyTransport
 from mcp_imagegen.providers.registry import ProviderRegistry
 from mcp_imagegen.server import resources
-from mcp_imagegen.server.icons import icon
+from mcp_imagegen.server.icons import SERVER, icon
+from mcp_imagegen.server.inputs import InputResolver
 from mcp_imagegen.server.jobs.core import JobManager
 from mcp_imagegen.server.jobs.tasks import TasksExtension
 from mcp_imagegen.server.limits import RateLimit, RateLimiter
@@ -234,11 +235,13 @@ def build_server(
                 providers=providers,
                 inputs=InputResolver(
                     backing.store,
-                    settings.store_dir,
-                    settings.allowed_dirs,
-                    settings.max_input_bytes,
-                    _url_fetcher(settings, client),
-                    remote_roots=settings.remote_allow_paths,
+                    ReferenceReader(
+                        settings.store_dir,
+                        settings.allowed_dirs,
+                        settings.max_input_bytes,
+                        _url_fetcher(settings, client),
+                        remote_roots=settings.remote_allow_paths,
+                    ),
                 ),
                 jobs=JobManager(
                     jobs,
@@ -273,7 +276,7 @@ def build_server(
         log_level=settings.log_level,
         token_verifier=token_verifier,
         auth=auth,
-        icons=icon("server"),
+        icons=icon(SERVER),
         cache_hints=CACHE_HINTS,
         tools=tools,
         extensions=[TasksExtension(long_tools, settings.job_retention_seconds), studio_extension()],

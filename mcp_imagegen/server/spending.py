@@ -26,7 +26,7 @@ from mcp.types import CallToolResult
 from pydantic import BaseModel, Field, JsonValue
 
 from mcp_imagegen.errors import DeclinedError, ImagegenError
-from mcp_imagegen.providers.base import Operation
+from mcp_imagegen.operations import BY_NAME, Operation
 from mcp_imagegen.server.jobs.core import Job, JobOutcome
 from mcp_imagegen.server.jobs.delivery import run_as_job
 from mcp_imagegen.server.principals import current_principal
@@ -61,7 +61,7 @@ def call_charge(app: AppState, operation: Operation, call: Any) -> Charge | None
     """The charge of a tool call as its arguments describe it, or None where they do not name a
     usable provider (the tool itself then reports why)."""
     try:
-        provider = app.providers.provider_for(operation, call.provider, call.model)
+        provider = app.providers.provider_for(BY_NAME[operation], call.provider, call.model)
     except ImagegenError:
         return None
     model = call.model or provider.capabilities.default_model_for(operation)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mcp_imagegen.config import Settings
-from mcp_imagegen.images.inputs import InputResolver
 from mcp_imagegen.providers.registry import ProviderRegistry
+from mcp_imagegen.server.inputs import InputResolver
 from mcp_imagegen.server.jobs.core import JobManager
 from mcp_imagegen.server.limits import RateLimit
 from mcp_imagegen.server.links import DownloadLinks

@@ -14,12 +14,13 @@ from pydantic import JsonValue
 
 from mcp_imagegen.errors import InputError
 from mcp_imagegen.images.codec import EXTENSION_BY_MIME
+from mcp_imagegen.operations import MadeKind
 
-ImageKind = Literal[
-    "generated", "edited", "input", "mask", "partial", "upscaled", "segment_mask", "cutout", "recontexted"
-]
-"""`partial`: an intermediate image streamed during a call; readable by URI, left out of
-listings, and removed when its call ends unless the caller asked to keep it."""
+ImageKind = Literal[MadeKind, "input", "mask", "partial", "cutout"]
+"""What an image is: what an operation made (`operations.MadeKind`), an input or mask a call was
+given, a cut-out a segmentation made beside its masks, or a `partial`: an intermediate image
+streamed during a call, readable by URI, left out of listings, and removed when its call ends
+unless the caller asked to keep it."""
 URI_PREFIX = "imagegen://images/"
 CURSOR_PREFIX = "v1:"
 LOCAL_OWNER = "local"

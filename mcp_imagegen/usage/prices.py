@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
-from mcp_imagegen.providers.base import Operation
+from mcp_imagegen.operations import Operation
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -25,7 +25,8 @@ from mcp_imagegen.errors import InputError, MalformedReplyError
 from mcp_imagegen.images import codec
 from mcp_imagegen.images.preview import Preview, PreviewSource, fit_one
 from mcp_imagegen.images.workers import LARGE_REPLY_BYTES, replies_in_hand, run_image_work
-from mcp_imagegen.providers.base import CallEvents, InputImage, Operation, ProviderResult
+from mcp_imagegen.operations import MadeKind, OperationSpec
+from mcp_imagegen.providers.base import CallEvents, InputImage, ProviderResult
 from mcp_imagegen.server.jobs.core import Job, take_slot
 from mcp_imagegen.server.principals import Principal
 from mcp_imagegen.server.results import image_result, stored_previews
@@ -118,11 +119,19 @@ class ImageWork:
     prompt: str | None
     parameters: dict[str, Any]
     """The call's options as the user gave them, kept in each image's metadata."""
-    kind: ImageKind
+    operation: OperationSpec[Any]
+    """What it does; its outputs are stored as the kind the operation makes."""
     call: ProviderCall
     inputs: tuple[InputImage, ...] = ()
     mask: InputImage | None = None
     keep_partials: bool = False
+
+    @property
+    def made(self) -> MadeKind:
+        """The store kind of the operation's outputs (an image job's operation makes images)."""
+        if self.operation.made is None:
+            raise TypeError(f"{self.operation.name} makes no images: it cannot run as an image job")
+        return self.operation.made
 
     async def __call__(self, job: Job) -> ImageOutcome:
         events = JobEvents(job, self.app, self.provider, self.model, self.prompt)
@@ -232,7 +241,7 @@ class ImageWork:
             mime_type=image_facts.mime_type,
             width=image_facts.width,
             height=image_facts.height,
-            kind=ROLE_KINDS.get(generated.role or "", self.kind),
+            kind=ROLE_KINDS.get(generated.role or "", self.made),
             owner=owner,
             provider=self.provider,
             model=result.model,
@@ -299,18 +308,8 @@ class ImageOutcome:
         return response_id if isinstance(response_id, str) else None
 
 
-OPERATION_OF_KIND: dict[ImageKind, Operation] = {
-    "generated": "generate",
-    "edited": "edit",
-    "upscaled": "upscale",
-    "segment_mask": "segment",
-    "recontexted": "recontext",
-}
-
-
 async def run_image_tool(
     ctx: Context[AppState, Any],
-    tool: str,
     work: ImageWork,
     first_step: str,
     wait_seconds: float | None,
@@ -322,12 +321,12 @@ async def run_image_tool(
     charge = Charge(
         provider=work.provider,
         model=work.model,
-        operation=OPERATION_OF_KIND[work.kind],
+        operation=work.operation.name,
         images=int(n) if isinstance(n := given.get("n"), int) else 1,
         size=size if isinstance(size, str) else None,
         quality=quality if isinstance(quality, str) else None,
     )
-    return await run_paid_job(ctx, tool, charge, work, first_step, wait_seconds, approval)
+    return await run_paid_job(ctx, work.operation.tool, charge, work, first_step, wait_seconds, approval)
 
 
 async def keep_input(app: AppState, item: InputImage, kind: ImageKind, owner: str) -> str:

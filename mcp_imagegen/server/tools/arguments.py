@@ -24,7 +24,7 @@ from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetad
 from mcp.types import ToolAnnotations
 from pydantic import ConfigDict, Field, ValidationError, create_model
 
-from mcp_imagegen.providers.base import Operation
+from mcp_imagegen.operations import Operation, OperationSpec
 from mcp_imagegen.providers.options import option_fields
 from mcp_imagegen.server import icons
 from mcp_imagegen.server.tools.schemas import compact, outline
@@ -137,16 +137,17 @@ def strict_tool(
     own: type[ToolArguments],
     annotations: ToolAnnotations,
     surface: Surface,
-    operation: Operation | None = None,
-    options: type[Any] | None = None,
+    spec: OperationSpec[Any] | None = None,
 ) -> StrictTool:
-    """The tool for `fn(call, ctx)`: its input schema from `own` plus those fields of `options`
-    that `surface` offers for `operation`, its output schema and result conversion from `fn`'s
-    return annotation, its title from the annotations."""
+    """The tool for `fn(call, ctx)`: its input schema from `own` plus those fields of the options
+    of the operation `spec` that `surface` offers, its output schema and result conversion from
+    `fn`'s return annotation, its title from the annotations; an operation's tool is named as the
+    operation table says."""
     fields: dict[str, Any] = {}
     withheld: dict[str, str] = {}
+    operation = spec.name if spec else None
     offer = surface.offer(operation) if operation else None
-    for name, annotated, default in option_fields(options) if options else ():
+    for name, annotated, default in option_fields(spec.options) if spec else ():
         if operation is None or surface.keeps(operation, name):
             fields[name] = (annotated, default)
         else:
@@ -175,11 +176,11 @@ def strict_tool(
     )
     return StrictTool(
         fn=fn,
-        name=fn.__name__,
+        name=spec.tool if spec else fn.__name__,
         title=annotations.title,
         # Icons on the image tools only: every tools/list carries them, and the job and listing
         # tools are utilities a host need not picture.
-        icons=icons.icon(operation) if operation else None,
+        icons=icons.icon(spec.icon) if spec else None,
         description=fn.__doc__ or "",
         parameters=compact(model.model_json_schema(by_alias=True)),
         fn_metadata=metadata,

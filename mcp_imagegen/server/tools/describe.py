@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field, JsonValue
 
 from mcp_imagegen.errors import InputError
 from mcp_imagegen.images import codec
+from mcp_imagegen.operations import DESCRIBE
 from mcp_imagegen.providers.base import (
     Capabilities,
     DescribeRequest,
@@ -123,7 +124,7 @@ async def describe_image(
     validated JSON in `data`. The local provider only reads text (OCR) and image facts, and says so."""
     with user_errors():
         app = app_state(ctx)
-        describer = app.providers.describer(call.provider, call.model)
+        describer = app.providers.provider_for(DESCRIBE, call.provider, call.model)
         caps = describer.capabilities
         images = call.images
         if len(images) > caps.max_describe_images:
@@ -197,5 +198,5 @@ async def _prepared(
 def describe_tools(surface: Surface) -> list[Tool]:
     if not surface.offers_operation("describe"):
         return []
-    annotations = tool_annotations("Describe image", read_only=True)
-    return [strict_tool(describe_image, DescribeCall, annotations, surface, "describe", DescribeOptions)]
+    annotations = tool_annotations(DESCRIBE.title, read_only=True)
+    return [strict_tool(describe_image, DescribeCall, annotations, surface, DESCRIBE)]

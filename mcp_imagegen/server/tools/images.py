@@ -14,6 +14,7 @@ from mcp.types import CallToolResult
 from pydantic import Field
 
 from mcp_imagegen.errors import InputError
+from mcp_imagegen.operations import EDIT, GENERATE
 from mcp_imagegen.providers.base import Continuation, EditRequest, GenerateRequest, InputImage
 from mcp_imagegen.providers.options import EditOptions, GenerateOptions, given_options, options_from
 from mcp_imagegen.server.jobs.images import ImageWork, run_image_tool
@@ -58,7 +59,7 @@ async def generate_image(
     it with get_job(job_id)."""
     with user_errors():
         app = app_state(ctx)
-        generator = app.providers.generator(call.provider, call.model)
+        generator = app.providers.provider_for(GENERATE, call.provider, call.model)
         caps = generator.capabilities
         request = GenerateRequest(
             prompt=call.prompt,
@@ -74,13 +75,12 @@ async def generate_image(
             request.model,
             request.prompt,
             {"n": request.n, **given_options(request)},
-            "generated",
+            GENERATE,
             functools.partial(generator.generate, request),
             keep_partials=call.keep_partials,
         )
         return await run_image_tool(
             ctx,
-            "generate_image",
             work,
             f"asking {generator.name} ({request.model}) for {call.n} image(s)",
             call.wait_seconds,
@@ -115,7 +115,7 @@ async def edit_image(
     images. Inputs are stored as the results' parents; answers as generate_image."""
     with user_errors():
         app = app_state(ctx)
-        editor = app.providers.editor(call.provider, call.model)
+        editor = app.providers.provider_for(EDIT, call.provider, call.model)
         caps = editor.capabilities
         options = EditOptions(**options_from(EditOptions, call))
         if (options.reference_description or options.subject_type or options.control_type) and not (
@@ -153,7 +153,7 @@ async def edit_image(
             request.model,
             request.prompt,
             {"n": request.n, **given_options(request)},
-            "edited",
+            EDIT,
             functools.partial(editor.edit, request),
             inputs=inputs,
             mask=mask,
@@ -161,7 +161,6 @@ async def edit_image(
         )
         return await run_image_tool(
             ctx,
-            "edit_image",
             work,
             f"asking {editor.name} ({request.model}) to edit",
             call.wait_seconds,
@@ -192,11 +191,8 @@ def _check_partials(partial_images: int | None, keep_partials: bool) -> None:
 def image_tools(surface: Surface) -> list[Tool]:
     tools: list[Tool] = []
     if surface.offers_operation("generate"):
-        annotations = tool_annotations("Generate image")
-        tools.append(
-            strict_tool(generate_image, GenerateCall, annotations, surface, "generate", GenerateOptions)
-        )
+        annotations = tool_annotations(GENERATE.title)
+        tools.append(strict_tool(generate_image, GenerateCall, annotations, surface, GENERATE))
     if surface.offers_operation("edit"):
-        annotations = tool_annotations("Edit image")
-        tools.append(strict_tool(edit_image, EditCall, annotations, surface, "edit", EditOptions))
+        tools.append(strict_tool(edit_image, EditCall, tool_annotations(EDIT.title), surface, EDIT))
     return tools

@@ -20,7 +20,7 @@ from mcp_imagegen.errors import ImageNotFoundError
 from mcp_imagegen.images import b64
 from mcp_imagegen.images.preview import PreviewSource, fit_one
 from mcp_imagegen.images.workers import run_image_work
-from mcp_imagegen.providers.base import Operation
+from mcp_imagegen.operations import Operation
 from mcp_imagegen.providers.registry import ProviderRegistry
 from mcp_imagegen.server.principals import current_principal
 from mcp_imagegen.server.resources import iso_time, metadata_json

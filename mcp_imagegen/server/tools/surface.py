@@ -9,11 +9,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from mcp_imagegen.config import Settings
-from mcp_imagegen.providers.base import Capabilities, Operation
+from mcp_imagegen.operations import OPERATIONS, Operation
+from mcp_imagegen.providers.base import Capabilities
 from mcp_imagegen.providers.options import OPTION_NAMES
 from mcp_imagegen.providers.registry import ProviderCatalog
-
-OPERATIONS: tuple[Operation, ...] = ("generate", "edit", "upscale", "segment", "recontext", "describe")
 
 
 @dataclass(frozen=True)
@@ -38,7 +37,7 @@ class Surface:
     def of(cls, settings: Settings) -> Surface:
         catalog = ProviderCatalog(settings)
         offers: dict[Operation, Offer] = {}
-        for operation in OPERATIONS:
+        for operation in (spec.name for spec in OPERATIONS):
             providers = catalog.serving(operation)
             if not providers:
                 continue

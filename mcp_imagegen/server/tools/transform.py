@@ -21,6 +21,7 @@ from pydantic import Field
 
 from mcp_imagegen.errors import InputError
 from mcp_imagegen.images import codec
+from mcp_imagegen.operations import RECONTEXT, SEGMENT, UPSCALE
 from mcp_imagegen.providers.base import (
     CallEvents,
     GeneratedImage,
@@ -78,7 +79,7 @@ async def upscale_image(
     answers as generate_image."""
     with user_errors():
         app = app_state(ctx)
-        upscaler = app.providers.upscaler(call.provider, call.model)
+        upscaler = app.providers.provider_for(UPSCALE, call.provider, call.model)
         caps = upscaler.capabilities
         options = checked(upscaler.name, caps, UpscaleOptions(**options_from(UpscaleOptions, call)))
         source = await input_image(app, call.image, caps, "image")
@@ -94,13 +95,12 @@ async def upscale_image(
             request.model,
             None,
             {"factor": call.factor, **given_options(request)},
-            "upscaled",
+            UPSCALE,
             functools.partial(upscaler.upscale, request),
             inputs=(source,),
         )
         return await run_image_tool(
             ctx,
-            "upscale_image",
             work,
             f"asking {upscaler.name} ({request.model}) to upscale {call.factor}",
             call.wait_seconds,
@@ -138,7 +138,7 @@ async def segment_image(
     edit_image's mask; cutout adds each part on transparency. Local: foreground/background only."""
     with user_errors():
         app = app_state(ctx)
-        segmenter = app.providers.segmenter(call.provider, call.model)
+        segmenter = app.providers.provider_for(SEGMENT, call.provider, call.model)
         caps = segmenter.capabilities
         if call.labels and call.mode != "semantic":
             raise InputError("labels apply to mode semantic")
@@ -194,13 +194,12 @@ async def segment_image(
             request.model,
             request.prompt,
             parameters,
-            "segment_mask",
+            SEGMENT,
             run,
             inputs=(source,),
         )
         return await run_image_tool(
             ctx,
-            "segment_image",
             work,
             f"asking {segmenter.name} ({request.model}) for {call.mode} masks",
             call.wait_seconds,
@@ -238,7 +237,7 @@ async def recontext_image(
     as the prompt says. Results are stored with the product photos as parents."""
     with user_errors():
         app = app_state(ctx)
-        recontexter = app.providers.recontexter(call.provider, call.model)
+        recontexter = app.providers.provider_for(RECONTEXT, call.provider, call.model)
         caps = recontexter.capabilities
         request = RecontextRequest(
             prompt=call.prompt or "",
@@ -257,13 +256,12 @@ async def recontext_image(
             request.model,
             call.prompt,
             {"n": call.n, **given_options(request)},
-            "recontexted",
+            RECONTEXT,
             functools.partial(recontexter.recontext, request),
             inputs=products,
         )
         return await run_image_tool(
             ctx,
-            "recontext_image",
             work,
             f"asking {recontexter.name} ({request.model}) to recontext",
             call.wait_seconds,
@@ -274,14 +272,12 @@ async def recontext_image(
 def transform_tools(surface: Surface) -> list[Tool]:
     tools: list[Tool] = []
     if surface.offers_operation("upscale"):
-        annotations = tool_annotations("Upscale image")
-        tools.append(strict_tool(upscale_image, UpscaleCall, annotations, surface, "upscale", UpscaleOptions))
+        annotations = tool_annotations(UPSCALE.title)
+        tools.append(strict_tool(upscale_image, UpscaleCall, annotations, surface, UPSCALE))
     if surface.offers_operation("segment"):
-        annotations = tool_annotations("Segment image")
-        tools.append(strict_tool(segment_image, SegmentCall, annotations, surface, "segment", SegmentOptions))
+        annotations = tool_annotations(SEGMENT.title)
+        tools.append(strict_tool(segment_image, SegmentCall, annotations, surface, SEGMENT))
     if surface.offers_operation("recontext"):
-        annotations = tool_annotations("Recontext product image")
-        tools.append(
-            strict_tool(recontext_image, RecontextCall, annotations, surface, "recontext", RecontextOptions)
-        )
+        annotations = tool_annotations(RECONTEXT.title)
+        tools.append(strict_tool(recontext_image, RecontextCall, annotations, surface, RECONTEXT))
     return tools
