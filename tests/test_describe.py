@@ -18,9 +18,10 @@ from pydantic import JsonValue
 
 from mcp_imagegen.config import OpenAISettings, ScalewaySettings
 from mcp_imagegen.errors import InputError, ProviderError
-from mcp_imagegen.providers import chat, scaleway
 from mcp_imagegen.providers.base import Capabilities, DescribeRequest, InputImage
-from mcp_imagegen.providers.openai_endpoint import openai_endpoint
+from mcp_imagegen.providers.openai import chat
+from mcp_imagegen.providers.openai.endpoint import openai_endpoint
+from mcp_imagegen.providers.scaleway import provider as scaleway
 from tests.conftest import png_bytes
 from tests.connect import Transport, connect
 from tests.fakes.openai_chat import FakeChat

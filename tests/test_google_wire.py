@@ -29,8 +29,8 @@ from mcp_imagegen.providers.base import (
     SegmentRequest,
     UpscaleRequest,
 )
-from mcp_imagegen.providers.google import GEMINI_IMAGE_MODELS, GoogleImages, gemini_capabilities
-from mcp_imagegen.providers.google_endpoint import gemini_endpoint, vertex_endpoint
+from mcp_imagegen.providers.google.endpoint import gemini_endpoint, vertex_endpoint
+from mcp_imagegen.providers.google.gemini import GEMINI_IMAGE_MODELS, GoogleImages, gemini_capabilities
 from tests.conftest import image_size, png_bytes
 from tests.fakes.google_genai import FakeGoogle, GoogleRequest, decode_b64
 from tests.test_fake_google_sdk import gemini_sdk, vertex_sdk

@@ -26,7 +26,7 @@ from mcp_imagegen.providers.base import (
     SegmentRequest,
     UpscaleRequest,
 )
-from mcp_imagegen.providers.local import LocalProvider
+from mcp_imagegen.providers.local.provider import LocalProvider
 from tests.connect import Transport, connect
 from tests.local_scenes import (
     TEXT_LINES,

@@ -14,7 +14,7 @@ from mistralai.client import Mistral, models
 
 from mcp_imagegen.config import MistralSettings
 from mcp_imagegen.providers.base import DescribeRequest, EditRequest, GenerateRequest, InputImage
-from mcp_imagegen.providers.mistral import AGENT_NAME, MistralImages, mistral_capabilities
+from mcp_imagegen.providers.mistral.provider import AGENT_NAME, MistralImages, mistral_capabilities
 from tests.conftest import image_size, png_bytes
 from tests.connect import Transport, connect
 from tests.fakes.mistral import FakeMistral

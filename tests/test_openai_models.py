@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mcp_imagegen.errors import InputError, UnsupportedOptionError
-from mcp_imagegen.providers import openai_models as rules
+from mcp_imagegen.providers.openai import models as rules
 
 
 @pytest.mark.parametrize("size", ["1024x1024", "3840x2160", "2160x3840", "1024x3072", "816x816", "auto"])

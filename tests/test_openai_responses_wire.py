@@ -23,8 +23,8 @@ from mcp_imagegen.errors import (
     UnsupportedOptionError,
 )
 from mcp_imagegen.providers.base import Continuation, EditRequest, GenerateRequest, InputImage
-from mcp_imagegen.providers.openai import OpenAIImages
-from mcp_imagegen.providers.openai_endpoint import azure_endpoint, openai_capabilities, openai_endpoint
+from mcp_imagegen.providers.openai.endpoint import azure_endpoint, openai_capabilities, openai_endpoint
+from mcp_imagegen.providers.openai.images import OpenAIImages
 from tests.conftest import image_size, png_bytes
 from tests.fakes.openai_images import FakeOpenAIImages, Recorded
 from tests.fakes.openai_responses import input_images

@@ -19,8 +19,8 @@ from PIL import Image
 from mcp_imagegen.config import OpenAISettings
 from mcp_imagegen.errors import ContentPolicyError, ProviderUnreachableError
 from mcp_imagegen.providers.base import EditRequest, GenerateRequest, InputImage
-from mcp_imagegen.providers.openai import OpenAIImages
-from mcp_imagegen.providers.openai_endpoint import openai_capabilities, openai_endpoint
+from mcp_imagegen.providers.openai.endpoint import openai_capabilities, openai_endpoint
+from mcp_imagegen.providers.openai.images import OpenAIImages
 from tests.conftest import image_size, png_bytes
 from tests.fakes.openai_images import FakeOpenAIImages
 from tests.test_openai_wire import assert_same_wire

@@ -20,13 +20,13 @@ from PIL import Image
 from mcp_imagegen.config import AzureSettings, EndpointSettings, OpenAISettings
 from mcp_imagegen.errors import ContentPolicyError, InputError, ProviderError
 from mcp_imagegen.providers.base import EditRequest, GenerateRequest, InputImage
-from mcp_imagegen.providers.openai import OpenAIImages
-from mcp_imagegen.providers.openai_endpoint import (
+from mcp_imagegen.providers.openai.endpoint import (
     azure_endpoint,
     compatible_endpoint,
     openai_capabilities,
     openai_endpoint,
 )
+from mcp_imagegen.providers.openai.images import OpenAIImages
 from tests.conftest import png_bytes
 from tests.fakes.openai_images import FakeOpenAIImages, Recorded
 

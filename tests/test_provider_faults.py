@@ -17,8 +17,8 @@ from mcp_imagegen.config import OpenAISettings
 from mcp_imagegen.errors import ImagegenError, MalformedReplyError, ProviderError, ProviderUnreachableError
 from mcp_imagegen.providers._http import RetryPolicy
 from mcp_imagegen.providers.base import GenerateRequest
-from mcp_imagegen.providers.openai import OpenAIImages
-from mcp_imagegen.providers.openai_endpoint import openai_capabilities, openai_endpoint
+from mcp_imagegen.providers.openai.endpoint import openai_capabilities, openai_endpoint
+from mcp_imagegen.providers.openai.images import OpenAIImages
 from tests.fakes.faulty_proxy import ResettingProxy
 from tests.fakes.loopback import free_port
 from tests.fakes.openai_images import FakeOpenAIImages

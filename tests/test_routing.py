@@ -85,7 +85,7 @@ def test_a_server_imports_only_the_provider_modules_it_uses() -> None:
         "print(sorted(m for m in sys.modules if m.startswith('mcp_imagegen.providers.')))\n"
     )
     loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
-    for module in ("openai", "google", "imagen"):
+    for module in ("openai.images", "openai.responses", "google.gemini", "google.imagen", "local.provider"):
         assert f"'mcp_imagegen.providers.{module}'" not in loaded, loaded
 
 

@@ -23,13 +23,13 @@ LOCAL = "local"
 """The on-machine provider: always available, and chosen only when no cloud provider can do the job."""
 PLACEHOLDER = "placeholder"
 BUILTIN = {
-    "openai": "mcp_imagegen.providers.openai_endpoint:OPENAI",
-    "azure": "mcp_imagegen.providers.openai_endpoint:AZURE",
-    "google": "mcp_imagegen.providers.google_endpoint:GEMINI",
-    "vertex": "mcp_imagegen.providers.google_endpoint:VERTEX",
-    "mistral": "mcp_imagegen.providers.mistral:SPEC",
-    "scaleway": "mcp_imagegen.providers.scaleway:SPEC",
-    LOCAL: "mcp_imagegen.providers.local_spec:SPEC",
+    "openai": "mcp_imagegen.providers.openai.endpoint:OPENAI",
+    "azure": "mcp_imagegen.providers.openai.endpoint:AZURE",
+    "google": "mcp_imagegen.providers.google.endpoint:GEMINI",
+    "vertex": "mcp_imagegen.providers.google.endpoint:VERTEX",
+    "mistral": "mcp_imagegen.providers.mistral.provider:SPEC",
+    "scaleway": "mcp_imagegen.providers.scaleway.provider:SPEC",
+    LOCAL: "mcp_imagegen.providers.local.spec:SPEC",
     PLACEHOLDER: "mcp_imagegen.providers.placeholder:SPEC",
 }
 """Built-in provider names, in the order routing tries them, and where each one's spec lives."""
@@ -82,7 +82,7 @@ class ProviderCatalog:
         endpoint = self._settings.endpoints.get(name)
         if endpoint is None:
             raise InputError(f"unknown provider {name!r}; known providers: {', '.join(self._names)}")
-        from mcp_imagegen.providers.openai_endpoint import endpoint_spec
+        from mcp_imagegen.providers.openai.endpoint import endpoint_spec
 
         return endpoint_spec(name, endpoint)
 

@@ -133,7 +133,7 @@ async def describe_image(
         options = DescribeOptions(**options_from(DescribeOptions, call))
         if options.response_schema is not None:
             # Imported here: jsonschema costs ~40 ms, which a stdio start should not pay.
-            from mcp_imagegen.providers.chat import check_schema
+            from mcp_imagegen.providers.openai.chat import check_schema
 
             check_schema(options.response_schema)
         chosen = chosen_model(caps, call.model, describer.name, "describe")

@@ -23,7 +23,7 @@ from mcp_imagegen.errors import MalformedReplyError, ProviderError, ProviderUnre
 from mcp_imagegen.images import b64
 from mcp_imagegen.providers._http import SSEEvent, event_object, read_json_object, reply_image_bytes
 from mcp_imagegen.providers.base import CallEvents, EditRequest, GeneratedImage, GenerateRequest, InputImage
-from mcp_imagegen.providers.openai_endpoint import ImagesEndpoint, request_id
+from mcp_imagegen.providers.openai.endpoint import ImagesEndpoint, request_id
 
 Action = Literal["generate", "edit"]
 ErrorFromBody = Callable[[Mapping[str, Any], httpx2.Response], ProviderError]

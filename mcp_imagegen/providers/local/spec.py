@@ -1,5 +1,5 @@
 """The local provider's spec: what it can do and whether its runtimes are here, read without
-importing the provider (`providers/local.py`, with Pillow's filters and the model runners), which is
+importing the provider (`providers/local/provider.py`, with Pillow's filters and the model runners), which is
 built only when a call needs it: every start reads the specs of all providers.
 """
 
@@ -69,7 +69,7 @@ CAPABILITIES = Capabilities(
 
 
 def _build(settings: Settings) -> Provider:
-    from mcp_imagegen.providers.local import LocalProvider
+    from mcp_imagegen.providers.local.provider import LocalProvider
 
     return LocalProvider(settings)
 

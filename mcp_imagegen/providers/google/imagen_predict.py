@@ -10,7 +10,6 @@ import anyio.to_thread
 import httpx2
 
 from mcp_imagegen.images import codec
-from mcp_imagegen.providers import imagen
 from mcp_imagegen.providers._http import DEFAULT_RETRY, HttpProvider, RetryPolicy, read_json_object, send
 from mcp_imagegen.providers.base import (
     SILENT,
@@ -23,7 +22,8 @@ from mcp_imagegen.providers.base import (
     SegmentRequest,
     UpscaleRequest,
 )
-from mcp_imagegen.providers.google_endpoint import GoogleEndpoint, google_exchange
+from mcp_imagegen.providers.google import imagen
+from mcp_imagegen.providers.google.endpoint import GoogleEndpoint, google_exchange
 
 
 class ImagenPredict(HttpProvider):

@@ -1,7 +1,7 @@
 """Where OpenAI-shaped images APIs live and how to authenticate to them: OpenAI, Azure OpenAI
 (classic deployment URLs or `/openai/v1/`) and any OpenAI-compatible server named in the config
 file; and the specs of those three kinds of provider. The translation to and from the wire
-format is `providers/openai.py`, imported only when one of them is built.
+format is `providers/openai/images.py`, imported only when one of them is built.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import httpx2
 
 from mcp_imagegen.config import AzureSettings, EndpointSettings, ImageApi, OpenAISettings, Settings
 from mcp_imagegen.errors import ConfigError, InputError
-from mcp_imagegen.providers import openai_models
 from mcp_imagegen.providers.base import Capabilities, Provider
+from mcp_imagegen.providers.openai import models as openai_models
 from mcp_imagegen.providers.options import OptionName
 from mcp_imagegen.providers.spec import Probe, ProviderSpec, retry_policy, with_default
 
@@ -238,7 +238,8 @@ def _images_with_vision(
     max_tokens_field: Literal["max_tokens", "max_completion_tokens"],
 ) -> Provider:
     """An OpenAI-style images adapter with the chat API next to it for describe_image."""
-    from mcp_imagegen.providers import chat, openai
+    from mcp_imagegen.providers.openai import chat
+    from mcp_imagegen.providers.openai import images as openai
 
     vision = None
     if "describe" in capabilities.operations:

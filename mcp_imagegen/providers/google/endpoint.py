@@ -204,7 +204,7 @@ def _endpoint(settings: Settings, backend: Backend) -> GoogleEndpoint:
 
 def _capabilities(backend: Backend) -> Callable[[Settings], Capabilities]:
     def capabilities(settings: Settings) -> Capabilities:
-        from mcp_imagegen.providers import google
+        from mcp_imagegen.providers.google import gemini as google
 
         default = _section(settings, backend).default_model
         return google.gemini_capabilities(backend, with_default(default, google.GEMINI_IMAGE_MODELS), default)
@@ -216,7 +216,7 @@ def _build(backend: Backend) -> Callable[[Settings, httpx2.AsyncClient], Provide
     """Gemini's generateContent and (on Vertex) Imagen's :predict on this backend's endpoint."""
 
     def build(settings: Settings, client: httpx2.AsyncClient) -> Provider:
-        from mcp_imagegen.providers import google
+        from mcp_imagegen.providers.google import gemini as google
 
         caps = _capabilities(backend)(settings)
         timeout_s = _section(settings, backend).timeout_s

@@ -32,7 +32,6 @@ from mcp_imagegen.errors import (
 )
 from mcp_imagegen.images import b64
 from mcp_imagegen.operations import Operation
-from mcp_imagegen.providers import imagen
 from mcp_imagegen.providers._http import (
     DEFAULT_RETRY,
     Exchange,
@@ -58,9 +57,10 @@ from mcp_imagegen.providers.base import (
     SegmentRequest,
     UpscaleRequest,
 )
-from mcp_imagegen.providers.chat import PROGRESS_EVERY_S, structured_answer
-from mcp_imagegen.providers.google_endpoint import GoogleEndpoint, google_exchange
-from mcp_imagegen.providers.imagen_predict import ImagenPredict
+from mcp_imagegen.providers.google import imagen
+from mcp_imagegen.providers.google.endpoint import GoogleEndpoint, google_exchange
+from mcp_imagegen.providers.google.imagen_predict import ImagenPredict
+from mcp_imagegen.providers.openai.chat import PROGRESS_EVERY_S, structured_answer
 from mcp_imagegen.providers.options import OptionName
 
 GEMINI_IMAGE_MODELS = ("gemini-3.1-flash-image", "gemini-3-pro-image", "gemini-2.5-flash-image")

@@ -8,7 +8,7 @@ import httpx2
 from mcp_imagegen.config import ScalewaySettings, Settings
 from mcp_imagegen.errors import ConfigError
 from mcp_imagegen.providers.base import Capabilities, Provider
-from mcp_imagegen.providers.chat import ChatEndpoint, ChatVision
+from mcp_imagegen.providers.openai.chat import ChatEndpoint, ChatVision
 from mcp_imagegen.providers.spec import Probe, ProviderSpec, retry_policy, with_default
 
 VISION_MODELS = ("mistral-small-3.2-24b-instruct-2506", "pixtral-12b-2409", "gemma-3-27b-it")

@@ -43,7 +43,7 @@ from mcp_imagegen.providers.base import (
     Provider,
     ProviderResult,
 )
-from mcp_imagegen.providers.chat import ChatEndpoint, ChatVision
+from mcp_imagegen.providers.openai.chat import ChatEndpoint, ChatVision
 from mcp_imagegen.providers.spec import Probe, ProviderSpec, retry_policy
 
 AGENT_NAME = "mcp-imagegen image agent"

@@ -1,6 +1,6 @@
 """OpenAI Images API (`/images/generations`, `/images/edits`) for OpenAI, Azure OpenAI and
 any OpenAI-compatible server; with `api: responses` (per call or the provider's default), the
-Responses API's image_generation tool instead (`providers/openai_responses.py`).
+Responses API's image_generation tool instead (`providers/openai/responses.py`).
 
 The three differ only in where requests go and how they authenticate (`ImagesEndpoint`);
 the translation to and from the wire format (`providers.md` section 1) is shared and
@@ -23,7 +23,6 @@ from mcp_imagegen.errors import (
     ProviderUnreachableError,
     UnsupportedOptionError,
 )
-from mcp_imagegen.providers import openai_models
 from mcp_imagegen.providers._http import (
     DEFAULT_RETRY,
     Exchange,
@@ -52,8 +51,9 @@ from mcp_imagegen.providers.base import (
     ImageDescriber,
     ProviderResult,
 )
-from mcp_imagegen.providers.openai_endpoint import ImagesEndpoint, ImagesOperation, request_id
-from mcp_imagegen.providers.openai_responses import (
+from mcp_imagegen.providers.openai import models as openai_models
+from mcp_imagegen.providers.openai.endpoint import ImagesEndpoint, ImagesOperation, request_id
+from mcp_imagegen.providers.openai.responses import (
     Action,
     ResponseReader,
     ResponsesCall,
@@ -142,7 +142,7 @@ class OpenAIImages(HttpProvider):
     async def _respond(
         self, request: GenerateRequest, options: dict[str, Any], action: Action, events: CallEvents
     ) -> ProviderResult:
-        """The Responses API's image_generation tool (`providers.openai_responses`): one image."""
+        """The Responses API's image_generation tool (`providers/openai/responses.py`): one image."""
         if request.n != 1:
             raise UnsupportedOptionError(
                 "api 'responses' makes one image per call: use n=1, or api 'images' for several"

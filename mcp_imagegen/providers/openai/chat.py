@@ -47,7 +47,7 @@ from mcp_imagegen.providers.base import (
 from mcp_imagegen.redaction import redact
 
 if TYPE_CHECKING:
-    from mcp_imagegen.providers.openai_endpoint import ImagesEndpoint
+    from mcp_imagegen.providers.openai.endpoint import ImagesEndpoint
 
 PROGRESS_EVERY_S = 0.75
 CONTENT_FILTER_FINISH = frozenset({"content_filter"})

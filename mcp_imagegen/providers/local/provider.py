@@ -33,7 +33,7 @@ from mcp_imagegen.providers.base import (
     SegmentRequest,
     UpscaleRequest,
 )
-from mcp_imagegen.providers.local_spec import (
+from mcp_imagegen.providers.local.spec import (
     ANALYSIS_MODEL,
     CAPABILITIES,
     NAME,

@@ -1,0 +1,1 @@
+"""Scaleway Generative APIs: vision through the OpenAI-compatible chat API."""
