@@ -196,7 +196,7 @@ def serve_remote(settings: Settings, args: argparse.Namespace) -> None:
     if settings.rate_limit_per_minute is None:
         settings = settings.model_copy(update={"rate_limit_per_minute": REMOTE_RATE_LIMIT_PER_MINUTE})
     resource = public_url(settings, args.transport, args.host, args.port)
-    auth = remote_auth(settings, resource)
+    auth = remote_auth(settings, resource, args.host)
     if auth is None and not is_loopback(args.host) and not args.insecure_no_auth:
         raise ConfigError(
             f"refusing to serve on {args.host} without authentication: set IMAGEGEN_AUTH_TOKENS (or "

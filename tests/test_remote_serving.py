@@ -23,13 +23,16 @@ from mcp import Client
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult
+from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from mcp_imagegen.config import Settings
 from mcp_imagegen.images import preview, workers
 from mcp_imagegen.images.preview import Preview
+from mcp_imagegen.server.http import remote_auth
 from mcp_imagegen.server.jobs import images as job_images
 from tests.connect import LEGACY_HANDSHAKE, child_env, connect, http_server
 from tests.fakes.loopback import LoopbackServer, free_port
@@ -203,6 +206,43 @@ def test_public_bind_without_auth_is_refused(tmp_path: Any) -> None:
     assert result.returncode == 2
     assert "refusing to serve on 0.0.0.0 without authentication" in result.stderr
     assert "--insecure-no-auth" in result.stderr
+
+
+def refused_start(tmp_path: Any, host: str, tokens: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "mcp_imagegen", "--transport", "http", "--host", host]
+    return subprocess.run(
+        [*command, "--port", str(free_port())],
+        env=child_env(base_env(tmp_path, IMAGEGEN_AUTH_TOKENS=tokens)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_one_token_under_two_names_is_refused_naming_both(tmp_path: Any) -> None:
+    """bob's calls would be counted as alice's: her images, her usage, her budget."""
+    result = refused_start(tmp_path, "127.0.0.1", f"alice:{GOOD_TOKEN},bob:{GOOD_TOKEN}")
+    assert result.returncode == 2, result.stderr
+    assert "one auth token is given under two names, 'alice' and 'bob'" in result.stderr
+    assert GOOD_TOKEN not in result.stderr + result.stdout
+
+
+def test_a_short_token_is_refused_beyond_loopback(tmp_path: Any) -> None:
+    result = refused_start(tmp_path, "0.0.0.0", f"alice:{GOOD_TOKEN},bob:abc")
+    assert result.returncode == 2, result.stderr
+    assert "refusing to serve on 0.0.0.0: the auth token(s) of 'bob' are shorter than 16" in result.stderr
+    assert "secrets.token_urlsafe" in result.stderr and "abc" not in result.stderr.replace("'bob'", "")
+
+
+def test_a_short_token_is_warned_about_on_loopback(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="mcp_imagegen.server.http"):
+        auth = remote_auth(
+            Settings(auth_tokens=[SecretStr("carol:abc")]), "http://127.0.0.1:1/mcp", "127.0.0.1"
+        )
+    assert auth is not None
+    assert "the auth token(s) of 'carol' are shorter than 16 characters" in caplog.text
+    assert "accepted on loopback only" in caplog.text and ":abc" not in caplog.text
 
 
 def test_insecure_no_auth_is_an_explicit_choice(tmp_path: Any) -> None:

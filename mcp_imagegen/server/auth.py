@@ -94,9 +94,17 @@ class StaticTokenVerifier:
         if not tokens:
             raise ConfigError("no auth tokens configured")
         names: dict[str, str] = {}
+        owners: dict[str, str] = {}
         for entry in tokens:
             if names.setdefault(entry.name, entry.token) != entry.token:
                 raise ConfigError(f"two different auth tokens are both named {entry.name!r}")
+            owner = owners.setdefault(entry.token, entry.name)
+            if owner != entry.name:
+                # Whoever sent it would be counted as the first name: their images, usage and budget.
+                raise ConfigError(
+                    f"one auth token is given under two names, {owner!r} and {entry.name!r}: each person "
+                    "needs a token of their own (the token itself is not shown)"
+                )
         self._tokens = [(entry.token.encode(), entry) for entry in tokens]
         self._scopes = list(scopes)
         self._resource = resource

@@ -31,7 +31,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from mcp_imagegen.config import Settings
 from mcp_imagegen.errors import ConfigError, ImageNotFoundError
 from mcp_imagegen.server.app import ImagegenServer
-from mcp_imagegen.server.auth import JwtVerifier, StaticTokenVerifier, parse_token, read_token_file
+from mcp_imagegen.server.auth import (
+    JwtVerifier,
+    StaticToken,
+    StaticTokenVerifier,
+    parse_token,
+    read_token_file,
+)
 from mcp_imagegen.server.links import FILES_PATH
 
 logger = logging.getLogger(__name__)
@@ -65,8 +71,13 @@ def public_url(settings: Settings, transport: HttpTransport, host: str, port: in
     return f"http://{shown}:{port}{MCP_PATH if transport == 'http' else SSE_PATH}"
 
 
-def remote_auth(settings: Settings, resource: str) -> RemoteAuth | None:
-    """The verifier and SDK auth settings the configuration asks for, or None for no auth."""
+MIN_TOKEN_LENGTH = 16
+"""Shorter static tokens are refused on a server listening beyond loopback, warned about on it."""
+
+
+def remote_auth(settings: Settings, resource: str, host: str) -> RemoteAuth | None:
+    """The verifier and SDK auth settings the configuration asks for, or None for no auth; static
+    tokens shorter than `MIN_TOKEN_LENGTH` are refused when `host` is beyond loopback."""
     scopes = list(settings.auth_required_scopes)
     if settings.auth_issuer:
         issuer = settings.auth_issuer.rstrip("/")
@@ -83,6 +94,7 @@ def remote_auth(settings: Settings, resource: str) -> RemoteAuth | None:
             tokens += read_token_file(settings.auth_tokens_file)
         if not tokens:
             return None
+        _check_lengths(tokens, host)
         verifier = StaticTokenVerifier(tokens, scopes=scopes, resource=resource)
         issuer = resource  # no authorization server: static tokens are handed out by hand
     try:
@@ -97,6 +109,20 @@ def remote_auth(settings: Settings, resource: str) -> RemoteAuth | None:
             f"invalid auth settings (IMAGEGEN_AUTH_ISSUER / IMAGEGEN_PUBLIC_URL): {exc}"
         ) from None
     return RemoteAuth(verifier, auth)
+
+
+def _check_lengths(tokens: list[StaticToken], host: str) -> None:
+    short = sorted({token.name for token in tokens if len(token.token) < MIN_TOKEN_LENGTH})
+    if not short:
+        return
+    said = (
+        f"the auth token(s) of {', '.join(repr(name) for name in short)} are shorter than "
+        f"{MIN_TOKEN_LENGTH} characters, which can be guessed; make each one with "
+        "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+    )
+    if not is_loopback(host):
+        raise ConfigError(f"refusing to serve on {host}: {said}")
+    logger.warning("%s (accepted on loopback only)", said)
 
 
 def transport_security(settings: Settings, host: str) -> TransportSecuritySettings | None:
