@@ -163,6 +163,14 @@ def test_models_installed_at_the_pinned_version_are_copied_not_downloaded(tmp_pa
         fetch(newer, tmp_path, said.append)
 
 
+def test_models_alone_lists_its_commands(tmp_path: Path) -> None:
+    env = {"IMAGEGEN_STORE_DIR": str(tmp_path / "store"), "IMAGEGEN_MODELS_DIR": str(tmp_path / "models")}
+    said = run_cli("models", env=env)
+    assert said.returncode == 0 and not said.stderr, said.stderr
+    assert "usage: mcp-imagegen models" in said.stdout
+    assert "fetch  " in said.stdout and "list  " in said.stdout and "sha256 checked" in said.stdout
+
+
 def test_models_list_and_doctor_name_the_fix(tmp_path: Path) -> None:
     env = {"IMAGEGEN_STORE_DIR": str(tmp_path / "store"), "IMAGEGEN_MODELS_DIR": str(tmp_path / "models")}
     listed = run_cli("models", "list", env=env)

