@@ -5,15 +5,13 @@ The order is what makes budgets exact: the estimate is reserved in the ledger (a
 the day's spend) before the job starts, so calls made at once cannot together pass the budget; the
 job settles its row when it ends, whatever way it ends.
 
-Confirmation runs as a resolver (`Resolve(confirmation(op))` on a tool's `approval` parameter),
+The user's confirmation (`SpendApproval`) is asked by a resolver (`server/tools/pipeline.py`),
 which the SDK turns into a standalone elicitation request on 2025-11-25 connections and an
-`InputRequiredResult` round on 2026-07-28 ones. Its question depends only on the call's arguments,
-so each retry round renders the same question.
+`InputRequiredResult` round on 2026-07-28 ones.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -21,14 +19,10 @@ from typing import Any, Protocol, runtime_checkable
 import anyio
 from mcp.server.elicitation import AcceptedElicitation, CancelledElicitation, ElicitationResult
 from mcp.server.mcpserver import Context
-from mcp.server.mcpserver.resolve import Elicit
-from mcp.types import CallToolResult
 from pydantic import BaseModel, Field, JsonValue
 
-from mcp_imagegen.errors import DeclinedError, ImagegenError
-from mcp_imagegen.operations import BY_NAME, Operation
+from mcp_imagegen.errors import DeclinedError
 from mcp_imagegen.server.jobs.core import Job, JobOutcome
-from mcp_imagegen.server.jobs.delivery import run_as_job
 from mcp_imagegen.server.principals import current_principal
 from mcp_imagegen.server.state import AppState
 from mcp_imagegen.usage.ledger import Outcome, Reservation
@@ -44,7 +38,6 @@ class SpendApproval(BaseModel):
 
 
 Approval = ElicitationResult[SpendApproval]
-Confirm = Callable[..., Awaitable[SpendApproval | Elicit[SpendApproval]]]
 
 
 @runtime_checkable
@@ -57,67 +50,10 @@ class Metered(Protocol):
 MeteredWork = Callable[[Job], Awaitable[JobOutcome]]
 
 
-def call_charge(app: AppState, operation: Operation, call: Any) -> Charge | None:
-    """The charge of a tool call as its arguments describe it, or None where they do not name a
-    usable provider (the tool itself then reports why)."""
-    try:
-        provider = app.providers.provider_for(BY_NAME[operation], call.provider, call.model)
-    except ImagegenError:
-        return None
-    model = call.model or provider.capabilities.default_model_for(operation)
-    if not model:
-        return None
-    images = len(call.images) if operation == "describe" else int(getattr(call, "n", None) or 1)
-    return Charge(
-        provider=provider.name,
-        model=model,
-        operation=operation,
-        images=images,
-        size=getattr(call, "size", None),
-        quality=getattr(call, "quality", None),
-    )
-
-
-@functools.cache
-def confirmation(operation: Operation) -> Confirm:
-    """The resolver that asks before a call estimated above IMAGEGEN_CONFIRM_ABOVE_USD (or one that
-    cannot be priced), where the client declared elicitation; otherwise it approves at once."""
-
-    async def confirm_spend(call: Any, ctx: Context[AppState, Any]) -> SpendApproval | Elicit[SpendApproval]:
-        app = ctx.request_context.lifespan_context
-        threshold = app.settings.confirm_above_usd
-        capabilities = ctx.client_capabilities
-        if threshold is None or capabilities is None or capabilities.elicitation is None:
-            return SpendApproval()
-        charge = call_charge(app, operation, call)
-        if charge is None:
-            return SpendApproval()
-        estimate = app.prices.estimate(charge)
-        if estimate.usd is not None and estimate.usd <= threshold:
-            return SpendApproval()
-        cost = f"about ${estimate.usd:.2f}" if estimate.usd is not None else "an unknown amount"
-        return Elicit(
-            f"This {operation} call costs {cost}, over the ${threshold:.2f} this server confirms above: "
-            f"{charge.describe()}, {charge.images} image(s). {estimate.basis}. Go ahead?",
-            SpendApproval,
-        )
-
-    confirm_spend.__name__ = f"confirm_{operation}"
-    confirm_spend.__qualname__ = f"confirm_{operation}"
-    return confirm_spend
-
-
-async def run_paid_job(
-    ctx: Context[AppState, Any],
-    tool: str,
-    charge: Charge,
-    work: MeteredWork,
-    first_step: str,
-    wait_seconds: float | None,
-    approval: Approval,
-) -> CallToolResult:
-    """Refuse a declined call; count it against the rate limit; reserve its estimate against the
-    caller's budget (BudgetError: nothing is sent); then run it as a job that settles its cost."""
+async def admit(ctx: Context[AppState, Any], tool: str, charge: Charge, approval: Approval) -> Reservation:
+    """Refuse a declined call; count it against the caller's rate limit; reserve its estimate
+    against the caller's budget (BudgetError: nothing is sent). The reservation is then settled by
+    the job (`ChargedWork`), or by `settle_unsent` where the call never reached its job."""
     if not isinstance(approval, AcceptedElicitation) or not approval.data.proceed:
         answer = "dismissed" if isinstance(approval, CancelledElicitation) else "declined"
         raise DeclinedError(
@@ -128,22 +64,8 @@ async def run_paid_job(
     caller = current_principal()
     await app.rate_limiter.admit(caller.name)
     estimate = app.prices.estimate(charge)
-    reservation = await app.ledger.reserve(
-        caller.name, tool, charge, estimate, app.settings.budget_for(caller.name)
-    )
-    # From here the job settles its own row, whichever way it ends (`ChargedWork`); a server
-    # stopping before the job could start leaves it for `UsageLedger.settle_stale`.
-    return await run_as_job(
-        ctx,
-        tool,
-        charge.provider,
-        charge.model,
-        ChargedWork(app, reservation, work),
-        first_step,
-        wait_seconds,
-        estimate,
-        reservation.row_id,
-    )
+    # A server stopping before the job settles the row leaves it for `UsageLedger.settle_stale`.
+    return await app.ledger.reserve(caller.name, tool, charge, estimate, app.settings.budget_for(caller.name))
 
 
 @dataclass(frozen=True)

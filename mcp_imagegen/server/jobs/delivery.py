@@ -59,7 +59,7 @@ async def run_as_job(
     """Start the caller's job and wait for it (or answer with its handle); `cost` is its estimate,
     shown until the job settles it, and `ledger_row` the usage ledger row it settles. A client that
     takes tasks gets the job as a task instead (`jobs/tasks.py`). Provider calls come here through
-    `spending.run_paid_job`."""
+    `server/tools/pipeline.py`."""
     app = ctx.request_context.lifespan_context
     job = await app.jobs.start(
         tool, provider, model, work, first_step, owner=current_principal(), cost=cost, ledger_row=ledger_row

@@ -17,7 +17,6 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
-from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult
 from pydantic import JsonValue
 
@@ -30,10 +29,8 @@ from mcp_imagegen.providers.base import CallEvents, InputImage, ProviderResult
 from mcp_imagegen.server.jobs.core import Job, take_slot
 from mcp_imagegen.server.principals import Principal
 from mcp_imagegen.server.results import image_result, stored_previews
-from mcp_imagegen.server.spending import Approval, run_paid_job
 from mcp_imagegen.server.state import AppState
 from mcp_imagegen.store.base import ImageKind, NewImage, StoredImage
-from mcp_imagegen.usage.prices import Charge
 
 logger = logging.getLogger(__name__)
 ProviderCall = Callable[[CallEvents], Awaitable[ProviderResult]]
@@ -306,27 +303,6 @@ class ImageOutcome:
         made = self.images[0].metadata.get("provider_response") if self.images else None
         response_id = made.get("response_id") if isinstance(made, dict) else None
         return response_id if isinstance(response_id, str) else None
-
-
-async def run_image_tool(
-    ctx: Context[AppState, Any],
-    work: ImageWork,
-    first_step: str,
-    wait_seconds: float | None,
-    approval: Approval,
-) -> CallToolResult:
-    """Start an image tool's job, paid for (`spending.run_paid_job`), and deliver it."""
-    given = work.parameters
-    size, quality = given.get("size"), given.get("quality")
-    charge = Charge(
-        provider=work.provider,
-        model=work.model,
-        operation=work.operation.name,
-        images=int(n) if isinstance(n := given.get("n"), int) else 1,
-        size=size if isinstance(size, str) else None,
-        quality=quality if isinstance(quality, str) else None,
-    )
-    return await run_paid_job(ctx, work.operation.tool, charge, work, first_step, wait_seconds, approval)
 
 
 async def keep_input(app: AppState, item: InputImage, kind: ImageKind, owner: str) -> str:

@@ -26,12 +26,13 @@ from mcp_imagegen.providers.base import (
     Capabilities,
     DescribeRequest,
     DescribeResult,
+    ImageDescriber,
     InputImage,
 )
 from mcp_imagegen.providers.options import DescribeOptions, options_from
 from mcp_imagegen.server.jobs.core import Job
 from mcp_imagegen.server.results import CallCost
-from mcp_imagegen.server.spending import Approval, confirmation, run_paid_job
+from mcp_imagegen.server.spending import Approval, MeteredWork
 from mcp_imagegen.server.state import AppState
 from mcp_imagegen.server.tools.arguments import (
     ModelArg,
@@ -44,6 +45,7 @@ from mcp_imagegen.server.tools.arguments import (
 from mcp_imagegen.server.tools.boundary import app_state, user_errors
 from mcp_imagegen.server.tools.checks import chosen_model
 from mcp_imagegen.server.tools.inputs import input_image
+from mcp_imagegen.server.tools.pipeline import ModelOptions, Plan, confirmation, planner, run_planned
 from mcp_imagegen.server.tools.surface import Surface
 from mcp_imagegen.usage.prices import Charge
 
@@ -115,42 +117,58 @@ class DescribeCall(ToolArguments):
     wait_seconds: WaitArg = None
 
 
+@planner(DESCRIBE)
+def plan_describe(
+    call: DescribeCall, describer: ImageDescriber
+) -> Plan[ImageDescriber, ModelOptions[DescribeOptions]]:
+    caps = describer.capabilities
+    if len(call.images) > caps.max_describe_images:
+        most = caps.max_describe_images
+        raise InputError(f"{describer.name} takes at most {most} images per request, not {len(call.images)}")
+    options = DescribeOptions(**options_from(DescribeOptions, call))
+    if options.response_schema is not None:
+        # Imported here: jsonschema costs ~40 ms, which a stdio start should not pay.
+        from mcp_imagegen.providers.openai.chat import check_schema
+
+        check_schema(options.response_schema)
+    model = chosen_model(caps, call.model, describer.name, "describe")
+    charge = Charge(describer.name, model, "describe", images=len(call.images))
+    return Plan(DESCRIBE, describer, ModelOptions(model, options), charge)
+
+
 async def describe_image(
     call: DescribeCall,
     ctx: Context[AppState, Any],
-    approval: Annotated[Approval, Resolve(confirmation("describe"))],
+    plan: Annotated[Plan[ImageDescriber, ModelOptions[DescribeOptions]], Resolve(plan_describe)],
+    approval: Annotated[Approval, Resolve(confirmation(plan_describe))],
 ) -> Annotated[CallToolResult, DescribeAnswer]:
     """Ask a vision model about images (nothing is stored). With response_schema the answer is
     validated JSON in `data`. The local provider only reads text (OCR) and image facts, and says so."""
     with user_errors():
         app = app_state(ctx)
-        describer = app.providers.provider_for(DESCRIBE, call.provider, call.model)
-        caps = describer.capabilities
+        describer, terms = plan.provider, plan.terms
         images = call.images
-        if len(images) > caps.max_describe_images:
-            most = caps.max_describe_images
-            raise InputError(f"{describer.name} takes at most {most} images per request, not {len(images)}")
-        options = DescribeOptions(**options_from(DescribeOptions, call))
-        if options.response_schema is not None:
-            # Imported here: jsonschema costs ~40 ms, which a stdio start should not pay.
-            from mcp_imagegen.providers.openai.chat import check_schema
 
-            check_schema(options.response_schema)
-        chosen = chosen_model(caps, call.model, describer.name, "describe")
-        prepared = tuple([await _prepared(app, ref, caps, i, len(images)) for i, ref in enumerate(images)])
-        request = DescribeRequest(
-            images=prepared, question=call.question, model=chosen, **options_from(DescribeOptions, options)
-        )
+        async def prepare() -> MeteredWork:
+            caps = describer.capabilities
+            prepared = tuple(
+                [await _prepared(app, ref, caps, i, len(images)) for i, ref in enumerate(images)]
+            )
+            request = DescribeRequest(
+                images=prepared,
+                question=call.question,
+                model=terms.model,
+                **options_from(DescribeOptions, terms.options),
+            )
 
-        async def work(job: Job) -> DescribeOutcome:
-            result = await describer.describe(request, _JobSteps(job))
-            return DescribeOutcome(job.id, describer.name, result)
+            async def work(job: Job) -> DescribeOutcome:
+                result = await describer.describe(request, _JobSteps(job))
+                return DescribeOutcome(job.id, describer.name, result)
 
-        first_step = f"asking {describer.name} ({chosen}) about {len(images)} image(s)"
-        charge = Charge(describer.name, chosen, "describe", images=len(images))
-        return await run_paid_job(
-            ctx, "describe_image", charge, work, first_step, call.wait_seconds, approval
-        )
+            return work
+
+        first_step = f"asking {describer.name} ({terms.model}) about {len(images)} image(s)"
+        return await run_planned(ctx, plan, approval, prepare, first_step, call.wait_seconds)
 
 
 class _JobSteps:

@@ -14,13 +14,20 @@ from mcp.types import CallToolResult
 from pydantic import Field
 
 from mcp_imagegen.errors import InputError
-from mcp_imagegen.operations import EDIT, GENERATE
-from mcp_imagegen.providers.base import Continuation, EditRequest, GenerateRequest, InputImage
+from mcp_imagegen.operations import EDIT, GENERATE, Operation
+from mcp_imagegen.providers.base import (
+    Continuation,
+    EditRequest,
+    GenerateRequest,
+    ImageEditor,
+    ImageGenerator,
+    InputImage,
+)
 from mcp_imagegen.providers.options import EditOptions, GenerateOptions, given_options, options_from
-from mcp_imagegen.server.jobs.images import ImageWork, run_image_tool
+from mcp_imagegen.server.jobs.images import ImageWork
 from mcp_imagegen.server.principals import current_principal
 from mcp_imagegen.server.results import ImageResult
-from mcp_imagegen.server.spending import Approval, confirmation
+from mcp_imagegen.server.spending import Approval
 from mcp_imagegen.server.state import AppState
 from mcp_imagegen.server.tools.arguments import (
     ImageArg,
@@ -37,7 +44,9 @@ from mcp_imagegen.server.tools.arguments import (
 from mcp_imagegen.server.tools.boundary import app_state, user_errors
 from mcp_imagegen.server.tools.checks import checked, chosen_model
 from mcp_imagegen.server.tools.inputs import input_image, mask_image
+from mcp_imagegen.server.tools.pipeline import Plan, confirmation, planner, run_planned
 from mcp_imagegen.server.tools.surface import Surface
+from mcp_imagegen.usage.prices import Charge
 
 
 class GenerateCall(ToolArguments):
@@ -49,43 +58,46 @@ class GenerateCall(ToolArguments):
     wait_seconds: WaitArg = None
 
 
+@planner(GENERATE)
+def plan_generate(call: GenerateCall, generator: ImageGenerator) -> Plan[ImageGenerator, GenerateRequest]:
+    request = GenerateRequest(
+        prompt=call.prompt,
+        model=chosen_model(generator.capabilities, call.model, generator.name),
+        n=call.n,
+        **options_from(GenerateOptions, call),
+    )
+    request = checked(generator.name, generator.capabilities, request)
+    _check_partials(request.partial_images, call.keep_partials)
+    return Plan(GENERATE, generator, request, _charge(generator.name, "generate", request))
+
+
 async def generate_image(
     call: GenerateCall,
     ctx: Context[AppState, Any],
-    approval: Annotated[Approval, Resolve(confirmation("generate"))],
+    plan: Annotated[Plan[ImageGenerator, GenerateRequest], Resolve(plan_generate)],
+    approval: Annotated[Approval, Resolve(confirmation(plan_generate))],
 ) -> Annotated[CallToolResult, ImageResult]:
     """Generate images from a text prompt. Each is stored and returned as a preview, an
     imagegen://images/{id} link to the full file, and JSON. Status 'running' means: collect
     it with get_job(job_id)."""
     with user_errors():
         app = app_state(ctx)
-        generator = app.providers.provider_for(GENERATE, call.provider, call.model)
-        caps = generator.capabilities
-        request = GenerateRequest(
-            prompt=call.prompt,
-            model=chosen_model(caps, call.model, generator.name),
-            n=call.n,
-            **options_from(GenerateOptions, call),
-        )
-        request = checked(generator.name, caps, request)
-        _check_partials(request.partial_images, call.keep_partials)
-        work = ImageWork(
-            app,
-            generator.name,
-            request.model,
-            request.prompt,
-            {"n": request.n, **given_options(request)},
-            GENERATE,
-            functools.partial(generator.generate, request),
-            keep_partials=call.keep_partials,
-        )
-        return await run_image_tool(
-            ctx,
-            work,
-            f"asking {generator.name} ({request.model}) for {call.n} image(s)",
-            call.wait_seconds,
-            approval,
-        )
+        generator, request = plan.provider, plan.terms
+
+        async def prepare() -> ImageWork:
+            return ImageWork(
+                app,
+                generator.name,
+                request.model,
+                request.prompt,
+                {"n": request.n, **given_options(request)},
+                GENERATE,
+                functools.partial(generator.generate, request),
+                keep_partials=call.keep_partials,
+            )
+
+        first_step = f"asking {generator.name} ({request.model}) for {call.n} image(s)"
+        return await run_planned(ctx, plan, approval, prepare, first_step, call.wait_seconds)
 
 
 class EditCall(ToolArguments):
@@ -108,64 +120,72 @@ class EditCall(ToolArguments):
     wait_seconds: WaitArg = None
 
 
+@planner(EDIT)
+def plan_edit(call: EditCall, editor: ImageEditor) -> Plan[ImageEditor, EditRequest]:
+    caps = editor.capabilities
+    options = EditOptions(**options_from(EditOptions, call))
+    if (options.reference_description or options.subject_type or options.control_type) and not (
+        options.reference_type
+    ):
+        raise InputError("reference_description, subject_type and control_type go with reference_type")
+    references = 1 + len(call.images or [])
+    if references > caps.max_input_images:
+        raise InputError(
+            f"{editor.name} takes at most {caps.max_input_images} input image(s), got {references}"
+        )
+    masked = call.mask is not None or options.mode or options.mask_mode or options.reference_type
+    request = EditRequest(
+        prompt=call.prompt,
+        model=chosen_model(caps, call.model, editor.name, "edit_masked" if masked else "edit"),
+        n=call.n,
+        **options_from(EditOptions, options),
+    )
+    request = checked(editor.name, caps, request)
+    _check_partials(request.partial_images, call.keep_partials)
+    return Plan(EDIT, editor, request, _charge(editor.name, "edit", request))
+
+
 async def edit_image(
-    call: EditCall, ctx: Context[AppState, Any], approval: Annotated[Approval, Resolve(confirmation("edit"))]
+    call: EditCall,
+    ctx: Context[AppState, Any],
+    plan: Annotated[Plan[ImageEditor, EditRequest], Resolve(plan_edit)],
+    approval: Annotated[Approval, Resolve(confirmation(plan_edit))],
 ) -> Annotated[CallToolResult, ImageResult]:
     """Edit an image by instruction, optionally inside a mask, optionally with more input
     images. Inputs are stored as the results' parents; answers as generate_image."""
     with user_errors():
         app = app_state(ctx)
-        editor = app.providers.provider_for(EDIT, call.provider, call.model)
+        editor, request = plan.provider, plan.terms
         caps = editor.capabilities
-        options = EditOptions(**options_from(EditOptions, call))
-        if (options.reference_description or options.subject_type or options.control_type) and not (
-            options.reference_type
-        ):
-            raise InputError("reference_description, subject_type and control_type go with reference_type")
-        references = [call.image, *(call.images or [])]
-        if len(references) > caps.max_input_images:
-            raise InputError(
-                f"{editor.name} takes at most {caps.max_input_images} input image(s), got {len(references)}"
+
+        async def prepare() -> ImageWork:
+            await ctx.report_progress(0, None, "reading the input images")
+            references = [call.image, *(call.images or [])]
+            inputs = tuple(
+                [
+                    await input_image(app, ref, caps, f"image {i + 1}" if i else "image")
+                    for i, ref in enumerate(references)
+                ]
             )
-        masked = call.mask is not None or options.mode or options.mask_mode or options.reference_type
-        request = EditRequest(
-            prompt=call.prompt,
-            model=chosen_model(caps, call.model, editor.name, "edit_masked" if masked else "edit"),
-            n=call.n,
-            **options_from(EditOptions, options),
-        )
-        request = checked(editor.name, caps, request)
-        _check_partials(request.partial_images, call.keep_partials)
-        await ctx.report_progress(0, None, "reading the input images")
-        inputs = tuple(
-            [
-                await input_image(app, ref, caps, f"image {i + 1}" if i else "image")
-                for i, ref in enumerate(references)
-            ]
-        )
-        mask = await mask_image(app, call.mask, inputs[0]) if call.mask is not None else None
-        # Only a provider that takes `api` can continue a Responses API response: no lookup for the rest.
-        continues = await _continuation(app, inputs[0]) if "api" in caps.options else None
-        request = dataclasses.replace(request, images=inputs, mask=mask, continues=continues)
-        work = ImageWork(
-            app,
-            editor.name,
-            request.model,
-            request.prompt,
-            {"n": request.n, **given_options(request)},
-            EDIT,
-            functools.partial(editor.edit, request),
-            inputs=inputs,
-            mask=mask,
-            keep_partials=call.keep_partials,
-        )
-        return await run_image_tool(
-            ctx,
-            work,
-            f"asking {editor.name} ({request.model}) to edit",
-            call.wait_seconds,
-            approval,
-        )
+            mask = await mask_image(app, call.mask, inputs[0]) if call.mask is not None else None
+            # Only a provider that takes `api` can continue a Responses API response: no lookup for the rest.
+            continues = await _continuation(app, inputs[0]) if "api" in caps.options else None
+            ready = dataclasses.replace(request, images=inputs, mask=mask, continues=continues)
+            return ImageWork(
+                app,
+                editor.name,
+                ready.model,
+                ready.prompt,
+                {"n": ready.n, **given_options(ready)},
+                EDIT,
+                functools.partial(editor.edit, ready),
+                inputs=inputs,
+                mask=mask,
+                keep_partials=call.keep_partials,
+            )
+
+        first_step = f"asking {editor.name} ({request.model}) to edit"
+        return await run_planned(ctx, plan, approval, prepare, first_step, call.wait_seconds)
 
 
 async def _continuation(app: AppState, first: InputImage) -> Continuation | None:
@@ -181,6 +201,11 @@ async def _continuation(app: AppState, first: InputImage) -> Continuation | None
     if not isinstance(response_id, str):
         return None
     return Continuation(record.provider, response_id, stored=made.get("store") is not False)
+
+
+def _charge(provider: str, operation: Operation, request: GenerateRequest) -> Charge:
+    """What a generate or edit request costs: its images, at its size and quality."""
+    return Charge(provider, request.model, operation, request.n, request.size, request.quality)
 
 
 def _check_partials(partial_images: int | None, keep_partials: bool) -> None:

@@ -25,6 +25,9 @@ from mcp_imagegen.operations import RECONTEXT, SEGMENT, UPSCALE
 from mcp_imagegen.providers.base import (
     CallEvents,
     GeneratedImage,
+    ImageRecontexter,
+    ImageSegmenter,
+    ImageUpscaler,
     InputImage,
     ProviderResult,
     RecontextRequest,
@@ -38,9 +41,9 @@ from mcp_imagegen.providers.options import (
     given_options,
     options_from,
 )
-from mcp_imagegen.server.jobs.images import ImageWork, run_image_tool
+from mcp_imagegen.server.jobs.images import ImageWork
 from mcp_imagegen.server.results import ImageResult
-from mcp_imagegen.server.spending import Approval, confirmation
+from mcp_imagegen.server.spending import Approval
 from mcp_imagegen.server.state import AppState
 from mcp_imagegen.server.tools.arguments import (
     ImageArg,
@@ -54,7 +57,9 @@ from mcp_imagegen.server.tools.arguments import (
 from mcp_imagegen.server.tools.boundary import app_state, user_errors
 from mcp_imagegen.server.tools.checks import checked, chosen_model
 from mcp_imagegen.server.tools.inputs import input_image
+from mcp_imagegen.server.tools.pipeline import ModelOptions, Plan, confirmation, planner, run_planned
 from mcp_imagegen.server.tools.surface import Surface
+from mcp_imagegen.usage.prices import Charge
 
 SegmentMode = Literal["foreground", "background", "prompt", "semantic", "interactive"]
 
@@ -70,42 +75,49 @@ class UpscaleCall(ToolArguments):
     wait_seconds: WaitArg = None
 
 
+@planner(UPSCALE)
+def plan_upscale(
+    call: UpscaleCall, upscaler: ImageUpscaler
+) -> Plan[ImageUpscaler, ModelOptions[UpscaleOptions]]:
+    caps = upscaler.capabilities
+    options = checked(upscaler.name, caps, UpscaleOptions(**options_from(UpscaleOptions, call)))
+    model = chosen_model(caps, call.model, upscaler.name, "upscale")
+    return Plan(UPSCALE, upscaler, ModelOptions(model, options), Charge(upscaler.name, model, "upscale"))
+
+
 async def upscale_image(
     call: UpscaleCall,
     ctx: Context[AppState, Any],
-    approval: Annotated[Approval, Resolve(confirmation("upscale"))],
+    plan: Annotated[Plan[ImageUpscaler, ModelOptions[UpscaleOptions]], Resolve(plan_upscale)],
+    approval: Annotated[Approval, Resolve(confirmation(plan_upscale))],
 ) -> Annotated[CallToolResult, ImageResult]:
     """Upscale an image 2x, 3x or 4x with a super-resolution model (locally: Real-ESRGAN);
     answers as generate_image."""
     with user_errors():
         app = app_state(ctx)
-        upscaler = app.providers.provider_for(UPSCALE, call.provider, call.model)
-        caps = upscaler.capabilities
-        options = checked(upscaler.name, caps, UpscaleOptions(**options_from(UpscaleOptions, call)))
-        source = await input_image(app, call.image, caps, "image")
-        request = UpscaleRequest(
-            image=source,
-            model=chosen_model(caps, call.model, upscaler.name, "upscale"),
-            factor=call.factor,
-            **options_from(UpscaleOptions, options),
-        )
-        work = ImageWork(
-            app,
-            upscaler.name,
-            request.model,
-            None,
-            {"factor": call.factor, **given_options(request)},
-            UPSCALE,
-            functools.partial(upscaler.upscale, request),
-            inputs=(source,),
-        )
-        return await run_image_tool(
-            ctx,
-            work,
-            f"asking {upscaler.name} ({request.model}) to upscale {call.factor}",
-            call.wait_seconds,
-            approval,
-        )
+        upscaler, terms = plan.provider, plan.terms
+
+        async def prepare() -> ImageWork:
+            source = await input_image(app, call.image, upscaler.capabilities, "image")
+            request = UpscaleRequest(
+                image=source,
+                model=terms.model,
+                factor=call.factor,
+                **options_from(UpscaleOptions, terms.options),
+            )
+            return ImageWork(
+                app,
+                upscaler.name,
+                request.model,
+                None,
+                {"factor": call.factor, **given_options(request)},
+                UPSCALE,
+                functools.partial(upscaler.upscale, request),
+                inputs=(source,),
+            )
+
+        first_step = f"asking {upscaler.name} ({terms.model}) to upscale {call.factor}"
+        return await run_planned(ctx, plan, approval, prepare, first_step, call.wait_seconds)
 
 
 class SegmentCall(ToolArguments):
@@ -129,82 +141,89 @@ class SegmentCall(ToolArguments):
     wait_seconds: WaitArg = None
 
 
+@planner(SEGMENT)
+def plan_segment(
+    call: SegmentCall, segmenter: ImageSegmenter
+) -> Plan[ImageSegmenter, ModelOptions[SegmentOptions]]:
+    caps = segmenter.capabilities
+    if call.labels and call.mode != "semantic":
+        raise InputError("labels apply to mode semantic")
+    if call.points and call.mode != "interactive":
+        raise InputError("points apply to mode interactive")
+    options = checked(segmenter.name, caps, SegmentOptions(**options_from(SegmentOptions, call)))
+    model = chosen_model(caps, call.model, segmenter.name, "segment")
+    return Plan(SEGMENT, segmenter, ModelOptions(model, options), Charge(segmenter.name, model, "segment"))
+
+
 async def segment_image(
     call: SegmentCall,
     ctx: Context[AppState, Any],
-    approval: Annotated[Approval, Resolve(confirmation("segment"))],
+    plan: Annotated[Plan[ImageSegmenter, ModelOptions[SegmentOptions]], Resolve(plan_segment)],
+    approval: Annotated[Approval, Resolve(confirmation(plan_segment))],
 ) -> Annotated[CallToolResult, ImageResult]:
     """Masks (white where the part is, with label and score) of parts of an image, usable as
     edit_image's mask; cutout adds each part on transparency. Local: foreground/background only."""
     with user_errors():
         app = app_state(ctx)
-        segmenter = app.providers.provider_for(SEGMENT, call.provider, call.model)
-        caps = segmenter.capabilities
-        if call.labels and call.mode != "semantic":
-            raise InputError("labels apply to mode semantic")
-        if call.points and call.mode != "interactive":
-            raise InputError("points apply to mode interactive")
-        options = checked(segmenter.name, caps, SegmentOptions(**options_from(SegmentOptions, call)))
-        source = await input_image(app, call.image, caps, "image")
-        scribble = None
-        if call.points:
-            data = await anyio.to_thread.run_sync(
-                codec.scribble, (source.width, source.height), list(call.points)
-            )
-            scribble = InputImage(data, "image/png", source.width, source.height, "scribble.png")
-        request = SegmentRequest(
-            image=source,
-            model=chosen_model(caps, call.model, segmenter.name, "segment"),
-            mode=call.mode,
-            prompt=", ".join(call.labels) if call.labels else call.prompt,
-            scribble=scribble,
-            **options_from(SegmentOptions, options),
-        )
-        cutout = call.cutout
+        segmenter, terms = plan.provider, plan.terms
 
-        async def run(events: CallEvents) -> ProviderResult:
-            result = await segmenter.segment(request, events)
-            if not cutout:
-                return result
-            max_pixels = app.settings.max_pixels
-            cutouts = [
-                GeneratedImage(
-                    await anyio.to_thread.run_sync(
-                        functools.partial(codec.cutout, source.data, mask.data, max_pixels=max_pixels)
-                    ),
-                    label=mask.label,
-                    score=mask.score,
-                    role="cutout",
+        async def prepare() -> ImageWork:
+            source = await input_image(app, call.image, segmenter.capabilities, "image")
+            scribble = None
+            if call.points:
+                data = await anyio.to_thread.run_sync(
+                    codec.scribble, (source.width, source.height), list(call.points)
                 )
-                for mask in result.images
-            ]
-            return replace(result, images=(*result.images, *cutouts))
+                scribble = InputImage(data, "image/png", source.width, source.height, "scribble.png")
+            request = SegmentRequest(
+                image=source,
+                model=terms.model,
+                mode=call.mode,
+                prompt=", ".join(call.labels) if call.labels else call.prompt,
+                scribble=scribble,
+                **options_from(SegmentOptions, terms.options),
+            )
+            cutout = call.cutout
 
-        parameters = {
-            "mode": call.mode,
-            **({"prompt": call.prompt} if call.prompt is not None else {}),
-            **({"labels": call.labels} if call.labels else {}),
-            **({"points": [list(point) for point in call.points]} if call.points else {}),
-            **given_options(request),
-            **({"cutout": True} if cutout else {}),
-        }
-        work = ImageWork(
-            app,
-            segmenter.name,
-            request.model,
-            request.prompt,
-            parameters,
-            SEGMENT,
-            run,
-            inputs=(source,),
-        )
-        return await run_image_tool(
-            ctx,
-            work,
-            f"asking {segmenter.name} ({request.model}) for {call.mode} masks",
-            call.wait_seconds,
-            approval,
-        )
+            async def run(events: CallEvents) -> ProviderResult:
+                result = await segmenter.segment(request, events)
+                if not cutout:
+                    return result
+                max_pixels = app.settings.max_pixels
+                cutouts = [
+                    GeneratedImage(
+                        await anyio.to_thread.run_sync(
+                            functools.partial(codec.cutout, source.data, mask.data, max_pixels=max_pixels)
+                        ),
+                        label=mask.label,
+                        score=mask.score,
+                        role="cutout",
+                    )
+                    for mask in result.images
+                ]
+                return replace(result, images=(*result.images, *cutouts))
+
+            parameters = {
+                "mode": call.mode,
+                **({"prompt": call.prompt} if call.prompt is not None else {}),
+                **({"labels": call.labels} if call.labels else {}),
+                **({"points": [list(point) for point in call.points]} if call.points else {}),
+                **given_options(request),
+                **({"cutout": True} if cutout else {}),
+            }
+            return ImageWork(
+                app,
+                segmenter.name,
+                request.model,
+                request.prompt,
+                parameters,
+                SEGMENT,
+                run,
+                inputs=(source,),
+            )
+
+        first_step = f"asking {segmenter.name} ({terms.model}) for {call.mode} masks"
+        return await run_planned(ctx, plan, approval, prepare, first_step, call.wait_seconds)
 
 
 class RecontextCall(ToolArguments):
@@ -228,45 +247,56 @@ class RecontextCall(ToolArguments):
     wait_seconds: WaitArg = None
 
 
+@planner(RECONTEXT)
+def plan_recontext(
+    call: RecontextCall, recontexter: ImageRecontexter
+) -> Plan[ImageRecontexter, RecontextRequest]:
+    caps = recontexter.capabilities
+    request = RecontextRequest(
+        prompt=call.prompt or "",
+        model=chosen_model(caps, call.model, recontexter.name, "recontext"),
+        n=call.n,
+        **options_from(RecontextOptions, call),
+    )
+    request = checked(recontexter.name, caps, request)
+    charge = Charge(recontexter.name, request.model, "recontext", request.n)
+    return Plan(RECONTEXT, recontexter, request, charge)
+
+
 async def recontext_image(
     call: RecontextCall,
     ctx: Context[AppState, Any],
-    approval: Annotated[Approval, Resolve(confirmation("recontext"))],
+    plan: Annotated[Plan[ImageRecontexter, RecontextRequest], Resolve(plan_recontext)],
+    approval: Annotated[Approval, Resolve(confirmation(plan_recontext))],
 ) -> Annotated[CallToolResult, ImageResult]:
     """Show a product in a new scene: the product stays as in the photos, the setting changes
     as the prompt says. Results are stored with the product photos as parents."""
     with user_errors():
         app = app_state(ctx)
-        recontexter = app.providers.provider_for(RECONTEXT, call.provider, call.model)
-        caps = recontexter.capabilities
-        request = RecontextRequest(
-            prompt=call.prompt or "",
-            model=chosen_model(caps, call.model, recontexter.name, "recontext"),
-            n=call.n,
-            **options_from(RecontextOptions, call),
-        )
-        request = checked(recontexter.name, caps, request)
-        products = tuple(
-            [await input_image(app, ref, caps, f"product image {i + 1}") for i, ref in enumerate(call.images)]
-        )
-        request = replace(request, images=products)
-        work = ImageWork(
-            app,
-            recontexter.name,
-            request.model,
-            call.prompt,
-            {"n": call.n, **given_options(request)},
-            RECONTEXT,
-            functools.partial(recontexter.recontext, request),
-            inputs=products,
-        )
-        return await run_image_tool(
-            ctx,
-            work,
-            f"asking {recontexter.name} ({request.model}) to recontext",
-            call.wait_seconds,
-            approval,
-        )
+        recontexter, request = plan.provider, plan.terms
+
+        async def prepare() -> ImageWork:
+            caps = recontexter.capabilities
+            products = tuple(
+                [
+                    await input_image(app, ref, caps, f"product image {i + 1}")
+                    for i, ref in enumerate(call.images)
+                ]
+            )
+            ready = replace(request, images=products)
+            return ImageWork(
+                app,
+                recontexter.name,
+                ready.model,
+                call.prompt,
+                {"n": call.n, **given_options(ready)},
+                RECONTEXT,
+                functools.partial(recontexter.recontext, ready),
+                inputs=products,
+            )
+
+        first_step = f"asking {recontexter.name} ({request.model}) to recontext"
+        return await run_planned(ctx, plan, approval, prepare, first_step, call.wait_seconds)
 
 
 def transform_tools(surface: Surface) -> list[Tool]:
