@@ -13,6 +13,9 @@ import re
 from collections.abc import Iterable
 
 REDACTED = "[redacted]"
+MAX_LOG_LINE = 8192
+"""Characters of one log message kept; the rest is counted, not written (a record's traceback is
+kept whole: it is the server's own text)."""
 MIN_SECRET_LENGTH = 4
 """Shorter configured values are not replaced: they would blank out ordinary words."""
 
@@ -49,6 +52,13 @@ class RedactingFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
+        if len(message) > MAX_LOG_LINE:
+            # Cut before redacting (a long line costs each pattern its length), with room for a
+            # secret that straddles the cut to be found whole, then cut again at the limit.
+            reach = MAX_LOG_LINE + max((len(secret) for secret in self._secrets), default=0) + 512
+            kept = redact(message[:reach], self._secrets)[:MAX_LOG_LINE]
+            record.msg, record.args = f"{kept}... [{len(message) - MAX_LOG_LINE:,} more characters]", None
+            message = record.msg
         cleaned = redact(message, self._secrets)
         if cleaned != message:
             record.msg, record.args = cleaned, None

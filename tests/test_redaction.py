@@ -79,3 +79,21 @@ def test_the_cli_logging_setup_installs_the_filter() -> None:
     finally:
         root.handlers[:] = handlers
         root.setLevel(level)
+
+
+def test_a_huge_log_message_is_cut_and_a_secret_across_the_cut_is_still_scrubbed() -> None:
+    secret = "tokens-file-secret-0123456789"
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactingFilter([secret]))
+    logger = logging.getLogger("tests.redaction.huge")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("%s%s%s", "x" * 8_180, secret, "y" * 1_000_000)
+    finally:
+        logger.removeHandler(handler)
+    output = stream.getvalue()
+    assert len(output) < 8_300, len(output)
+    assert "tokens-file" not in output and output.startswith("x" * 8_180 + "[redac")
+    assert output.rstrip().endswith(f"... [{8_180 + len(secret) + 1_000_000 - 8_192:,} more characters]")

@@ -27,6 +27,7 @@ from mcp_imagegen.server.app import build_server
 from mcp_imagegen.store.selection import opened
 from mcp_imagegen.store.shared import SharedStore
 from mcp_imagegen.store.url import StoreUrl
+from mcp_imagegen.usage.ledger import Reservation
 from mcp_imagegen.usage.prices import Charge, Estimate
 from mcp_imagegen.usage.shared_ledger import SharedLedger
 from tests.conftest import png_bytes
@@ -195,6 +196,13 @@ async def test_a_budget_holds_exactly_across_replicas(postgres: Postgres) -> Non
     assert state.spent_usd == pytest.approx(0.2) and state.remaining_usd == 0
     bobs = await ledgers[0].reserve("bob", "generate_image", charge, Estimate(0.04, "t"), 0.2)
     assert bobs.row_id not in passed, "one person's spend is not another's"
+    # A call released before it was sent gives its room back, on the other replica too.
+    await ledgers[0].release(Reservation(passed[0], charge, Estimate(0.04, "t")))
+    assert (await ledgers[1].budget("alice", 0.2)).remaining_usd == pytest.approx(0.04)
+    again = await ledgers[1].reserve("alice", "generate_image", charge, Estimate(0.04, "t"), 0.2)
+    await ledgers[1].settle(again, "succeeded", Estimate(0.04, "t"))
+    await ledgers[0].release(again)  # a settled call stays
+    assert (await ledgers[0].budget("alice", 0.2)).remaining_usd == 0
     for replica in replicas:
         await replica.close()
 

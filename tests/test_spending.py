@@ -325,3 +325,16 @@ async def test_cancelled_calls_settle_their_reservation(
         "the queued call's reservation is released"
     )
     assert [(line["calls"], line["failed"]) for line in report["lines"]] == [(2, 0)]
+
+
+def test_a_token_priced_call_is_reserved_at_its_bounds_and_an_overrun_is_said() -> None:
+    """gpt-5-mini at $0.25 and $2 per million tokens: reserved at the input estimate and the output
+    cap; settled on the reported tokens; above the reservation only with the ledger saying so."""
+    table = PriceTable()
+    charge = Charge("openai", "gpt-5-mini", "describe", 1, input_tokens=2_000, output_tokens=1_000)
+    assert table.estimate(charge).usd == pytest.approx(0.0025)
+    within = table.settle(charge, 0, {"prompt_tokens": 1_500, "completion_tokens": 1_000})
+    assert within.usd == pytest.approx(0.002375) and "reservation" not in within.basis
+    over = table.settle(charge, 0, {"prompt_tokens": 1_500, "completion_tokens": 5_000})
+    assert over.usd == pytest.approx(0.010375)
+    assert over.basis.startswith("over its reservation of $0.0025: the provider reported more tokens")

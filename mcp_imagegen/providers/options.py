@@ -278,7 +278,9 @@ class DescribeOptions:
     __pydantic_config__ = STRICT
 
     system: Annotated[str | None, Field(description="Instructions for the model.", max_length=32000)] = None
-    max_tokens: Annotated[int | None, Field(description="Longest answer, in tokens.", ge=1, le=65536)] = None
+    max_tokens: Annotated[
+        int | None, Field(description="Longest answer, in tokens (default 8192).", ge=1, le=65536)
+    ] = None
     temperature: Annotated[float | None, Field(ge=0, le=2)] = None
     top_p: Annotated[float | None, Field(gt=0, le=1)] = None
     detail: Annotated[

@@ -51,9 +51,10 @@ MeteredWork = Callable[[Job], Awaitable[JobOutcome]]
 
 
 async def admit(ctx: Context[AppState, Any], tool: str, charge: Charge, approval: Approval) -> Reservation:
-    """Refuse a declined call; count it against the caller's rate limit; reserve its estimate
-    against the caller's budget (BudgetError: nothing is sent). The reservation is then settled by
-    the job (`ChargedWork`), or by `settle_unsent` where the call never reached its job."""
+    """Refuse a declined call; reserve its estimate against the caller's budget (BudgetError:
+    nothing is sent). The call was counted against the caller's rate limit before its arguments
+    were read (`StrictTool.run`). The reservation is then settled by
+    the job (`ChargedWork`), or released (`release_unsent`) where the call never reached its job."""
     if not isinstance(approval, AcceptedElicitation) or not approval.data.proceed:
         answer = "dismissed" if isinstance(approval, CancelledElicitation) else "declined"
         raise DeclinedError(
@@ -62,10 +63,16 @@ async def admit(ctx: Context[AppState, Any], tool: str, charge: Charge, approval
         )
     app = ctx.request_context.lifespan_context
     caller = current_principal()
-    await app.rate_limiter.admit(caller.name)
     estimate = app.prices.estimate(charge)
     # A server stopping before the job settles the row leaves it for `UsageLedger.settle_stale`.
     return await app.ledger.reserve(caller.name, tool, charge, estimate, app.settings.budget_for(caller.name))
+
+
+async def release_unsent(app: AppState, reservation: Reservation) -> None:
+    """Give back the reservation of a call that ended before its job started (its inputs could
+    not be read, or it was cancelled meanwhile): nothing was sent, so it is no call."""
+    with anyio.CancelScope(shield=True):
+        await app.ledger.release(reservation)
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,7 @@ REPORT = (
     " FROM calls WHERE day >= ? AND day <= ? AND (? IS NULL OR principal = ?)"
     " GROUP BY day, principal, provider, model ORDER BY day, principal, provider, model"
 )
+RELEASE = "DELETE FROM calls WHERE id = ? AND outcome = 'pending'"
 LEDGER_FILE = "usage.sqlite3"
 STALE_AFTER_S = 24 * 3600.0
 """A row still pending this long after it started belongs to a server that stopped mid-call."""
@@ -135,6 +136,11 @@ class Ledger(Protocol):
         """Record how the call ended; a call settles once (a second settle changes nothing)."""
         ...
 
+    async def release(self, reservation: Reservation) -> None:
+        """Remove a still-pending reservation whose call was never sent (its inputs could not be
+        read): it is no call, so it neither counts against the budget nor shows in reports."""
+        ...
+
     async def budget(self, principal: str, limit_usd: float) -> BudgetState: ...
 
     async def report(self, principal: str | None, since: str, until: str) -> list[UsageRow]:
@@ -180,6 +186,9 @@ class UsageLedger:
         job_id: str | None = None,
     ) -> None:
         await anyio.to_thread.run_sync(self._settle, reservation, outcome, cost, images, usage, job_id)
+
+    async def release(self, reservation: Reservation) -> None:
+        await anyio.to_thread.run_sync(self._release, reservation)
 
     async def budget(self, principal: str, limit_usd: float) -> BudgetState:
         return await anyio.to_thread.run_sync(self._budget, principal, limit_usd)
@@ -241,6 +250,10 @@ class UsageLedger:
                     reservation.row_id,
                 ),
             )
+
+    def _release(self, reservation: Reservation) -> None:
+        with self._lock:
+            self._db.execute(RELEASE, (reservation.row_id,))
 
     def _budget(self, principal: str, limit_usd: float) -> BudgetState:
         now = self._clock()

@@ -25,10 +25,18 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
 
 VISION_INPUT_TOKENS_PER_IMAGE = 1_600
+"""An image sent to a vision model, downscaled to what the model uses, is at most about this many
+input tokens on the listed models."""
 VISION_PROMPT_TOKENS = 500
+"""The request's own framing around the caller's text (roles, image parts, instructions)."""
 VISION_OUTPUT_TOKENS = 1_500
-"""Before a describe call, its tokens are not known: these bound a typical call (a downscaled
-image is at most ~1,600 tokens on the listed models); the ledger settles on the reported usage."""
+"""The output of a token-priced call whose charge names no cap (a charge made by hand)."""
+
+
+def text_tokens(text: str) -> int:
+    """At least the tokens `text` takes on the listed tokenizers: one per two UTF-8 bytes, where
+    English takes one per four characters and CJK scripts about one per character (three bytes)."""
+    return (len(text.encode("utf-8")) + 1) // 2
 
 
 class PriceEntry(BaseModel):
@@ -112,6 +120,10 @@ class Charge:
     """Images asked for (or, for describe, images sent)."""
     size: str | None = None
     quality: str | None = None
+    input_tokens: int | None = None
+    """For a token-priced call: the input tokens it sends, estimated from above before it is made."""
+    output_tokens: int | None = None
+    """For a token-priced call: the output cap it sends, so the most it can be billed for."""
 
     def describe(self) -> str:
         options = ", ".join(value for value in (self.quality, self.size) if value)
@@ -156,8 +168,11 @@ class PriceTable:
             return self._per_image(entry, charge, charge.images)
         if entry.usd_per_call is not None:
             return Estimate(entry.usd_per_call, f"${entry.usd_per_call:g} per call{self._cited(entry)}")
-        tokens_in = VISION_PROMPT_TOKENS + VISION_INPUT_TOKENS_PER_IMAGE * charge.images
-        return self._per_tokens(entry, tokens_in, VISION_OUTPUT_TOKENS, "at most about")
+        tokens_in = charge.input_tokens
+        if tokens_in is None:
+            tokens_in = VISION_PROMPT_TOKENS + VISION_INPUT_TOKENS_PER_IMAGE * charge.images
+        tokens_out = charge.output_tokens if charge.output_tokens is not None else VISION_OUTPUT_TOKENS
+        return self._per_tokens(entry, tokens_in, tokens_out, "at most about")
 
     def settle(self, charge: Charge, images: int, usage: Mapping[str, Any] | None) -> Estimate:
         """After the call: priced on the images made and the tokens the provider reported."""
@@ -166,7 +181,15 @@ class PriceTable:
             return self.estimate(charge)
         tokens = _tokens(usage or {})
         if entry.usd_per_million_input_tokens is not None and tokens is not None:
-            return self._per_tokens(entry, tokens[0], tokens[1], "")
+            settled = self._per_tokens(entry, tokens[0], tokens[1], "")
+            reserved = self.estimate(charge)
+            if settled.usd is not None and reserved.usd is not None and settled.usd > reserved.usd:
+                return Estimate(
+                    settled.usd,
+                    f"over its reservation of ${reserved.usd:g}: the provider reported more tokens than "
+                    f"the call was bounded by; {settled.basis}",
+                )
+            return settled
         if entry.usd_per_image is not None:
             return self._per_image(entry, charge, images)
         return self.estimate(charge)

@@ -33,6 +33,7 @@ RESERVE = (
     " size, quality, outcome, estimate_usd, basis)"
     " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,'pending',%s,%s) RETURNING id"
 )
+RELEASE = "DELETE FROM calls WHERE id = %s AND outcome = 'pending'"
 SETTLE = (
     "UPDATE calls SET outcome = %s, cost_usd = %s, basis = %s, images = %s, usage = %s, job_id = %s,"
     " ended_at = %s WHERE id = %s AND outcome = 'pending'"  # a call settles once
@@ -97,6 +98,13 @@ class SharedLedger:
         try:
             async with self._database.connection() as connection:
                 await connection.execute(SETTLE, values)
+        except psycopg.Error as exc:
+            raise _failed(self._database, exc) from None
+
+    async def release(self, reservation: Reservation) -> None:
+        try:
+            async with self._database.connection() as connection:
+                await connection.execute(RELEASE, (reservation.row_id,))
         except psycopg.Error as exc:
             raise _failed(self._database, exc) from None
 

@@ -62,6 +62,8 @@ class FakeChat:
     """`openai` ({"error": {...}}) or `legacy` ({"object": "error", ...}: older Scaleway models, Mistral)."""
     chunk_delay_s: float = 0.0
     """Pause between streamed chunks, as a model writing its answer."""
+    answer_tokens: int | None = None
+    """The tokens the model would write (and bill) when not capped; None: one per word of the answer."""
     requests: list[ChatRequest] = field(default_factory=list)
     _counter: itertools.count[int] = field(default_factory=itertools.count)
 
@@ -102,6 +104,11 @@ class FakeChat:
         wants_json = (body.get("response_format") or {}).get("type") == "json_schema"
         text = json.dumps(self.structured_answer) if wants_json else self.answer
         usage = {"prompt_tokens": 50 + 85 * images, "completion_tokens": len(text.split()), "total_tokens": 0}
+        if self.answer_tokens is not None:  # a long answer, billed up to the cap the request sets
+            cap = body.get("max_completion_tokens", body.get("max_tokens"))
+            usage["completion_tokens"] = (
+                self.answer_tokens if cap is None else min(self.answer_tokens, int(cap))
+            )
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         completion_id = f"chatcmpl-{next(self._counter)}"
         if body.get("stream"):

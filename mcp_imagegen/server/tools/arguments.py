@@ -24,6 +24,7 @@ from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetad
 from mcp.types import ToolAnnotations
 from pydantic import ConfigDict, Field, ValidationError, create_model
 
+from mcp_imagegen.errors import ImagegenError
 from mcp_imagegen.operations import Operation, OperationSpec
 from mcp_imagegen.providers.options import option_fields
 from mcp_imagegen.server import icons
@@ -63,6 +64,17 @@ JobIdArg = Annotated[
 ]
 
 
+MAX_ARGUMENTS = 64
+"""More argument names than any tool has (the widest takes about 30): a call with more is refused
+before any name is looked at."""
+MAX_ARGUMENT_VALUES = 10_000
+"""List items and object members, at any depth, in one call: far above a valid call (16 images,
+50 points, a response schema), far below what would take the server long to walk."""
+MAX_NAMES_EXPLAINED = 3
+"""Unknown names matched against the valid ones and named in the error; the rest are counted."""
+MAX_NAME_SHOWN = 64
+
+
 class ToolArguments(ArgModelBase):
     """A tool's own parameters; subclasses declare them as fields. Closed to unknown names."""
 
@@ -92,39 +104,118 @@ class StrictTool(Tool):
         context: Context[LifespanContextT, RequestT],
         convert_result: bool = False,
     ) -> Any:
-        known = [field.alias or name for name, field in self.fn_metadata.arg_model.model_fields.items()]
+        """Count a provider call against its caller's rate limit first, then refuse arguments
+        too many or too large to read, then unknown names, then bad values: each step's work is
+        bounded, so a call built to be expensive to refuse costs the server little."""
+        if self.operation is not None:
+            await _admit(context, self.name)
+        refusal = oversized(arguments)
+        if refusal is not None:
+            raise ToolError(f"Error executing tool {self.name}: {refusal} Nothing was sent to a provider.")
+        known = self._known_names()
         unknown = [name for name in arguments if name not in known]
         if unknown:
-            reasons = [self.withheld.get(name) or unknown_parameter(name, known) for name in unknown]
             raise ToolError(
-                f"Error executing tool {self.name}: {' '.join(reasons)} Nothing was sent to a provider."
+                f"Error executing tool {self.name}: {self._unknown(unknown)} Nothing was sent to a provider."
             )
         try:
             self.fn_metadata.arg_model.model_validate(self.fn_metadata.pre_parse_json(arguments))
         except ValidationError as exc:
+            # From None: the SDK would log every failing field's name from the cause.
             raise ToolError(
                 f"Error executing tool {self.name}: {invalid_values(exc)} Nothing was sent."
-            ) from exc
+            ) from None
         return await super().run(arguments, context, convert_result)
+
+    def _known_names(self) -> frozenset[str]:
+        fields = self.fn_metadata.arg_model.model_fields
+        return frozenset(field.alias or name for name, field in fields.items())
+
+    def _unknown(self, unknown: list[str]) -> str:
+        """Why each of the first few unknown names is refused (closest valid name, or why the
+        option is not offered here), then how many more there are."""
+        known = sorted(self._known_names())
+        if len(unknown) == 1:
+            return self.withheld.get(unknown[0]) or unknown_parameter(unknown[0], known)
+        shown = unknown[:MAX_NAMES_EXPLAINED]
+        reasons = [
+            self.withheld.get(name) or unknown_parameter(name, known, list_valid=False) for name in shown
+        ]
+        unmatched = any(
+            name not in self.withheld and "did you mean" not in reason
+            for name, reason in zip(shown, reasons, strict=True)
+        )
+        more = len(unknown) - len(shown)
+        if more:
+            reasons.append(f"And {more:,} more unknown parameter{'s' if more > 1 else ''}.")
+        if unmatched:
+            reasons.append(f"Valid parameters: {', '.join(known)}." if known else "This tool takes none.")
+        return " ".join(reasons)
+
+
+async def _admit(context: Context[Any, Any], tool: str) -> None:
+    """Count the call against its caller's rate limit (`LimitError`, as the tool's error, when over)."""
+    from mcp_imagegen.server.principals import current_principal
+
+    state = context.request_context.lifespan_context
+    try:
+        await state.rate_limiter.admit(current_principal().name)
+    except ImagegenError as exc:
+        raise ToolError(f"Error executing tool {tool}: {exc}") from None
+
+
+def oversized(arguments: dict[str, Any]) -> str | None:
+    """Why `arguments` are refused unread: more names than any tool takes, or more values (list
+    items and object members, at any depth) than any valid call holds. The walk stops at the
+    limit, so its cost is bounded whatever was sent."""
+    if len(arguments) > MAX_ARGUMENTS:
+        return (
+            f"{len(arguments):,} arguments is more than any tool takes (at most {MAX_ARGUMENTS}); "
+            "check the call."
+        )
+    seen = 0
+    pending: list[Any] = [arguments]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            seen += len(value)
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            seen += len(value)
+            pending.extend(value)
+        if seen > MAX_ARGUMENT_VALUES:
+            return f"the arguments hold more than {MAX_ARGUMENT_VALUES:,} values, more than any valid call."
+    return None
 
 
 def invalid_values(error: ValidationError) -> str:
     """ "quality: Input should be 'low', 'medium', 'high' or 'auto' (got 'max')." for each bad value,
     without pydantic's model name, error codes and links."""
     parts = []
-    for problem in error.errors(include_url=False):
+    problems = error.errors(include_url=False)
+    for problem in problems[:MAX_NAMES_EXPLAINED]:
         where = ".".join(str(part) for part in problem["loc"]) or "arguments"
         given = repr(problem.get("input"))
         given = given if len(given) <= 60 else given[:57] + "..."
-        parts.append(f"{where}: {problem['msg']} (got {given}).")
+        parts.append(f"{where[:MAX_NAME_SHOWN]}: {problem['msg']} (got {given}).")
+    if len(problems) > MAX_NAMES_EXPLAINED:
+        parts.append(f"And {len(problems) - MAX_NAMES_EXPLAINED:,} more invalid values.")
     return " ".join(parts)
 
 
-def unknown_parameter(name: str, known: list[str]) -> str:
-    """ "unknown parameter 'qualty'; did you mean 'quality'?"."""
-    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+def unknown_parameter(name: str, known: list[str], *, list_valid: bool = True) -> str:
+    """ "unknown parameter 'qualty'; did you mean 'quality'?"; with no close name, the valid ones
+    (not without `list_valid`, for a caller that lists them once). A name
+    longer than any parameter is shown cut short and not matched."""
+    if len(name) > MAX_NAME_SHOWN:
+        name = f"{name[:MAX_NAME_SHOWN]}... ({len(name):,} characters)"
+        close = []
+    else:
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
     if close:
         hint = f"did you mean {close[0]!r}?"
+    elif not list_valid:
+        return f"unknown parameter {name!r}."
     elif known:
         hint = f"valid parameters: {', '.join(sorted(known))}."
     else:

@@ -8,11 +8,12 @@ with a response_schema also as validated structured content.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import json
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-import anyio.to_thread
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.resolve import Resolve
 from mcp.server.mcpserver.tools import Tool
@@ -21,6 +22,7 @@ from pydantic import BaseModel, Field, JsonValue
 
 from mcp_imagegen.errors import InputError
 from mcp_imagegen.images import codec
+from mcp_imagegen.images.workers import run_decode
 from mcp_imagegen.operations import DESCRIBE
 from mcp_imagegen.providers.base import (
     Capabilities,
@@ -47,7 +49,16 @@ from mcp_imagegen.server.tools.checks import chosen_model
 from mcp_imagegen.server.tools.inputs import input_image
 from mcp_imagegen.server.tools.pipeline import ModelOptions, Plan, confirmation, planner, run_planned
 from mcp_imagegen.server.tools.surface import Surface
-from mcp_imagegen.usage.prices import Charge
+from mcp_imagegen.usage.prices import (
+    VISION_INPUT_TOKENS_PER_IMAGE,
+    VISION_PROMPT_TOKENS,
+    Charge,
+    text_tokens,
+)
+
+DEFAULT_ANSWER_TOKENS = 8_192
+"""The answer's cap when the caller gives no max_tokens: room for a long description and a
+reasoning model's thinking, and the bound its cost is reserved at."""
 
 
 class DescribeAnswer(BaseModel):
@@ -132,7 +143,20 @@ def plan_describe(
 
         check_schema(options.response_schema)
     model = chosen_model(caps, call.model, describer.name, "describe")
-    charge = Charge(describer.name, model, "describe", images=len(call.images))
+    # Always capped, so the reservation bounds what the call can cost (the provider bills the
+    # tokens written, and an uncapped answer can run to the model's limit).
+    options = dataclasses.replace(options, max_tokens=options.max_tokens or DEFAULT_ANSWER_TOKENS)
+    text = "".join([call.question, options.system or "", json.dumps(options.response_schema or "")])
+    charge = Charge(
+        describer.name,
+        model,
+        "describe",
+        images=len(call.images),
+        input_tokens=VISION_PROMPT_TOKENS
+        + text_tokens(text)
+        + VISION_INPUT_TOKENS_PER_IMAGE * len(call.images),
+        output_tokens=options.max_tokens,
+    )
     return Plan(DESCRIBE, describer, ModelOptions(model, options), charge)
 
 
@@ -196,14 +220,15 @@ async def _prepared(
     if caps.fetches_urls and reference.strip().lower().startswith(("http://", "https://")):
         return reference.strip()
     item = await input_image(app, reference, caps, what)
-    data, mime, width, height = await anyio.to_thread.run_sync(
+    data, mime, width, height = await run_decode(
+        item.width * item.height,
         functools.partial(
             codec.fit_for_vision,
             item.data,
             item.mime_type,
             max_side=caps.vision_max_side,
             max_pixels=app.settings.max_pixels,
-        )
+        ),
     )
     cap = caps.max_describe_image_bytes
     if cap is not None and len(data) > cap:

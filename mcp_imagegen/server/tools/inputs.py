@@ -3,10 +3,9 @@ provider off the event loop, masks brought to the first image's size."""
 
 from __future__ import annotations
 
-import anyio.to_thread
-
 from mcp_imagegen.images import codec
 from mcp_imagegen.images.inputs import RawInput
+from mcp_imagegen.images.workers import run_decode
 from mcp_imagegen.providers.base import Capabilities, InputImage
 from mcp_imagegen.server.principals import current_principal
 from mcp_imagegen.server.state import AppState
@@ -14,10 +13,13 @@ from mcp_imagegen.server.state import AppState
 
 async def input_image(app: AppState, reference: str, caps: Capabilities, what: str) -> InputImage:
     raw = await app.inputs.resolve(reference, what, current_principal())
-    normalized = await anyio.to_thread.run_sync(
+    max_pixels = app.settings.max_pixels
+    pixels = declared_pixels(raw.data, max_pixels, what)
+    normalized = await run_decode(
+        pixels,
         lambda: codec.normalize_input(
-            raw.data, max_pixels=app.settings.max_pixels, accepted=caps.input_mime_types, what=what
-        )
+            raw.data, max_pixels=max_pixels, accepted=caps.input_mime_types, what=what
+        ),
     )
     return InputImage(
         data=normalized.data,
@@ -34,10 +36,17 @@ async def input_image(app: AppState, reference: str, caps: Capabilities, what: s
 async def mask_image(app: AppState, reference: str, first: InputImage) -> InputImage:
     raw = await app.inputs.resolve(reference, "mask", current_principal())
     size = (first.width, first.height)
-    data = await anyio.to_thread.run_sync(
-        lambda: codec.edit_mask(raw.data, size=size, max_pixels=app.settings.max_pixels)
-    )
+    max_pixels = app.settings.max_pixels
+    pixels = declared_pixels(raw.data, max_pixels, "the mask")
+    data = await run_decode(pixels, lambda: codec.edit_mask(raw.data, size=size, max_pixels=max_pixels))
     return InputImage(data, "image/png", first.width, first.height, "mask.png")
+
+
+def declared_pixels(data: bytes, max_pixels: int, what: str) -> int:
+    """The pixels an image's header declares (InputError for an unknown type or one over the
+    limit): read before decoding, so a decode waits for its room instead of taking it."""
+    facts = codec.facts(data, max_pixels=max_pixels, what=what)
+    return facts.width * facts.height
 
 
 def _filename(raw: RawInput, mime_type: str, what: str) -> str:

@@ -6,8 +6,8 @@
 2. **Confirm** (a resolver on the plan): a call estimated above the threshold is put to the user.
 3. **Admit**: a declined call is refused; the call counts against the caller's rate limit; its
    estimate is reserved against the caller's budget (`spending.admit`).
-4. **Prepare**: the tool reads its input images and builds the job's work. A failure here settles
-   the reservation at nothing, since nothing was sent.
+4. **Prepare**: the tool reads its input images (decoded a few at a time: `images/workers.py`) and
+   builds the job's work. A failure here gives the reservation back: nothing was sent.
 5. **Run**: the job runs and settles its own ledger row (`spending.ChargedWork`).
 
 A tool declares its plan and confirmation as parameters:
@@ -33,7 +33,14 @@ from mcp.types import CallToolResult
 from mcp_imagegen.operations import OperationSpec
 from mcp_imagegen.providers.base import Provider
 from mcp_imagegen.server.jobs.delivery import run_as_job
-from mcp_imagegen.server.spending import Approval, ChargedWork, MeteredWork, SpendApproval, admit
+from mcp_imagegen.server.spending import (
+    Approval,
+    ChargedWork,
+    MeteredWork,
+    SpendApproval,
+    admit,
+    release_unsent,
+)
 from mcp_imagegen.server.state import AppState
 from mcp_imagegen.server.tools.boundary import app_state, user_errors
 from mcp_imagegen.usage.prices import Charge
@@ -142,8 +149,12 @@ async def run_planned(
     """Admit the planned call (declined, rate limit, budget), then `prepare` its work (read its
     inputs), then run it as a job that settles its cost, and deliver it."""
     app = app_state(ctx)
-    work = await prepare()
     reservation = await admit(ctx, plan.operation.tool, plan.charge, approval)
+    try:
+        work = await prepare()
+    except BaseException:
+        await release_unsent(app, reservation)
+        raise
     return await run_as_job(
         ctx,
         plan.operation.tool,

@@ -21,6 +21,7 @@ from pydantic import Field
 
 from mcp_imagegen.errors import InputError
 from mcp_imagegen.images import codec
+from mcp_imagegen.images.workers import run_decode
 from mcp_imagegen.operations import RECONTEXT, SEGMENT, UPSCALE
 from mcp_imagegen.providers.base import (
     CallEvents,
@@ -192,8 +193,9 @@ async def segment_image(
                 max_pixels = app.settings.max_pixels
                 cutouts = [
                     GeneratedImage(
-                        await anyio.to_thread.run_sync(
-                            functools.partial(codec.cutout, source.data, mask.data, max_pixels=max_pixels)
+                        await run_decode(
+                            2 * source.width * source.height,
+                            functools.partial(codec.cutout, source.data, mask.data, max_pixels=max_pixels),
                         ),
                         label=mask.label,
                         score=mask.score,

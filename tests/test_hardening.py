@@ -1,0 +1,264 @@
+"""One person on a shared server cannot hurt the others: the reproductions of the security review
+(issue 28), each run against a real server over Streamable HTTP with two named tokens, asserting
+what a user or operator sees (the reply, the provider's requests, the ledger, the log, the
+server's peak memory)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import sqlite3
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.types import CallToolResult
+from PIL import Image
+
+from tests.conftest import png_bytes
+from tests.connect import http_server_process
+from tests.fakes.openai_images import FakeOpenAIImages
+
+pytestmark = pytest.mark.anyio
+TOKENS = {name: f"{name}-token-0123456789abcdef" for name in ("alice", "bob")}
+
+
+@dataclass
+class Shared:
+    """A running shared server: its URL, its process (for its memory), and where it keeps things."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    store: Path
+
+    def peak_rss_mib(self) -> float:
+        """The process's peak resident memory so far (VmHWM), in MiB."""
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        line = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
+        return int(line.split()[1]) / 1024
+
+    def rss_mib(self) -> float:
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        line = next(line for line in status.splitlines() if line.startswith("VmRSS:"))
+        return int(line.split()[1]) / 1024
+
+    def stop(self) -> str:
+        """Stop the server and return what it logged."""
+        self.process.terminate()
+        assert self.process.stderr is not None
+        return self.process.stderr.read().decode()
+
+    def ledger_rows(self) -> list[tuple[str, str, str, str]]:
+        """(principal, tool, outcome, basis) of every call the usage ledger recorded."""
+        with sqlite3.connect(self.store / "usage.sqlite3") as db:
+            return list(db.execute("SELECT principal, tool, outcome, basis FROM calls ORDER BY id"))
+
+    def ledger_costs(self) -> list[dict[str, Any]]:
+        """Every call's row in the usage ledger, by column name."""
+        with sqlite3.connect(self.store / "usage.sqlite3") as db:
+            db.row_factory = sqlite3.Row
+            return [dict(row) for row in db.execute("SELECT * FROM calls ORDER BY id")]
+
+
+@contextmanager
+def shared_server(fake: FakeOpenAIImages, tmp_path: Path, **extra: str) -> Iterator[Shared]:
+    env = {
+        "IMAGEGEN_STORE_DIR": str(tmp_path / "store"),
+        "OPENAI_API_KEY": fake.api_key,
+        "OPENAI_BASE_URL": f"{fake.url}/v1",
+        "IMAGEGEN_AUTH_TOKENS": ",".join(f"{name}:{token}" for name, token in TOKENS.items()),
+        **extra,
+    }
+    with http_server_process("http", env) as (url, process):
+        yield Shared(url, process, tmp_path / "store")
+
+
+@asynccontextmanager
+async def as_user(server: Shared, who: str) -> AsyncIterator[Client]:
+    http = httpx2.AsyncClient(
+        headers={"Authorization": f"Bearer {TOKENS[who]}"}, timeout=httpx2.Timeout(30, read=300)
+    )
+    async with http, Client(streamable_http_client(server.url + "/mcp", http_client=http)) as client:
+        yield client
+
+
+def text_of(result: CallToolResult) -> str:
+    return " ".join(getattr(block, "text", "") for block in result.content)
+
+
+def edit_requests(fake: FakeOpenAIImages) -> int:
+    return sum(1 for request in fake.requests if request.path.endswith("/images/edits"))
+
+
+def big_png(side: int) -> str:
+    """A data URI of a one-colour PNG of side x side: small to send (about 0.3 MB at 8192), large
+    to decode (256 MiB as RGBA)."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (side, side), (12, 80, 140)).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+# Point 1: a budget bounds what token-priced calls spend
+
+
+async def test_concurrent_describes_never_spend_past_the_budget(
+    fake_openai: FakeOpenAIImages, tmp_path: Path
+) -> None:
+    """64 describe calls at once against a $0.10 day, from a model that writes 20,000 tokens when
+    not capped (gpt-5-mini: $0.25 and $2 per million tokens): every request carries the output
+    cap, each call is reserved at that cap, and what settles stays within the budget."""
+    fake_openai.chat.answer_tokens = 20_000
+    image = "data:image/png;base64," + base64.b64encode(png_bytes()).decode()
+    with shared_server(
+        fake_openai, tmp_path, IMAGEGEN_BUDGET_USD_PER_DAY="0.10", IMAGEGEN_RATE_LIMIT_PER_MINUTE="1000"
+    ) as server:
+        async with as_user(server, "bob") as bob:
+            answers: list[CallToolResult] = []
+
+            async def describe() -> None:
+                answers.append(
+                    await bob.call_tool("describe_image", {"images": [image], "provider": "openai"})
+                )
+
+            async with anyio.create_task_group() as group:
+                for _ in range(64):
+                    group.start_soon(describe)
+            capped = await bob.call_tool(
+                "describe_image", {"images": [image], "provider": "openai", "max_tokens": 100}
+            )
+        rows = server.ledger_costs()
+    sent = [request.json for request in fake_openai.chat.requests]
+    assert sent and all(body["max_completion_tokens"] == 8192 for body in sent[:-1])
+    assert sent[-1]["max_completion_tokens"] == 100 and not capped.is_error, text_of(capped)
+    succeeded = [answer for answer in answers if not answer.is_error]
+    refused = [text_of(answer) for answer in answers if answer.is_error]
+    assert 1 <= len(succeeded) <= 6 and len(succeeded) == len(sent) - 1
+    assert all("daily budget" in text for text in refused), refused[:2]
+    spent = sum(row["cost_usd"] or 0.0 for row in rows)
+    assert spent <= 0.10 + 1e-9, f"spent ${spent:.4f} of a $0.10 budget"
+    assert all(row["cost_usd"] <= row["estimate_usd"] for row in rows), rows
+
+
+# Point 2: unknown argument names cost the server little, whatever their number
+
+
+async def test_a_flood_of_unknown_names_gets_a_short_answer_and_a_short_log(
+    fake_openai: FakeOpenAIImages, tmp_path: Path
+) -> None:
+    with shared_server(fake_openai, tmp_path, IMAGEGEN_RATE_LIMIT_PER_MINUTE="100") as server:
+        async with as_user(server, "bob") as bob:
+            arguments: dict[str, Any] = {"prompt": "a cat"}
+            arguments |= {f"unknown_parameter_number_{i}": i for i in range(100_000)}
+            flood = await bob.call_tool("generate_image", arguments)
+            assert flood.is_error
+            reply = text_of(flood)
+            assert len(reply) < 400, reply
+            assert "100,001 arguments is more than any tool takes (at most 64)" in reply
+            assert "Nothing was sent to a provider" in reply
+
+            some = {"prompt": "a cat", "qualty": "high", **{f"extra{i}": 1 for i in range(40)}}
+            named = text_of(await bob.call_tool("generate_image", some))
+            assert "unknown parameter 'qualty'; did you mean 'quality'?" in named
+            assert "unknown parameter 'extra0'. unknown parameter 'extra1'." in named
+            assert "'extra2'" not in named and "And 38 more unknown parameters." in named
+            assert named.count("Valid parameters: ") == 1 and "quality, size, wait_seconds." in named
+
+            deep = {"prompt": "a cat", "response_format": [[0] * 1000 for _ in range(20)]}
+            assert "more than 10,000 values" in text_of(await bob.call_tool("generate_image", deep))
+
+            bad_values = {"images": ["x"] * 16, "question": "", "max_tokens": -1}
+            values = text_of(await bob.call_tool("describe_image", bad_values))
+            assert len(values) < 600, values
+        async with as_user(server, "alice") as alice:  # the server kept serving
+            made = await alice.call_tool("generate_image", {"prompt": "a cat"})
+            assert not made.is_error, text_of(made)
+        assert fake_openai.requests and all("extra" not in str(r.body) for r in fake_openai.requests)
+        log = server.stop()
+    assert len(log) < 64 * 1024, f"{len(log):,} bytes of log"
+    assert "unknown_parameter_number_99999" not in log
+
+
+async def test_the_rate_limit_refuses_before_the_arguments_are_read(
+    fake_openai: FakeOpenAIImages, tmp_path: Path
+) -> None:
+    with shared_server(fake_openai, tmp_path, IMAGEGEN_RATE_LIMIT_PER_MINUTE="2") as server:
+        async with as_user(server, "bob") as bob:
+            garbage = {"prompt": "a cat", **{f"junk{i}": i for i in range(1000)}}
+            answers = [text_of(await bob.call_tool("generate_image", garbage)) for _ in range(3)]
+        assert "more than any tool takes" in answers[0] and "more than any tool takes" in answers[1]
+        assert answers[2].startswith("Error executing tool generate_image: rate limit: at most 2 image calls")
+        async with as_user(server, "alice") as alice:  # bob's limit is bob's
+            assert not (await alice.call_tool("generate_image", {"prompt": "a cat"})).is_error
+
+
+# Point 3: inputs are decoded after the rate limit and the budget, a few at a time
+
+
+async def test_large_inputs_are_refused_before_decoding_and_decoded_a_few_at_a_time(
+    fake_openai: FakeOpenAIImages, tmp_path: Path
+) -> None:
+    fake_openai.output_size = (64, 64)
+    image = big_png(8192)
+    with shared_server(fake_openai, tmp_path, IMAGEGEN_RATE_LIMIT_PER_MINUTE="2") as server:
+        async with as_user(server, "bob") as bob:
+            answers: list[str] = [""] * 12
+
+            async def edit(index: int) -> None:
+                result = await bob.call_tool("edit_image", {"image": image, "prompt": "make it red"})
+                answers[index] = text_of(result)
+
+            async with anyio.create_task_group() as group:
+                for index in range(12):
+                    group.start_soon(edit, index)
+        refused = [answer for answer in answers if "rate limit: at most 2 image calls" in answer]
+        assert len(refused) == 10, answers
+        assert edit_requests(fake_openai) == 2
+        limited_peak = server.peak_rss_mib()
+
+    fake_openai.requests.clear()
+    with shared_server(fake_openai, tmp_path / "unlimited", IMAGEGEN_RATE_LIMIT_PER_MINUTE="0") as server:
+        idle = server.rss_mib()
+        async with as_user(server, "bob") as bob:
+            results: list[CallToolResult] = []
+
+            async def edit_unlimited() -> None:
+                results.append(await bob.call_tool("edit_image", {"image": image, "prompt": "make it red"}))
+
+            async with anyio.create_task_group() as group:
+                for _ in range(8):
+                    group.start_soon(edit_unlimited)
+        assert all(not result.is_error for result in results), [text_of(r) for r in results]
+        assert edit_requests(fake_openai) == 8
+        peak = server.peak_rss_mib()
+    # Each decode holds about 200 MiB: eight at once peaked near 2 GiB before decodes took turns
+    # (and the ten refused calls would have decoded too); now about 270 MiB over idle.
+    assert limited_peak < idle + 600, f"rate-limited run peaked at {limited_peak:.0f} MiB"
+    assert peak - idle < 600, (
+        f"peak {peak:.0f} MiB from {idle:.0f} MiB idle (rate-limited run: {limited_peak:.0f})"
+    )
+
+
+async def test_an_input_that_cannot_be_read_gives_its_reservation_back(
+    fake_openai: FakeOpenAIImages, tmp_path: Path
+) -> None:
+    """The reservation is made before the inputs are read; an input that cannot be read gives it
+    back, so the call neither counts against the budget nor shows in the usage report."""
+    with shared_server(fake_openai, tmp_path) as server:
+        async with as_user(server, "bob") as bob:
+            broken = "data:image/png;base64," + base64.b64encode(b"\x89PNG\r\n\x1a\nnot really").decode()
+            answer = await bob.call_tool("edit_image", {"image": broken, "prompt": "make it red"})
+            assert answer.is_error and "image" in text_of(answer)
+            assert edit_requests(fake_openai) == 0
+            assert server.ledger_rows() == []
+            made = await bob.call_tool("generate_image", {"prompt": "a cat"})
+            assert not made.is_error, text_of(made)
+        rows = server.ledger_rows()
+    assert [(row[0], row[1], row[2]) for row in rows] == [("bob", "generate_image", "succeeded")]
