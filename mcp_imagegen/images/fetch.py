@@ -37,20 +37,62 @@ async def resolve_host(host: str, port: int) -> list[IPAddress]:
     return [ipaddress.ip_address(info[4][0]) for info in infos]
 
 
+EMBEDDING_IPV4 = (
+    (ipaddress.IPv6Network("64:ff9b::/96"), "NAT64"),
+    (ipaddress.IPv6Network("::ffff:0:0:0/96"), "SIIT"),
+    (ipaddress.IPv6Network("::/96"), "IPv4-compatible"),
+)
+"""IPv6 forms whose last 32 bits are the IPv4 address the packets reach (RFC 6052, 7915, 4291):
+judged by that address. (IPv4-mapped `::ffff:a.b.c.d` is `IPv6Address.ipv4_mapped`; 6to4
+`2002:aabb:ccdd::/48` is `.sixtofour`.)"""
+UNJUDGEABLE = (
+    (ipaddress.IPv6Network("64:ff9b:1::/48"), "a local-use NAT64 address"),
+    (ipaddress.IPv6Network("2001::/32"), "a Teredo address"),
+)
+"""IPv6 forms that reach an IPv4 address this server cannot tell for sure (where a local-use
+NAT64 prefix puts it depends on the network's prefix length; Teredo hides it): refused."""
+
+
+def reached(address: IPAddress) -> IPAddress | str:
+    """The address a connection to `address` ends up at: the IPv4 address an IPv6 transition form
+    carries, or `address` itself; a string says why it cannot be told."""
+    if isinstance(address, ipaddress.IPv4Address):
+        return address
+    if address.ipv4_mapped is not None:  # ::ffff:127.0.0.1 is 127.0.0.1
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    for network, why in UNJUDGEABLE:
+        if address in network:
+            return why
+    if int(address) > 1:  # `::` and `::1` are IPv6's own unspecified and loopback addresses
+        for network, _ in EMBEDDING_IPV4:
+            if address in network:
+                return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return address
+
+
 def refusal(address: IPAddress, allowed: Sequence[IPNetwork]) -> str | None:
-    """Why the server may not connect to `address`, or None if it may."""
+    """Why the server may not connect to `address`, or None if it may. An IPv6 form that carries
+    an IPv4 address is judged by that address. An allowed network lets through its own addresses
+    (and their IPv4-mapped form, which is the same socket), not a translator's form of them."""
     mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
-    if mapped is not None:  # ::ffff:127.0.0.1 is 127.0.0.1
-        address = mapped
-    if any(address in network for network in allowed):
+    if any(address in network or (mapped is not None and mapped in network) for network in allowed):
         return None
-    if address.is_global and not address.is_multicast:
+    target = reached(address)
+    if isinstance(target, str):
+        return f"{target}, whose IPv4 destination cannot be checked"
+    return _judged(target)
+
+
+def _judged(target: IPAddress) -> str | None:
+    if target.is_global and not target.is_multicast:
         return None
-    if address.is_loopback:
+    if target.is_loopback:
         return "a loopback address"
-    if address.is_link_local:
+    if target.is_link_local:
         return "a link-local address (where cloud metadata services live)"
-    return "a multicast address" if address.is_multicast else "a private or reserved address"
+    return "a multicast address" if target.is_multicast else "a private or reserved address"
 
 
 class UrlFetcher:
