@@ -20,11 +20,13 @@ import httpx2
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult
 from PIL import Image
 
 from tests.conftest import png_bytes
 from tests.connect import http_server_process
+from tests.fakes.loopback import free_port
 from tests.fakes.openai_images import FakeOpenAIImages
 
 pytestmark = pytest.mark.anyio
@@ -69,7 +71,9 @@ class Shared:
 
 
 @contextmanager
-def shared_server(fake: FakeOpenAIImages, tmp_path: Path, **extra: str) -> Iterator[Shared]:
+def shared_server(
+    fake: FakeOpenAIImages, tmp_path: Path, port: int | None = None, **extra: str
+) -> Iterator[Shared]:
     env = {
         "IMAGEGEN_STORE_DIR": str(tmp_path / "store"),
         "OPENAI_API_KEY": fake.api_key,
@@ -77,7 +81,7 @@ def shared_server(fake: FakeOpenAIImages, tmp_path: Path, **extra: str) -> Itera
         "IMAGEGEN_AUTH_TOKENS": ",".join(f"{name}:{token}" for name, token in TOKENS.items()),
         **extra,
     }
-    with http_server_process("http", env) as (url, process):
+    with http_server_process("http", env, port=port) as (url, process):
         yield Shared(url, process, tmp_path / "store")
 
 
@@ -262,3 +266,67 @@ async def test_an_input_that_cannot_be_read_gives_its_reservation_back(
             assert not made.is_error, text_of(made)
         rows = server.ledger_rows()
     assert [(row[0], row[1], row[2]) for row in rows] == [("bob", "generate_image", "succeeded")]
+
+
+# Point 7: list cursors reveal nothing of other people's activity
+
+
+def cursor_text(cursor: str) -> str:
+    return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+
+
+async def test_list_cursors_are_the_callers_own_and_carry_no_global_position(
+    fake_openai: FakeOpenAIImages, tmp_path: Path
+) -> None:
+    fake_openai.output_size = (64, 64)
+    with shared_server(fake_openai, tmp_path, IMAGEGEN_RATE_LIMIT_PER_MINUTE="100") as server:
+        async with as_user(server, "alice") as alice:
+            made: list[str] = []
+            for _ in range(6):
+                result = await alice.call_tool("generate_image", {"prompt": "a dot", "n": 10})
+                made += [image["id"] for image in (result.structured_content or {})["images"]]
+            first = await alice.list_resources()
+            assert len(first.resources) == 50 and first.next_cursor is not None
+            # The cursor names the last image shown (alice's own), not the store's global count.
+            assert cursor_text(first.next_cursor) == f"v2:{made[10]}"
+            rest = await alice.list_resources(cursor=first.next_cursor)
+            assert len(rest.resources) == 10 and rest.next_cursor is None
+        async with as_user(server, "bob") as bob:
+            errors = []
+            for cursor in (
+                first.next_cursor,
+                "bm90LWEtY3Vyc29y",
+                base64.urlsafe_b64encode(b"v1:" + b"9" * 4000).decode(),
+            ):
+                with pytest.raises(MCPError) as caught:
+                    await bob.list_resources(cursor=cursor)
+                errors.append((caught.value.error.code, caught.value.error.message))
+            # Alice's cursor answers bob exactly like garbage, and a huge number is no crash (-32603).
+            assert errors[0] == errors[1] == errors[2]
+            assert errors[0][0] == -32602 and errors[0][1].startswith("invalid cursor")
+            assert (await bob.list_resources()).resources == []
+
+
+# Point 9: malformed input to the download route and to cursors is a plain 4xx
+
+
+async def test_a_download_link_with_a_non_ascii_signature_is_refused_not_a_500(
+    fake_openai: FakeOpenAIImages, tmp_path: Path
+) -> None:
+    fake_openai.output_size = (64, 64)
+    port = free_port()
+    public = f"http://127.0.0.1:{port}/mcp"
+    with shared_server(fake_openai, tmp_path, port, IMAGEGEN_PUBLIC_URL=public) as server:
+        async with as_user(server, "alice") as alice:
+            result = await alice.call_tool("generate_image", {"prompt": "a dot"})
+        link = (result.structured_content or {})["images"][0]["download_url"]
+        assert httpx2.get(link).status_code == 200
+        base, _, _ = link.partition("?")
+        answers = {
+            "signature": httpx2.get(base, params={"expires": "9999999999", "signature": "é" * 43}),
+            "expires": httpx2.get(base, params={"expires": "١٢٣", "signature": "x"}),
+            "huge": httpx2.get(base, params={"expires": "9" * 5000, "signature": "x"}),
+        }
+    assert {name: reply.status_code for name, reply in answers.items()} == dict.fromkeys(answers, 403)
+    assert "signature does not match" in answers["signature"].text
+    assert answers["expires"].text == answers["huge"].text == "this link is malformed"

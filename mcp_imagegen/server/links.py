@@ -43,11 +43,11 @@ class LinkSigner:
 
     def check(self, image_id: str, expires: str, signature: str) -> str | None:
         """None for a good link, or why it is refused."""
-        try:
-            deadline = int(expires)
-        except ValueError:
+        if not (expires.isascii() and expires.isdigit() and len(expires) <= 12):
             return "this link is malformed"
-        if not hmac.compare_digest(signature, self._signature(image_id, deadline)):
+        deadline = int(expires)
+        # As bytes: compare_digest refuses a str with non-ASCII characters (a TypeError, once a 500).
+        if not hmac.compare_digest(signature.encode(), self._signature(image_id, deadline).encode()):
             return "this link's signature does not match: copy the whole link from the tool result"
         if self._clock() > deadline:
             return "this link has expired: call the tool again, or read the image's resource"

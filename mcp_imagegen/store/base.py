@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,9 @@ given, a cut-out a segmentation made beside its masks, or a `partial`: an interm
 streamed during a call, readable by URI, left out of listings, and removed when its call ends
 unless the caller asked to keep it."""
 URI_PREFIX = "imagegen://images/"
-CURSOR_PREFIX = "v1:"
+CURSOR_PREFIX = "v2:"
+MAX_CURSOR = 128
+IMAGE_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
 LOCAL_OWNER = "local"
 """The owner of everything made over stdio or unauthenticated HTTP, and of rows older than owners."""
 
@@ -138,19 +141,32 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
-def encode_cursor(seq: int) -> str:
-    """A page cursor: the position of the last image shown, opaque to the client."""
-    return base64.urlsafe_b64encode(f"{CURSOR_PREFIX}{seq}".encode()).decode().rstrip("=")
+def encode_cursor(image_id: str) -> str:
+    """A page cursor: the id of the last image shown. It says nothing a caller does not already
+    know (their own image's id, not the store's global position), and only that image's owner
+    (or an admin) can continue from it."""
+    return base64.urlsafe_b64encode(f"{CURSOR_PREFIX}{image_id}".encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> int:
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if text.startswith(CURSOR_PREFIX):
-            return int(text.removeprefix(CURSOR_PREFIX))
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        pass
-    raise InputError("invalid cursor: pass the nextCursor of a previous resources/list page")
+def decode_cursor(cursor: str) -> str:
+    """The image id a cursor continues after (InputError for anything else)."""
+    if len(cursor) <= MAX_CURSOR:
+        try:
+            text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            text = ""
+        image_id = text.removeprefix(CURSOR_PREFIX)
+        if text.startswith(CURSOR_PREFIX) and IMAGE_ID.fullmatch(image_id):
+            return image_id
+    raise invalid_cursor()
+
+
+def invalid_cursor() -> InputError:
+    """The one answer to a cursor that is malformed, another person's, or past a deleted image."""
+    return InputError(
+        "invalid cursor: pass the nextCursor of a previous resources/list page (if the image that "
+        "page ended with was deleted since, list again from the start)"
+    )
 
 
 def stored_image(row: Sequence[Any], path: Path | None) -> StoredImage:

@@ -35,6 +35,7 @@ from mcp_imagegen.store.base import (
     StoredImage,
     decode_cursor,
     encode_cursor,
+    invalid_cursor,
     stored_image,
 )
 
@@ -79,6 +80,7 @@ SELECT_BY_SHA256 = (
 SELECT_NEWEST = (
     f"SELECT {COLUMNS} FROM images WHERE {VISIBLE} AND kind != 'partial' ORDER BY seq DESC LIMIT ?"  # noqa: S608
 )
+SELECT_SEQ = f"SELECT seq FROM images WHERE id = ? AND {VISIBLE} AND kind != 'partial'"  # noqa: S608
 SELECT_OLDER = (
     f"SELECT {COLUMNS} FROM images WHERE seq < ? AND {VISIBLE} AND kind != 'partial'"  # noqa: S608
     " ORDER BY seq DESC LIMIT ?"
@@ -290,15 +292,19 @@ class LocalStore:
         return [self._from_row(row) for row in rows]
 
     def _page(self, cursor: str | None, limit: int, owner: str | None) -> Page:
-        """Keyset pagination on `seq`: the cost is one index range scan of `limit + 1` rows."""
-        before = decode_cursor(cursor) if cursor else None
+        """Keyset pagination on `seq`, continued after the cursor's image (which must be the
+        caller's): one index lookup and one range scan of `limit + 1` rows."""
+        after = decode_cursor(cursor) if cursor else None
         with self._lock:
-            if before is None:
+            if after is None:
                 rows = self._db.execute(SELECT_NEWEST, (owner, owner, limit + 1)).fetchall()
             else:
-                rows = self._db.execute(SELECT_OLDER, (before, owner, owner, limit + 1)).fetchall()
+                anchor = self._db.execute(SELECT_SEQ, (after, owner, owner)).fetchone()
+                if anchor is None:
+                    raise invalid_cursor()
+                rows = self._db.execute(SELECT_OLDER, (anchor[0], owner, owner, limit + 1)).fetchall()
         images = [self._from_row(row) for row in rows[:limit]]
-        next_cursor = encode_cursor(rows[limit - 1][0]) if len(rows) > limit else None
+        next_cursor = encode_cursor(images[-1].id) if len(rows) > limit else None
         return Page(images, next_cursor)
 
     def _delete(self, image_id: str) -> None:

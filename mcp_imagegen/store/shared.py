@@ -23,7 +23,15 @@ from psycopg.types.json import Jsonb
 from mcp_imagegen.database import Database
 from mcp_imagegen.errors import ImageNotFoundError, StoreError, first_line
 from mcp_imagegen.images.codec import EXTENSION_BY_MIME
-from mcp_imagegen.store.base import NewImage, Page, StoredImage, decode_cursor, encode_cursor, stored_image
+from mcp_imagegen.store.base import (
+    NewImage,
+    Page,
+    StoredImage,
+    decode_cursor,
+    encode_cursor,
+    invalid_cursor,
+    stored_image,
+)
 from mcp_imagegen.store.objects import ObjectStore
 
 logger = logging.getLogger(__name__)
@@ -47,6 +55,8 @@ BY_SHA256 = (
 LISTED = f"SELECT {COLUMNS} FROM images WHERE kind <> 'partial'"  # noqa: S608
 NEWEST = f"{LISTED} ORDER BY seq DESC LIMIT %s"
 NEWEST_OF = f"{LISTED} AND owner = %s ORDER BY seq DESC LIMIT %s"
+SEQ = "SELECT seq FROM images WHERE kind <> 'partial' AND id = %s"
+SEQ_OF = "SELECT seq FROM images WHERE kind <> 'partial' AND id = %s AND owner = %s"
 OLDER = f"{LISTED} AND seq < %s ORDER BY seq DESC LIMIT %s"
 OLDER_OF = f"{LISTED} AND seq < %s AND owner = %s ORDER BY seq DESC LIMIT %s"
 """Two statements per lookup, the owner's and everyone's (admin), so each one's plan uses its own
@@ -146,7 +156,15 @@ class SharedStore:
         return stored_image(rows[0], None) if rows else None
 
     async def page(self, cursor: str | None, limit: int, *, owner: str | None) -> Page:
-        before = decode_cursor(cursor) if cursor else None
+        after = decode_cursor(cursor) if cursor else None
+        before = None
+        if after is not None:
+            anchor = await self._query(
+                SEQ if owner is None else SEQ_OF, (after,) if owner is None else (after, owner)
+            )
+            if not anchor:
+                raise invalid_cursor()
+            before = int(anchor[0][0])
         if before is None:
             rows = (
                 await self._query(NEWEST, (limit + 1,))
@@ -157,7 +175,7 @@ class SharedStore:
             rows = await self._query(OLDER, (before, limit + 1))
         else:
             rows = await self._query(OLDER_OF, (before, owner, limit + 1))
-        next_cursor = encode_cursor(int(rows[limit - 1][0])) if len(rows) > limit else None
+        next_cursor = encode_cursor(str(rows[limit - 1][1])) if len(rows) > limit else None
         return Page([stored_image(row, None) for row in rows[:limit]], next_cursor)
 
     async def children(self, image_id: str, limit: int, *, owner: str | None) -> list[StoredImage]:
