@@ -21,6 +21,7 @@ from pydantic import (
     ConfigDict,
     Field,
     IPvAnyNetwork,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -403,6 +404,24 @@ class Settings(_EnvFirstSettings):
     mistral: MistralSettings = Field(default_factory=MistralSettings)
     endpoints: dict[str, EndpointSettings] = Field(default_factory=dict)
 
+    _config_file: Path | None = PrivateAttr(None)
+
+    @property
+    def config_file(self) -> Path | None:
+        """The TOML file these settings were read from, if any."""
+        return self._config_file
+
+    def private_paths(self) -> list[Path]:
+        """What a caller over the network may never read by path, whatever folder an operator
+        allows: the store (everyone's images), the model files, the config file's folder and the
+        tokens file."""
+        paths = [self.store_dir, self.models_dir]
+        if self._config_file is not None:
+            paths.append(self._config_file.expanduser().parent)
+        if self.auth_tokens_file is not None:
+            paths.append(self.auth_tokens_file)
+        return paths
+
     def budget_for(self, principal: str) -> float | None:
         """The principal's daily budget in USD, or None for no limit."""
         return self.budgets.get(principal, self.budget_usd_per_day)
@@ -509,7 +528,7 @@ def load_settings(config_file: Path | None = None) -> Settings:
                 f"unknown provider section(s) {sorted(unknown)} in {config_file}; use [providers.NAME] for "
                 f"{', '.join(PROVIDER_SECTIONS)}, or [endpoints.NAME] for OpenAI-compatible servers"
             )
-        return Settings(
+        settings = Settings(
             **data,
             openai=OpenAISettings(**providers.get("openai", {})),
             azure=AzureSettings(**providers.get("azure", {})),
@@ -520,6 +539,8 @@ def load_settings(config_file: Path | None = None) -> Settings:
         )
     except ValidationError as exc:
         raise ConfigError(_describe_validation_error(exc, config_file)) from None
+    settings._config_file = config_file
+    return settings
 
 
 def _describe_validation_error(exc: ValidationError, config_file: Path | None) -> str:

@@ -330,3 +330,46 @@ async def test_a_download_link_with_a_non_ascii_signature_is_refused_not_a_500(
     assert {name: reply.status_code for name, reply in answers.items()} == dict.fromkeys(answers, 403)
     assert "signature does not match" in answers["signature"].text
     assert answers["expires"].text == answers["huge"].text == "this link is malformed"
+
+
+# Point 4: the store is never readable by path, whatever folder an operator allows
+
+
+async def test_a_folder_allowed_for_paths_never_opens_the_store(
+    fake_openai: FakeOpenAIImages, tmp_path: Path
+) -> None:
+    fake_openai.output_size = (64, 64)
+    shared = tmp_path / "team"
+    (shared / "photos").mkdir(parents=True)
+    Image.new("RGB", (32, 32), (1, 2, 3)).save(shared / "photos" / "ok.png")
+    with shared_server(
+        fake_openai,
+        shared,  # the store is shared/store: inside the allowed folder
+        IMAGEGEN_REMOTE_ALLOW_PATHS=str(shared),
+        IMAGEGEN_RATE_LIMIT_PER_MINUTE="100",
+    ) as server:
+        async with as_user(server, "alice") as alice:
+            made = await alice.call_tool("generate_image", {"prompt": "alice's secret"})
+        (alices,) = [path for path in server.store.rglob("*.png") if path.parent.name != "photos"]
+        (shared / "photos" / "link.png").symlink_to(alices)
+        wrong_day = alices.parent.with_name("1999-01-01") / alices.name
+        async with as_user(server, "bob") as bob:
+
+            async def answer(path: Path) -> str:
+                result = await bob.call_tool("edit_image", {"image": str(path), "prompt": "copy"})
+                return text_of(result).replace(str(path), "PATH")
+
+            own = await bob.call_tool(
+                "edit_image", {"image": str(shared / "photos" / "ok.png"), "prompt": "x"}
+            )
+            assert not own.is_error, text_of(own)
+            refusals = [
+                await answer(alices),
+                await answer(wrong_day),
+                await answer(shared / "photos" / "link.png"),
+                await answer(tmp_path / "elsewhere.png"),
+            ]
+    assert not made.is_error
+    assert "outside the folders this server may read" in refusals[0]
+    assert refusals[0] == refusals[1] == refusals[2] == refusals[3], refusals
+    assert edit_requests(fake_openai) == 1

@@ -50,9 +50,11 @@ class ReferenceReader:
         max_bytes: int,
         urls: UrlFetcher | None = None,
         remote_roots: list[Path] | None = None,
+        private: list[Path] | None = None,
     ) -> None:
         self._roots = [store_dir, *allowed_dirs]
         self._remote_roots = list(remote_roots or [])
+        self._private = [store_dir, *(private or [])]
         self._max_bytes = max_bytes
         self._urls = urls
 
@@ -90,13 +92,17 @@ class ReferenceReader:
                 f"{what}: file paths are not read for callers over the network; pass an imagegen:// URI, "
                 "a data URI or base64 (the server's operator may allow folders: IMAGEGEN_REMOTE_ALLOW_PATHS)"
             )
-        return await anyio.to_thread.run_sync(self._read_path, path, what, roots)
+        excluded = self._private if remote else []
+        return await anyio.to_thread.run_sync(self._read_path, path, what, roots, excluded)
 
-    def _read_path(self, path: Path, what: str, roots: list[Path]) -> RawInput:
-        resolved = self._checked_path(path.expanduser(), what, roots)
+    def _read_path(self, path: Path, what: str, roots: list[Path], excluded: list[Path]) -> RawInput:
+        resolved = self._checked_path(path.expanduser(), what, roots, excluded)
         return RawInput(resolved.read_bytes(), resolved.name)
 
-    def _checked_path(self, path: Path, what: str, allowed: list[Path]) -> Path:
+    def _checked_path(self, path: Path, what: str, allowed: list[Path], excluded: list[Path]) -> Path:
+        """The file `path` names, if it is inside an allowed root and inside none of `excluded`
+        (both by real path, links resolved); anything else gets the same "outside" answer, so a
+        caller learns nothing about what exists where it may not read."""
         text = str(path)
         if "\0" in text:
             raise InputError(f"{what} path contains a NUL character")
@@ -112,15 +118,21 @@ class ReferenceReader:
         if not path.is_absolute():
             raise InputError(f"{what} path {text!r} is relative; give an absolute path")
         roots = [root.expanduser().resolve() for root in allowed]
+        hidden = [place.expanduser().resolve() for place in excluded]
+
+        def readable(candidate: Path) -> bool:
+            inside = any(candidate.is_relative_to(root) for root in roots)
+            return inside and not any(candidate.is_relative_to(place) for place in hidden)
+
         try:
             resolved = path.resolve(strict=True)
         except (OSError, RuntimeError):
-            # Said only inside an allowed folder: elsewhere, "does not exist" would tell a caller
-            # which files the server's machine has.
+            # Said only where the caller may read: elsewhere, "does not exist" would tell a caller
+            # which files the server's machine has (in the store: which image ids exist).
             resolved = Path(os.path.normpath(path))
-            if any(resolved.is_relative_to(root) for root in roots):
+            if readable(resolved) and readable(Path(os.path.realpath(path))):
                 raise InputError(f"{what}: file {text!r} does not exist") from None
-        if not any(resolved.is_relative_to(root) for root in roots):
+        if not readable(resolved):
             folders = ", ".join(str(root) for root in roots)
             setting = (
                 "IMAGEGEN_REMOTE_ALLOW_PATHS" if allowed is self._remote_roots else "IMAGEGEN_ALLOWED_DIRS"

@@ -241,6 +241,7 @@ def build_server(
                         settings.max_input_bytes,
                         _url_fetcher(settings, client),
                         remote_roots=settings.remote_allow_paths,
+                        private=settings.private_paths(),
                     ),
                 ),
                 jobs=JobManager(
