@@ -33,6 +33,19 @@ _CREDENTIAL_SHAPES = (
 )
 
 
+_REMEMBERED: set[str] = set()
+"""Secrets learnt after logging was set up (tokens from the tokens file): every filter scrubs them."""
+
+
+def remember(secrets: Iterable[str]) -> None:
+    """Scrub these from every log line from now on, and refuse them in request URLs."""
+    _REMEMBERED.update(secret for secret in secrets if len(secret) >= MIN_SECRET_LENGTH)
+
+
+def remembered() -> frozenset[str]:
+    return frozenset(_REMEMBERED)
+
+
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
     """`text` with each configured secret and each credential-shaped value replaced."""
     for secret in secrets:
@@ -48,7 +61,13 @@ class RedactingFilter(logging.Filter):
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
-        self._secrets = tuple(secret for secret in secrets if len(secret) >= MIN_SECRET_LENGTH)
+        self._own = tuple(secret for secret in secrets if len(secret) >= MIN_SECRET_LENGTH)
+        remember(self._own)
+
+    @property
+    def _secrets(self) -> tuple[str, ...]:
+        # Longest first, so a secret that contains another is replaced whole.
+        return tuple(sorted({*self._own, *_REMEMBERED}, key=len, reverse=True))
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()

@@ -373,3 +373,27 @@ async def test_a_folder_allowed_for_paths_never_opens_the_store(
     assert "outside the folders this server may read" in refusals[0]
     assert refusals[0] == refusals[1] == refusals[2] == refusals[3], refusals
     assert edit_requests(fake_openai) == 1
+
+
+# Point 6: every secret is scrubbed, and a token in a URL is refused
+
+
+async def test_a_token_from_the_tokens_file_is_scrubbed_and_refused_in_a_url(
+    fake_openai: FakeOpenAIImages, tmp_path: Path
+) -> None:
+    admin = "ops-token-from-the-file-0123456789"
+    tokens_file = tmp_path / "tokens.txt"
+    tokens_file.write_text(f"ops {admin} imagegen:admin\n")
+    with shared_server(fake_openai, tmp_path, IMAGEGEN_AUTH_TOKENS_FILE=str(tokens_file)) as server:
+        in_query = {
+            "plain": httpx2.get(f"{server.url}/healthz", params={"t": admin}),
+            "named": httpx2.get(f"{server.url}/healthz", params={"access_token": TOKENS["alice"]}),
+            "mcp": httpx2.post(f"{server.url}/mcp?auth={TOKENS['bob']}", json={}),
+        }
+        header = httpx2.get(f"{server.url}/healthz", headers={"Authorization": f"Bearer {admin}"})
+        log = server.stop()
+    assert {name: reply.status_code for name, reply in in_query.items()} == dict.fromkeys(in_query, 400)
+    assert "Send it only in the Authorization header" in in_query["plain"].json()["error"]
+    assert header.status_code == 200
+    assert admin not in log and TOKENS["alice"] not in log and TOKENS["bob"] not in log
+    assert "/healthz?t=[redacted]" in log, log[-2000:]

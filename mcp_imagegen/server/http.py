@@ -18,6 +18,7 @@ import json
 import logging
 from dataclasses import dataclass
 from typing import Literal
+from urllib.parse import parse_qsl
 
 from mcp.server.auth.provider import TokenVerifier
 from mcp.server.auth.settings import AuthSettings
@@ -30,6 +31,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcp_imagegen.config import Settings
 from mcp_imagegen.errors import ConfigError, ImageNotFoundError
+from mcp_imagegen.redaction import remember, remembered
 from mcp_imagegen.server.app import ImagegenServer
 from mcp_imagegen.server.auth import (
     JwtVerifier,
@@ -94,6 +96,7 @@ def remote_auth(settings: Settings, resource: str, host: str) -> RemoteAuth | No
             tokens += read_token_file(settings.auth_tokens_file)
         if not tokens:
             return None
+        remember(token.token for token in tokens)  # the tokens file's too: scrubbed from every log line
         _check_lengths(tokens, host)
         verifier = StaticTokenVerifier(tokens, scopes=scopes, resource=resource)
         issuer = resource  # no authorization server: static tokens are handed out by hand
@@ -145,6 +148,55 @@ def transport_security(settings: Settings, host: str) -> TransportSecuritySettin
         allowed_hosts=[*LOOPBACK_HOSTS, *settings.allowed_hosts],
         allowed_origins=[*LOOPBACK_ORIGINS, *settings.allowed_origins],
     )
+
+
+CREDENTIAL_PARAMETERS = frozenset(
+    {"access_token", "token", "auth", "authorization", "bearer", "api_key", "apikey", "api-key", "key"}
+)
+"""Query parameters that carry a credential by name (RFC 6750's `access_token` among them)."""
+
+
+class NoTokenInUrl:
+    """Refuse a request that carries a credential in its URL (a parameter named like one, or any
+    secret the server knows), with a 400 that says to use the Authorization header. A URL is
+    written to access logs, proxies and browser history, so such a token is never accepted (and
+    the access log line is scrubbed like every other)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope.get("query_string")
+            and _carries_credential(scope["query_string"])
+        ):
+            body = json.dumps(
+                {
+                    "error": "A token was sent in the URL. Send it only in the Authorization header "
+                    "(Authorization: Bearer <token>); a URL is kept in logs and histories, so replace "
+                    "that token. This request was refused."
+                }
+            ).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 400,
+                    "headers": [(b"content-type", b"application/json")],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self._app(scope, receive, send)
+
+
+def _carries_credential(query_string: bytes) -> bool:
+    pairs = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
+    if any(name.lower() in CREDENTIAL_PARAMETERS for name, _ in pairs):
+        return True
+    values = [value for _, value in pairs]
+    # Secrets of 8 characters and more: a shorter one would refuse ordinary words.
+    return any(secret in value for secret in remembered() if len(secret) >= 8 for value in values)
 
 
 class BodyLimit:
@@ -231,7 +283,7 @@ def http_app(server: ImagegenServer, settings: Settings, transport: HttpTranspor
             transport_security=security,
             host=host,
         )
-    return BodyLimit(app, settings.http_max_body_bytes)
+    return BodyLimit(NoTokenInUrl(app), settings.http_max_body_bytes)
 
 
 async def serve_http(
