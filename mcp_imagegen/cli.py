@@ -69,6 +69,8 @@ def configure_logging(level: str, secrets: Sequence[str] = ()) -> None:
     # One line per provider request is noise at INFO; failures reach the user as tool errors.
     for noisy in ("httpx2", "httpcore2", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    # At DEBUG, sse_starlette logs every chunk it sends: whole results, prompts and images included.
+    logging.getLogger("sse_starlette").setLevel(max(logging.INFO, logging.getLevelName(level)))
 
 
 def doctor(argv: Sequence[str]) -> None:
@@ -169,7 +171,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.transport == "stdio":
         from mcp_imagegen.server.app import build_server
 
-        server = build_server(settings, conformance_fixtures=args.conformance_fixtures)
+        server = build_server(
+            settings, conformance_fixtures=args.conformance_fixtures, config_file=args.config
+        )
         if sys.stdin.isatty():
             sys.stderr.write(TERMINAL_HELLO)
             sys.stderr.flush()
@@ -203,11 +207,19 @@ def serve_remote(settings: Settings, args: argparse.Namespace) -> None:
             "IMAGEGEN_AUTH_TOKENS_FILE, or IMAGEGEN_AUTH_ISSUER for OAuth access tokens), or pass "
             "--insecure-no-auth if a proxy in front of this server authenticates every request"
         )
+    if auth is None and not is_loopback(args.host) and not settings.allowed_hosts:
+        # Without auth, the Host check is all that stops a web page from reaching this server by
+        # DNS rebinding: it must stay on, so the names clients use must be known.
+        raise ConfigError(
+            f"refusing to serve on {args.host} without authentication and without Host checks: set "
+            "IMAGEGEN_ALLOWED_HOSTS to the names clients use to reach this server (host:* for any port)"
+        )
     server = build_server(
         settings,
         token_verifier=auth.verifier if auth else None,
         auth=auth.settings if auth else None,
         conformance_fixtures=args.conformance_fixtures,
+        config_file=args.config,
     )
     mode = "OAuth access tokens" if settings.auth_issuer else ("bearer tokens" if auth else "no auth")
     log.info(

@@ -21,7 +21,6 @@ from pydantic import (
     ConfigDict,
     Field,
     IPvAnyNetwork,
-    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -378,6 +377,18 @@ class Settings(_EnvFirstSettings):
     job_retention_seconds: float = Field(
         3600.0, ge=0, description="How long a finished job's result stays available to get_job."
     )
+    max_kept_jobs: int = Field(
+        1000,
+        ge=1,
+        description="Finished jobs kept for get_job over everyone; past it the heaviest holder's go.",
+    )
+    max_kept_jobs_per_principal: int = Field(200, ge=1, description="Finished jobs kept per principal.")
+    max_jobs: int = Field(
+        4096,
+        ge=1,
+        description="Calls running or queued over everyone; past it only those below their fair share start.",
+    )
+    max_jobs_per_principal: int = Field(256, ge=1, description="Calls running or queued per principal.")
     budget_usd_per_day: float | None = Field(
         None,
         ge=0,
@@ -404,20 +415,13 @@ class Settings(_EnvFirstSettings):
     mistral: MistralSettings = Field(default_factory=MistralSettings)
     endpoints: dict[str, EndpointSettings] = Field(default_factory=dict)
 
-    _config_file: Path | None = PrivateAttr(None)
-
-    @property
-    def config_file(self) -> Path | None:
-        """The TOML file these settings were read from, if any."""
-        return self._config_file
-
-    def private_paths(self) -> list[Path]:
+    def private_paths(self, config_file: Path | None = None) -> list[Path]:
         """What a caller over the network may never read by path, whatever folder an operator
-        allows: the store (everyone's images), the model files, the config file's folder and the
-        tokens file."""
+        allows: the store (everyone's images), the model files, the folder of the config file
+        these settings came from, and the tokens file."""
         paths = [self.store_dir, self.models_dir]
-        if self._config_file is not None:
-            paths.append(self._config_file.expanduser().parent)
+        if config_file is not None:
+            paths.append(config_file.expanduser().parent)
         if self.auth_tokens_file is not None:
             paths.append(self.auth_tokens_file)
         return paths
@@ -528,7 +532,7 @@ def load_settings(config_file: Path | None = None) -> Settings:
                 f"unknown provider section(s) {sorted(unknown)} in {config_file}; use [providers.NAME] for "
                 f"{', '.join(PROVIDER_SECTIONS)}, or [endpoints.NAME] for OpenAI-compatible servers"
             )
-        settings = Settings(
+        return Settings(
             **data,
             openai=OpenAISettings(**providers.get("openai", {})),
             azure=AzureSettings(**providers.get("azure", {})),
@@ -539,8 +543,6 @@ def load_settings(config_file: Path | None = None) -> Settings:
         )
     except ValidationError as exc:
         raise ConfigError(_describe_validation_error(exc, config_file)) from None
-    settings._config_file = config_file
-    return settings
 
 
 def _describe_validation_error(exc: ValidationError, config_file: Path | None) -> str:

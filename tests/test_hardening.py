@@ -26,6 +26,7 @@ from PIL import Image
 
 from tests.conftest import png_bytes
 from tests.connect import http_server_process
+from tests.fakes.issuer import ISSUER, issuer
 from tests.fakes.loopback import free_port
 from tests.fakes.openai_images import FakeOpenAIImages
 
@@ -72,7 +73,7 @@ class Shared:
 
 @contextmanager
 def shared_server(
-    fake: FakeOpenAIImages, tmp_path: Path, port: int | None = None, **extra: str
+    fake: FakeOpenAIImages, tmp_path: Path, *, port: int | None = None, **extra: str
 ) -> Iterator[Shared]:
     env = {
         "IMAGEGEN_STORE_DIR": str(tmp_path / "store"),
@@ -86,11 +87,17 @@ def shared_server(
 
 
 @asynccontextmanager
-async def as_user(server: Shared, who: str) -> AsyncIterator[Client]:
+async def with_token(server: Shared, token: str) -> AsyncIterator[Client]:
     http = httpx2.AsyncClient(
-        headers={"Authorization": f"Bearer {TOKENS[who]}"}, timeout=httpx2.Timeout(30, read=300)
+        headers={"Authorization": f"Bearer {token}"}, timeout=httpx2.Timeout(30, read=300)
     )
     async with http, Client(streamable_http_client(server.url + "/mcp", http_client=http)) as client:
+        yield client
+
+
+@asynccontextmanager
+async def as_user(server: Shared, who: str) -> AsyncIterator[Client]:
+    async with with_token(server, TOKENS[who]) as client:
         yield client
 
 
@@ -316,7 +323,7 @@ async def test_a_download_link_with_a_non_ascii_signature_is_refused_not_a_500(
     fake_openai.output_size = (64, 64)
     port = free_port()
     public = f"http://127.0.0.1:{port}/mcp"
-    with shared_server(fake_openai, tmp_path, port, IMAGEGEN_PUBLIC_URL=public) as server:
+    with shared_server(fake_openai, tmp_path, port=port, IMAGEGEN_PUBLIC_URL=public) as server:
         async with as_user(server, "alice") as alice:
             result = await alice.call_tool("generate_image", {"prompt": "a dot"})
         link = (result.structured_content or {})["images"][0]["download_url"]
@@ -397,3 +404,83 @@ async def test_a_token_from_the_tokens_file_is_scrubbed_and_refused_in_a_url(
     assert header.status_code == 200
     assert admin not in log and TOKENS["alice"] not in log and TOKENS["bob"] not in log
     assert "/healthz?t=[redacted]" in log, log[-2000:]
+
+
+# Point 8: one person's flood neither evicts another's finished jobs nor crowds out their calls
+
+
+async def test_one_persons_flood_neither_evicts_nor_crowds_out_anothers_jobs(
+    fake_openai: FakeOpenAIImages, tmp_path: Path
+) -> None:
+    fake_openai.output_size = (16, 16)
+    with shared_server(
+        fake_openai,
+        tmp_path,
+        IMAGEGEN_MAX_KEPT_JOBS="11",
+        IMAGEGEN_MAX_KEPT_JOBS_PER_PRINCIPAL="10",
+        IMAGEGEN_MAX_JOBS_PER_PRINCIPAL="3",
+        IMAGEGEN_RATE_LIMIT_PER_MINUTE="1000",
+    ) as server:
+        async with as_user(server, "alice") as alice, as_user(server, "bob") as bob:
+
+            async def job_of(client: Client, **extra: Any) -> str:
+                result = await client.call_tool("generate_image", {"prompt": "a dot", **extra})
+                assert not result.is_error, text_of(result)
+                return str((result.structured_content or {})["job_id"])
+
+            alices = [await job_of(alice), await job_of(alice)]
+            bobs = [await job_of(bob) for _ in range(30)]
+            for job_id in alices:  # kept: bob's flood sheds bob's own oldest first
+                kept = await alice.call_tool("get_job", {"job_id": job_id})
+                assert (kept.structured_content or {}).get("status") == "succeeded", text_of(kept)
+            gone = await bob.call_tool("get_job", {"job_id": bobs[0]})
+            assert gone.is_error and "no job" in text_of(gone)
+            assert not (await bob.call_tool("get_job", {"job_id": bobs[-1]})).is_error
+
+            fake_openai.delay_s = 30
+            running = [await job_of(bob, wait_seconds=0) for _ in range(3)]
+            assert len(set(running)) == 3
+            refused = await bob.call_tool("generate_image", {"prompt": "one more", "wait_seconds": 0})
+            assert refused.is_error
+            assert "you have 3 calls running or queued, the most one person may have" in text_of(refused)
+            assert await job_of(alice, wait_seconds=0)  # bob's share is bob's
+            await bob.call_tool("cancel_job", {"job_id": running[0]})
+            assert await job_of(bob, wait_seconds=0)  # a seat comes back when a job ends
+
+
+# Also seen: principals from different claims must not collide
+
+
+async def test_a_client_id_cannot_become_the_person_whose_sub_it_equals(
+    fake_openai: FakeOpenAIImages, tmp_path: Path
+) -> None:
+    port = free_port()
+    resource = f"http://127.0.0.1:{port}/mcp"
+    with issuer() as keys:
+        jwt_env = {
+            "IMAGEGEN_AUTH_ISSUER": ISSUER,
+            "IMAGEGEN_AUTH_JWKS_URL": keys.jwks_url,
+            "IMAGEGEN_PUBLIC_URL": resource,
+        }
+        bob = keys.token(resource, sub="bob-sub")
+        impostor = keys.token(resource, client_id="bob-sub")  # no sub: a client acting for itself
+        reserved = keys.token(resource, sub="client:bob-sub")
+        with shared_server(fake_openai, tmp_path, port=port, **jwt_env) as server:
+            async with with_token(server, bob) as client:
+                made = await client.call_tool("generate_image", {"prompt": "bob's"})
+                uri = (made.structured_content or {})["images"][0]["uri"]
+            async with with_token(server, impostor) as client:
+                assert (await client.list_resources()).resources == []
+                with pytest.raises(MCPError):
+                    await client.read_resource(uri)
+                usage = (await client.call_tool("get_usage", {})).structured_content or {}
+                assert usage["principal"] == "client:bob-sub" and usage["calls"] == 0, usage
+            refused = httpx2.post(
+                resource,
+                headers={
+                    "Authorization": f"Bearer {reserved}",
+                    "Accept": "application/json, text/event-stream",
+                },
+                json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
+            )
+    assert refused.status_code == 401

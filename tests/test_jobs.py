@@ -12,8 +12,9 @@ import pytest
 from anyio.abc import TaskGroup
 from mcp.types import CallToolResult, TextContent
 
-from mcp_imagegen.errors import InputError, ProviderError
-from mcp_imagegen.server.jobs.core import Job, JobManager, follow
+from mcp_imagegen.errors import InputError, LimitError, ProviderError
+from mcp_imagegen.server.jobs.core import Job, JobLimits, JobManager, follow
+from mcp_imagegen.server.principals import Principal
 
 pytestmark = pytest.mark.anyio
 
@@ -147,3 +148,27 @@ async def test_every_job_that_waits_for_a_slot_says_so(task_group: TaskGroup) ->
     for job in started:
         assert await job.wait(5) and job.state == "succeeded"
     assert said == [["start"]] * 2 + [["start", "queued: all 2 provider slots are busy"]] * 3
+
+
+async def test_a_full_server_refuses_the_heaviest_user_first(task_group: TaskGroup) -> None:
+    """Four calls in all, ten each: bob fills the server and is refused; alice, holding less than
+    her fair share, still gets in, up to that share; released seats make room again."""
+    jobs = JobManager(
+        task_group, timeout_s=30, retention_s=60, limits=JobLimits(active=4, active_per_principal=10)
+    )
+    bob, alice = Principal("bob", remote=True), Principal("alice", remote=True)
+    bobs = [jobs.take_seat(bob) for _ in range(4)]
+    with pytest.raises(LimitError, match="the server is full \\(4 calls running or queued\\) and you hold 4"):
+        jobs.take_seat(bob)
+    alices = [jobs.take_seat(alice), jobs.take_seat(alice)]  # her share: 4 over two people
+    with pytest.raises(LimitError, match="you hold 2 of them"):
+        jobs.take_seat(alice)
+    bobs[0].release()
+    bobs[0].release()  # once only: still over the ceiling (5 held)
+    with pytest.raises(LimitError):
+        jobs.take_seat(alice)
+    bobs[1].release()
+    bobs[2].release()  # three held: room again
+    alices.append(jobs.take_seat(alice))
+    with pytest.raises(LimitError):
+        jobs.take_seat(alice)

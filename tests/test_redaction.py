@@ -97,3 +97,17 @@ def test_a_huge_log_message_is_cut_and_a_secret_across_the_cut_is_still_scrubbed
     assert len(output) < 8_300, len(output)
     assert "tokens-file" not in output and output.startswith("x" * 8_180 + "[redac")
     assert output.rstrip().endswith(f"... [{8_180 + len(secret) + 1_000_000 - 8_192:,} more characters]")
+
+
+def test_at_debug_no_library_logs_what_it_sends() -> None:
+    """sse_starlette logs every chunk it sends at DEBUG (whole results, prompts and images)."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        configure_logging("DEBUG")
+        assert logging.getLogger("mcp_imagegen").isEnabledFor(logging.DEBUG)
+        assert not logging.getLogger("sse_starlette.sse").isEnabledFor(logging.DEBUG)
+        assert not logging.getLogger("httpx2").isEnabledFor(logging.INFO)
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)

@@ -245,9 +245,36 @@ def test_a_short_token_is_warned_about_on_loopback(caplog: pytest.LogCaptureFixt
     assert "accepted on loopback only" in caplog.text and ":abc" not in caplog.text
 
 
-def test_insecure_no_auth_is_an_explicit_choice(tmp_path: Any) -> None:
-    with http_server("http", base_env(tmp_path), ["--host", "0.0.0.0", "--insecure-no-auth"]) as url:
+def test_insecure_no_auth_is_an_explicit_choice_and_keeps_the_host_check(tmp_path: Any) -> None:
+    unchecked = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mcp_imagegen",
+            "--transport",
+            "http",
+            "--host",
+            "0.0.0.0",
+            "--insecure-no-auth",
+        ],
+        env=child_env(base_env(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert unchecked.returncode == 2
+    assert "without authentication and without Host checks: set IMAGEGEN_ALLOWED_HOSTS" in unchecked.stderr
+    env = base_env(tmp_path, IMAGEGEN_ALLOWED_HOSTS="127.0.0.1:*")
+    with http_server("http", env, ["--host", "0.0.0.0", "--insecure-no-auth"]) as url:
         assert httpx2.get(url + "/healthz", timeout=5).json() == {"status": "ok"}
+        rebound = httpx2.post(
+            url + "/mcp",
+            headers={"Host": "attacker.example.test", "Accept": "application/json, text/event-stream"},
+            json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
+            timeout=5,
+        )
+        assert rebound.status_code in (400, 421), rebound.status_code
 
 
 async def test_rate_limit_per_client(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,6 +6,7 @@ import functools
 import logging
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -41,7 +42,7 @@ from mcp_imagegen.providers.registry import ProviderRegistry
 from mcp_imagegen.server import resources
 from mcp_imagegen.server.icons import SERVER, icon
 from mcp_imagegen.server.inputs import InputResolver
-from mcp_imagegen.server.jobs.core import JobManager
+from mcp_imagegen.server.jobs.core import JobLimits, JobManager
 from mcp_imagegen.server.jobs.tasks import TasksExtension
 from mcp_imagegen.server.limits import RateLimit, RateLimiter
 from mcp_imagegen.server.links import DownloadLinks, LinkSigner, link_key, site_of
@@ -211,11 +212,13 @@ def build_server(
     auth: AuthSettings | None = None,
     surface: Surface | None = None,
     conformance_fixtures: bool = False,
+    config_file: Path | None = None,
 ) -> ImagegenServer:
     """A server for these settings (and, over HTTP, this auth). Nothing is opened until the
     lifespan starts. Its tools are those the configured providers can serve, unless `surface`
     says otherwise (`Surface.everything()` for the manifests); `conformance_fixtures` adds the
-    conformance suite's fixture tools (`server/fixtures.py`)."""
+    conformance suite's fixture tools (`server/fixtures.py`); `config_file`, the file the settings
+    came from, is never readable by path for remote callers."""
 
     @asynccontextmanager
     async def lifespan(server: MCPServer[AppState]) -> AsyncIterator[AppState]:
@@ -241,7 +244,7 @@ def build_server(
                         settings.max_input_bytes,
                         _url_fetcher(settings, client),
                         remote_roots=settings.remote_allow_paths,
-                        private=settings.private_paths(),
+                        private=settings.private_paths(config_file),
                     ),
                 ),
                 jobs=JobManager(
@@ -251,6 +254,12 @@ def build_server(
                     max_concurrent=settings.max_concurrent_provider_calls,
                     in_flight=providers.in_flight,
                     board=board,
+                    limits=JobLimits(
+                        kept=settings.max_kept_jobs,
+                        kept_per_principal=settings.max_kept_jobs_per_principal,
+                        active=settings.max_jobs,
+                        active_per_principal=settings.max_jobs_per_principal,
+                    ),
                 ),
                 rate_limiter=_rate_limit(backing, settings.rate_limit_per_minute or 0),
                 prices=PriceTable(settings.prices),

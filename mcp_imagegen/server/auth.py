@@ -126,6 +126,28 @@ class StaticTokenVerifier:
         )
 
 
+CLIENT_PRINCIPAL_PREFIX = "client:"
+"""A token with no `sub` (a client acting for itself) is the principal `client:<client_id>`, so a
+client id can never name the person whose `sub` it equals."""
+
+
+def jwt_principal(claims: dict[str, Any]) -> str | None:
+    """The principal a verified token's claims name: its `sub`, or `client:` and its `client_id`
+    (or `azp`) when it has none; None (refused) when it names neither, names the local principal,
+    or has a `sub` in the clients' namespace."""
+    sub = claims.get("sub")
+    if sub:
+        if str(sub) == LOCAL_NAME or str(sub).startswith(CLIENT_PRINCIPAL_PREFIX):
+            logger.info("refused an access token: its sub is a name reserved for the server's own use")
+            return None
+        return str(sub)
+    client = claims.get("client_id") or claims.get("azp")
+    if not client:
+        logger.info("refused an access token: it names no principal (sub, client_id or azp)")
+        return None
+    return CLIENT_PRINCIPAL_PREFIX + str(client)
+
+
 class JwtVerifier:
     """Verifies JWT access tokens against the issuer's published keys (JWKS).
 
@@ -166,9 +188,8 @@ class JwtVerifier:
         scope = claims.get("scope", claims.get("scp", ""))
         scopes = scope.split() if isinstance(scope, str) else [str(item) for item in scope]
         client_id = claims.get("client_id") or claims.get("azp") or claims.get("sub") or "unknown"
-        principal = claims.get("sub") or claims.get("client_id") or claims.get("azp")
-        if not principal or str(principal) == LOCAL_NAME:
-            logger.info("refused an access token: it names no principal (sub, client_id or azp)")
+        principal = jwt_principal(claims)
+        if principal is None:
             return None
         return AccessToken(
             token=token,

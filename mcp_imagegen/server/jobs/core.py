@@ -17,6 +17,7 @@ import json
 import logging
 import secrets
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ import anyio
 from anyio.abc import TaskGroup
 from mcp.types import CallToolResult, TextContent
 
-from mcp_imagegen.errors import ImagegenError, InputError
+from mcp_imagegen.errors import ImagegenError, InputError, LimitError
 from mcp_imagegen.server.principals import LOCAL, Principal
 from mcp_imagegen.usage.prices import Estimate
 
@@ -40,7 +41,6 @@ JobState = Literal["running", "succeeded", "failed", "cancelled"]
 JOB_ID_PREFIX = "job_"
 JOB_ID_BYTES = 18
 """144 random bits: a job id is a capability, so it must not be guessable."""
-MAX_FINISHED_JOBS = 1000
 CANCEL_GRACE_S = 10.0
 """How long `cancel` waits for a job's cleanup (closing the connection, removing partials)."""
 
@@ -215,6 +215,41 @@ class Slots:
     overall: anyio.CapacityLimiter
 
 
+@dataclass(frozen=True)
+class JobLimits:
+    """How many jobs the server holds, per principal and overall, so that one person's flood
+    neither crowds out another's calls nor evicts another's finished results."""
+
+    kept: int = 1000
+    """Finished jobs kept for get_job, over everyone; past it, the heaviest holder's oldest go."""
+    kept_per_principal: int = 200
+    """Finished jobs kept per principal; past it, that principal's oldest go."""
+    active: int = 4096
+    """Unfinished jobs (running or queued) over everyone; past it, only a principal below its fair
+    share (this over the principals with unfinished jobs) may start one."""
+    active_per_principal: int = 256
+    """Unfinished jobs per principal; one more is refused until one ends."""
+
+
+class Seat:
+    """A principal's place among the unfinished jobs, from admission until its job ends (or the
+    call fails before its job starts); released once."""
+
+    def __init__(self, seats: dict[str, int], owner: str) -> None:
+        self._seats = seats
+        self._owner = owner
+        self._held = True
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            left = self._seats[self._owner] - 1
+            if left:
+                self._seats[self._owner] = left
+            else:
+                del self._seats[self._owner]
+
+
 class JobManager:
     """Starts jobs in the server's task group, finds them by id, forgets finished ones."""
 
@@ -227,8 +262,11 @@ class JobManager:
         max_concurrent: int = 1024,
         in_flight: Callable[[str], int] = lambda provider: 1024,
         board: JobBoard | None = None,
+        limits: JobLimits = JobLimits(),
     ) -> None:
         """`board`: the shared jobs table of replicas, where jobs are also published and looked up."""
+        self._limits = limits
+        self._seats: dict[str, int] = {}
         self._task_group = task_group
         self._timeout_s = timeout_s
         self._retention_s = retention_s
@@ -244,6 +282,26 @@ class JobManager:
             limiter = self._per_provider[provider] = anyio.CapacityLimiter(self._in_flight(provider))
         return Slots(limiter, self._overall)
 
+    def take_seat(self, owner: Principal) -> Seat:
+        """Admit one more unfinished call of `owner`, or LimitError (nothing is sent) when they
+        hold their share: their own limit, or, with the server full, no less than anyone's fair
+        share, so the heaviest user is refused first and a light one still gets in."""
+        limits, name = self._limits, owner.name
+        mine = self._seats.get(name, 0)
+        if mine >= limits.active_per_principal:
+            raise LimitError(
+                f"you have {mine} calls running or queued, the most one person may have at once "
+                f"(IMAGEGEN_MAX_JOBS_PER_PRINCIPAL); wait for one to finish (get_job) and try again"
+            )
+        total = sum(self._seats.values())
+        if total >= limits.active and mine >= limits.active / max(1, len(self._seats)):
+            raise LimitError(
+                f"the server is full ({total} calls running or queued) and you hold {mine} of them, "
+                "at least your share; wait for one of yours to finish (get_job) and try again"
+            )
+        self._seats[name] = mine + 1
+        return Seat(self._seats, name)
+
     async def start(
         self,
         tool: str,
@@ -254,8 +312,10 @@ class JobManager:
         owner: Principal = LOCAL,
         cost: Estimate | None = None,
         ledger_row: int | None = None,
+        seat: Seat | None = None,
     ) -> Job:
-        """Start the work as the owner's job; `cost` is its estimate, shown until it settles."""
+        """Start the work as the owner's job; `cost` is its estimate, shown until it settles, and
+        `seat` its place among the owner's unfinished jobs, given back when it ends."""
         self._forget_old()
         job = Job(tool, provider, model, owner)
         job.cost, job.ledger_row = cost, ledger_row
@@ -264,8 +324,15 @@ class JobManager:
             await self._board.publish(job)
         self._jobs[job.id] = job
         slots = self._slots(provider)
-        self._task_group.start_soon(job.run, work, self._timeout_s, slots, name=f"{tool} {job.id}")
+        self._task_group.start_soon(self._run, job, work, slots, seat, name=f"{tool} {job.id}")
         return job
+
+    async def _run(self, job: Job, work: Work, slots: Slots, seat: Seat | None) -> None:
+        try:
+            await job.run(work, self._timeout_s, slots)
+        finally:
+            if seat is not None:
+                seat.release()
 
     async def get(self, job_id: str, owner: Principal = LOCAL) -> Job:
         """The caller's job, or InputError saying why it cannot be found. Someone else's job is
@@ -286,13 +353,23 @@ class JobManager:
         return job
 
     def _forget_old(self) -> None:
-        """Drop jobs finished longer ago than the retention period, and the oldest beyond the cap."""
+        """Drop jobs finished longer ago than the retention period; then each principal's oldest
+        beyond their own cap; then, while over the overall cap, the oldest of whoever holds most."""
         cutoff = time.monotonic() - self._retention_s
         for job_id in [job.id for job in self._jobs.values() if job.finished_before(cutoff)]:
             del self._jobs[job_id]
-        finished = [job for job in self._jobs.values() if job.done]
-        for job in finished[: max(0, len(finished) - MAX_FINISHED_JOBS)]:
-            del self._jobs[job.id]
+        held: dict[str, deque[Job]] = {}
+        for job in self._jobs.values():  # in start order: oldest first
+            if job.done:
+                held.setdefault(job.owner.name, deque()).append(job)
+        limits = self._limits
+        for jobs in held.values():
+            while len(jobs) > limits.kept_per_principal:
+                del self._jobs[jobs.popleft().id]
+        total = sum(len(jobs) for jobs in held.values())
+        while total > limits.kept:
+            del self._jobs[max(held.values(), key=len).popleft().id]
+            total -= 1
 
 
 async def rendered_outcome(job: Job) -> CallToolResult:

@@ -17,7 +17,7 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent
 
-from mcp_imagegen.server.jobs.core import Job, Work, follow, job_result
+from mcp_imagegen.server.jobs.core import Job, Seat, Work, follow, job_result
 from mcp_imagegen.server.jobs.tasks import task_request
 from mcp_imagegen.server.principals import current_principal
 from mcp_imagegen.server.state import AppState
@@ -55,15 +55,29 @@ async def run_as_job(
     wait_seconds: float | None,
     cost: Estimate | None = None,
     ledger_row: int | None = None,
+    seat: Seat | None = None,
 ) -> CallToolResult:
     """Start the caller's job and wait for it (or answer with its handle); `cost` is its estimate,
     shown until the job settles it, and `ledger_row` the usage ledger row it settles. A client that
     takes tasks gets the job as a task instead (`jobs/tasks.py`). Provider calls come here through
     `server/tools/pipeline.py`."""
     app = ctx.request_context.lifespan_context
-    job = await app.jobs.start(
-        tool, provider, model, work, first_step, owner=current_principal(), cost=cost, ledger_row=ledger_row
-    )
+    try:
+        job = await app.jobs.start(
+            tool,
+            provider,
+            model,
+            work,
+            first_step,
+            owner=current_principal(),
+            cost=cost,
+            ledger_row=ledger_row,
+            seat=seat,
+        )
+    except BaseException:
+        if seat is not None:
+            seat.release()
+        raise
     as_task = task_request()
     if as_task is not None:  # the tasks extension answers with the task; the job goes on
         as_task.job = job

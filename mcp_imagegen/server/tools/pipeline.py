@@ -4,8 +4,10 @@
    is built from the arguments and checked against that provider, and it is priced from the
    request (a `Charge`). Nothing is read and nothing is sent; a bad call is refused here.
 2. **Confirm** (a resolver on the plan): a call estimated above the threshold is put to the user.
-3. **Admit**: a declined call is refused; the call counts against the caller's rate limit; its
-   estimate is reserved against the caller's budget (`spending.admit`).
+3. **Admit**: the caller must have room for one more unfinished job (`JobManager.take_seat`); a
+   declined call is refused; its estimate is reserved against the caller's budget
+   (`spending.admit`). (It was counted against the caller's rate limit before its arguments were
+   read: `StrictTool.run`.)
 4. **Prepare**: the tool reads its input images (decoded a few at a time: `images/workers.py`) and
    builds the job's work. A failure here gives the reservation back: nothing was sent.
 5. **Run**: the job runs and settles its own ledger row (`spending.ChargedWork`).
@@ -33,6 +35,7 @@ from mcp.types import CallToolResult
 from mcp_imagegen.operations import OperationSpec
 from mcp_imagegen.providers.base import Provider
 from mcp_imagegen.server.jobs.delivery import run_as_job
+from mcp_imagegen.server.principals import current_principal
 from mcp_imagegen.server.spending import (
     Approval,
     ChargedWork,
@@ -149,11 +152,16 @@ async def run_planned(
     """Admit the planned call (declined, rate limit, budget), then `prepare` its work (read its
     inputs), then run it as a job that settles its cost, and deliver it."""
     app = app_state(ctx)
-    reservation = await admit(ctx, plan.operation.tool, plan.charge, approval)
+    seat = app.jobs.take_seat(current_principal())
     try:
-        work = await prepare()
+        reservation = await admit(ctx, plan.operation.tool, plan.charge, approval)
+        try:
+            work = await prepare()
+        except BaseException:
+            await release_unsent(app, reservation)
+            raise
     except BaseException:
-        await release_unsent(app, reservation)
+        seat.release()
         raise
     return await run_as_job(
         ctx,
@@ -165,4 +173,5 @@ async def run_planned(
         wait_seconds,
         reservation.estimate,
         reservation.row_id,
+        seat,
     )
