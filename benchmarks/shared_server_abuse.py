@@ -18,8 +18,10 @@ import base64
 import io
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,13 @@ from tests.connect import http_server_process
 from tests.fakes.openai_images import FakeOpenAIImages
 
 TOKENS = {name: f"{name}-token-0123456789abcdef" for name in ("alice", "bob")}
+
+
+def drain(process: subprocess.Popen[bytes]) -> None:
+    """Read the server's stderr as it comes (an undrained pipe fills and blocks the server)."""
+    stream = process.stderr
+    assert stream is not None
+    threading.Thread(target=lambda: [None for _ in iter(stream.readline, b"")], daemon=True).start()
 
 
 def proc_mib(pid: int, field: str) -> float:
@@ -97,6 +106,7 @@ async def run(probes: int, flooders: int, burst: int) -> None:
             "IMAGEGEN_RATE_LIMIT_PER_MINUTE": "30",
         }
         with http_server_process("http", env) as (url, process):
+            drain(process)
             await probe(url, 20)  # warm
             idle = await probe(url, probes)
             print(f"1. /healthz idle (floor):            {summary(idle)}")
@@ -118,6 +128,7 @@ async def run(probes: int, flooders: int, burst: int) -> None:
         env["IMAGEGEN_RATE_LIMIT_PER_MINUTE"] = "0"
         env["IMAGEGEN_STORE_DIR"] = str(Path(folder) / "store2")
         with http_server_process("http", env) as (url, process):
+            drain(process)
             await probe(url, 5)
             rest = proc_mib(process.pid, "VmRSS")
             start = time.perf_counter()

@@ -9,6 +9,7 @@ import base64
 import io
 import sqlite3
 import subprocess
+import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -41,6 +42,10 @@ class Shared:
     url: str
     process: subprocess.Popen[bytes]
     store: Path
+    logged: list[bytes]
+    """What the server wrote to stderr, read as it comes: an undrained pipe would fill and block
+    the server's logging, and with it the server."""
+    drain: threading.Thread
 
     def peak_rss_mib(self) -> float:
         """The process's peak resident memory so far (VmHWM), in MiB."""
@@ -56,8 +61,9 @@ class Shared:
     def stop(self) -> str:
         """Stop the server and return what it logged."""
         self.process.terminate()
-        assert self.process.stderr is not None
-        return self.process.stderr.read().decode()
+        self.process.wait(timeout=10)
+        self.drain.join(timeout=10)
+        return b"".join(self.logged).decode()
 
     def ledger_rows(self) -> list[tuple[str, str, str, str]]:
         """(principal, tool, outcome, basis) of every call the usage ledger recorded."""
@@ -83,7 +89,12 @@ def shared_server(
         **extra,
     }
     with http_server_process("http", env, port=port) as (url, process):
-        yield Shared(url, process, tmp_path / "store")
+        logged: list[bytes] = []
+        stream = process.stderr
+        assert stream is not None
+        drain = threading.Thread(target=lambda: logged.extend(iter(stream.readline, b"")), daemon=True)
+        drain.start()
+        yield Shared(url, process, tmp_path / "store", logged, drain)
 
 
 @asynccontextmanager

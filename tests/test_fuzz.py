@@ -3,9 +3,7 @@ with mangled arguments and resource reads of mangled URIs. Whatever arrives, the
 with an ordinary error (never an internal error, never a 5xx, never a crash's bare message), keep
 serving, log no secret, and store nothing for a call it refused.
 
-Not yet part of the suite (its name is not test_*.py): with seed 20261207 it finds a stall that is
-still open (issue 28): after some hundreds of calls `/healthz` stops answering within 3 s (first
-seen right after a segment_image call). Run it with `pytest tests/fuzz_shared_server.py`.
+Seeded (20261207), so a failure repeats; FUZZ_CALLS changes the number of calls.
 """
 
 from __future__ import annotations
