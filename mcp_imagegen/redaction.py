@@ -33,17 +33,19 @@ _CREDENTIAL_SHAPES = (
 )
 
 
-_REMEMBERED: set[str] = set()
-"""Secrets learnt after logging was set up (tokens from the tokens file): every filter scrubs them."""
+_REMEMBERED: list[str] = []
+"""Every secret the server knows, from any source (the environment, the tokens file), longest
+first so that a secret containing another is replaced whole: every filter scrubs them."""
 
 
 def remember(secrets: Iterable[str]) -> None:
     """Scrub these from every log line from now on, and refuse them in request URLs."""
-    _REMEMBERED.update(secret for secret in secrets if len(secret) >= MIN_SECRET_LENGTH)
+    known = {*_REMEMBERED, *(secret for secret in secrets if len(secret) >= MIN_SECRET_LENGTH)}
+    _REMEMBERED[:] = sorted(known, key=len, reverse=True)
 
 
-def remembered() -> frozenset[str]:
-    return frozenset(_REMEMBERED)
+def remembered() -> tuple[str, ...]:
+    return tuple(_REMEMBERED)
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
@@ -61,28 +63,23 @@ class RedactingFilter(logging.Filter):
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
-        self._own = tuple(secret for secret in secrets if len(secret) >= MIN_SECRET_LENGTH)
-        remember(self._own)
-
-    @property
-    def _secrets(self) -> tuple[str, ...]:
-        # Longest first, so a secret that contains another is replaced whole.
-        return tuple(sorted({*self._own, *_REMEMBERED}, key=len, reverse=True))
+        remember(secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
+        secrets = tuple(_REMEMBERED)
         message = record.getMessage()
         if len(message) > MAX_LOG_LINE:
             # Cut before redacting (a long line costs each pattern its length), with room for a
             # secret that straddles the cut to be found whole, then cut again at the limit.
-            reach = MAX_LOG_LINE + max((len(secret) for secret in self._secrets), default=0) + 512
-            kept = redact(message[:reach], self._secrets)[:MAX_LOG_LINE]
+            reach = MAX_LOG_LINE + (len(secrets[0]) if secrets else 0) + 512
+            kept = redact(message[:reach], secrets)[:MAX_LOG_LINE]
             record.msg, record.args = f"{kept}... [{len(message) - MAX_LOG_LINE:,} more characters]", None
             message = record.msg
-        cleaned = redact(message, self._secrets)
+        cleaned = redact(message, secrets)
         if cleaned != message:
             record.msg, record.args = cleaned, None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = redact(record.exc_text, self._secrets)
+            record.exc_text = redact(record.exc_text, secrets)
         return True

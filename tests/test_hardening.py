@@ -65,12 +65,7 @@ class Shared:
         self.drain.join(timeout=10)
         return b"".join(self.logged).decode()
 
-    def ledger_rows(self) -> list[tuple[str, str, str, str]]:
-        """(principal, tool, outcome, basis) of every call the usage ledger recorded."""
-        with sqlite3.connect(self.store / "usage.sqlite3") as db:
-            return list(db.execute("SELECT principal, tool, outcome, basis FROM calls ORDER BY id"))
-
-    def ledger_costs(self) -> list[dict[str, Any]]:
+    def ledger(self) -> list[dict[str, Any]]:
         """Every call's row in the usage ledger, by column name."""
         with sqlite3.connect(self.store / "usage.sqlite3") as db:
             db.row_factory = sqlite3.Row
@@ -156,7 +151,7 @@ async def test_concurrent_describes_never_spend_past_the_budget(
             capped = await bob.call_tool(
                 "describe_image", {"images": [image], "provider": "openai", "max_tokens": 100}
             )
-        rows = server.ledger_costs()
+        rows = server.ledger()
     sent = [request.json for request in fake_openai.chat.requests]
     assert sent and all(body["max_completion_tokens"] == 8192 for body in sent[:-1])
     assert sent[-1]["max_completion_tokens"] == 100 and not capped.is_error, text_of(capped)
@@ -279,11 +274,13 @@ async def test_an_input_that_cannot_be_read_gives_its_reservation_back(
             answer = await bob.call_tool("edit_image", {"image": broken, "prompt": "make it red"})
             assert answer.is_error and "image" in text_of(answer)
             assert edit_requests(fake_openai) == 0
-            assert server.ledger_rows() == []
+            assert server.ledger() == []
             made = await bob.call_tool("generate_image", {"prompt": "a cat"})
             assert not made.is_error, text_of(made)
-        rows = server.ledger_rows()
-    assert [(row[0], row[1], row[2]) for row in rows] == [("bob", "generate_image", "succeeded")]
+        rows = server.ledger()
+    assert [(row["principal"], row["tool"], row["outcome"]) for row in rows] == [
+        ("bob", "generate_image", "succeeded")
+    ]
 
 
 # Point 7: list cursors reveal nothing of other people's activity
