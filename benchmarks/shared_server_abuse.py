@@ -8,7 +8,7 @@ measured in the same run, on a real `mcp-imagegen --transport http` process with
    8192x8192 PNG, 67 M pixels, about 0.3 MB to send), over the server's idle size (VmHWM and VmRSS
    from /proc), next to the size of one decoded input (the floor: 192 MiB as RGB).
 
-Run: `python benchmarks/shared_server_abuse.py [--probes 300] [--flooders 8] [--burst 8]`
+Run: `python benchmarks/shared_server_abuse.py [--probes 300] [--flooders 8] [--burst 8] [--rate-limit 30]`
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import base64
 import io
+import multiprocessing
 import os
 import statistics
 import subprocess
@@ -82,20 +83,37 @@ async def session_call(url: str, token: str, name: str, arguments: dict[str, Any
         await client.call_tool(name, arguments)
 
 
-async def flood(url: str, stop: anyio.Event, sent: list[int]) -> None:
+async def flood(url: str, counts: Any) -> None:
+    """One flooding session after another: each refused call counts in `counts[0]`, each session
+    ended by a refusal at the door (HTTP 429) in `counts[1]`."""
     from mcp import Client
     from mcp.client.streamable_http import streamable_http_client
 
     garbage: dict[str, Any] = {"prompt": "a cat", **{f"unknown_{i}": i for i in range(100_000)}}
     headers = {"Authorization": f"Bearer {TOKENS['bob']}"}
-    http = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(60, read=600))
-    async with http, Client(streamable_http_client(url + "/mcp", http_client=http)) as client:
-        while not stop.is_set():
-            await client.call_tool("generate_image", garbage if sent[0] % 2 == 0 else {"prompt": "x"})
-            sent[0] += 1
+    while True:
+        http = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(60, read=600))
+        try:
+            async with http, Client(streamable_http_client(url + "/mcp", http_client=http)) as client:
+                while True:
+                    counts[0] += 1
+                    await client.call_tool("generate_image", garbage if counts[0] % 2 else {"prompt": "x"})
+        except Exception:  # noqa: BLE001 - refused at the door (429): the session ends; start another
+            counts[1] += 1
 
 
-async def run(probes: int, flooders: int, burst: int) -> None:
+def flooder(url: str, sessions: int, counts: Any) -> None:
+    """A process of its own: building 2 MB calls would otherwise stall the probe's own loop."""
+
+    async def all_sessions() -> None:
+        async with anyio.create_task_group() as group:
+            for _ in range(sessions):
+                group.start_soon(flood, url, counts)
+
+    anyio.run(all_sessions)
+
+
+async def run(probes: int, flooders: int, burst: int, rate_limit: int) -> None:
     with served(FakeOpenAIImages()) as fake, tempfile.TemporaryDirectory() as folder:
         fake.output_size = (64, 64)
         env = {
@@ -103,22 +121,25 @@ async def run(probes: int, flooders: int, burst: int) -> None:
             "OPENAI_API_KEY": fake.api_key,
             "OPENAI_BASE_URL": f"{fake.url}/v1",
             "IMAGEGEN_AUTH_TOKENS": ",".join(f"{name}:{token}" for name, token in TOKENS.items()),
-            "IMAGEGEN_RATE_LIMIT_PER_MINUTE": "30",
+            "IMAGEGEN_RATE_LIMIT_PER_MINUTE": str(rate_limit),
         }
         with http_server_process("http", env) as (url, process):
             drain(process)
             await probe(url, 20)  # warm
             idle = await probe(url, probes)
             print(f"1. /healthz idle (floor):            {summary(idle)}")
-            stop, sent = anyio.Event(), [0]
-            async with anyio.create_task_group() as group:
-                for _ in range(flooders):
-                    group.start_soon(flood, url, stop, sent)
-                await anyio.sleep(1.0)
-                flooded = await probe(url, probes)
-                stop.set()
+            spawn = multiprocessing.get_context("spawn")
+            counts = spawn.Array("q", 2)
+            attacker = spawn.Process(target=flooder, args=(url, flooders, counts), daemon=True)
+            attacker.start()
+            await anyio.sleep(3.0)
+            flooded = await probe(url, probes)
+            attacker.terminate()
+            attacker.join()
             print(
-                f"   /healthz while bob floods ({flooders} sessions, {sent[0]} refused calls): "
+                f"   /healthz while bob floods ({flooders} sessions, rate limit {rate_limit or 'none'}, "
+                f"{counts[0]} refused calls, "
+                f"{counts[1]} sessions ended by a refusal at the door): "
                 f"{summary(flooded)}"
             )
 
@@ -155,8 +176,9 @@ def main() -> None:
     parser.add_argument("--probes", type=int, default=300)
     parser.add_argument("--flooders", type=int, default=8)
     parser.add_argument("--burst", type=int, default=8)
+    parser.add_argument("--rate-limit", type=int, default=30, help="calls a minute; 0: none")
     args = parser.parse_args()
-    anyio.run(run, args.probes, args.flooders, args.burst)
+    anyio.run(run, args.probes, args.flooders, args.burst, args.rate_limit)
 
 
 if __name__ == "__main__":

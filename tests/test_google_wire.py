@@ -27,6 +27,7 @@ from mcp_imagegen.providers.base import (
     InputImage,
     RecontextRequest,
     SegmentRequest,
+    Tokens,
     UpscaleRequest,
 )
 from mcp_imagegen.providers.google.endpoint import gemini_endpoint, vertex_endpoint
@@ -125,6 +126,7 @@ async def test_generate_on_the_gemini_api_matches_the_sdk(
         "candidatesTokenCount": 1290,
         "totalTokenCount": 1302,
     }
+    assert result.tokens == Tokens(12, 1290)  # what a token price settles on
     assert result.metadata["finish_reasons"] == ["STOP"]
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import io
+import random
 import sqlite3
 import subprocess
 import threading
@@ -123,6 +124,16 @@ def big_png(side: int) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
+def noisy_png(side: int) -> str:
+    """A data URI of a PNG of random pixels: as large to send as it is to decode (about 160 kB
+    at 200)."""
+    buffer = io.BytesIO()
+    Image.frombytes("RGB", (side, side), random.Random(side).randbytes(side * side * 3)).save(
+        buffer, format="PNG"
+    )
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
 # Point 1: a budget bounds what token-priced calls spend
 
 
@@ -164,6 +175,53 @@ async def test_concurrent_describes_never_spend_past_the_budget(
     assert all(row["cost_usd"] <= row["estimate_usd"] for row in rows), rows
 
 
+async def test_a_responses_call_reserves_its_mainline_model_and_caps_it(
+    fake_openai: FakeOpenAIImages, tmp_path: Path
+) -> None:
+    """The Responses API runs a mainline model (gpt-5-mini: $0.25 and $2 per million tokens) as well
+    as the image model: every request caps its output, the reservation holds the image's price and
+    the mainline's bound, and the call settles on the tokens the reply reports."""
+    prompt = {"prompt": "a lighthouse", "model": "gpt-image-1.5", "quality": "high", "size": "1024x1024"}
+    with shared_server(
+        fake_openai,
+        tmp_path,
+        IMAGEGEN_BUDGET_USD_PER_DAY="1",
+        OPENAI_IMAGE_API="responses",
+        OPENAI_RESPONSES_MODEL="gpt-5-mini",
+    ) as server:
+        async with as_user(server, "bob") as bob:
+            made = await bob.call_tool("generate_image", prompt)
+            assert not made.is_error, text_of(made)
+            sent = fake_openai.last.json or {}
+            fake_openai.responses.mainline_output_tokens = 5_000  # a model that thinks past the cap
+            stopped = await bob.call_tool("generate_image", prompt)
+        rows = server.ledger()
+    assert sent["max_output_tokens"] == 4096 and sent["model"] == "gpt-5-mini"
+    first, second = rows
+    bound_in = 500 + 6  # the request's framing, and the prompt at one token per two bytes
+    assert first["estimate_usd"] == pytest.approx(0.133 + (bound_in * 0.25 + 4096 * 2.0) / 1e6, abs=1e-6)
+    assert first["cost_usd"] == pytest.approx(0.133 + (120 * 0.25 + 40 * 2.0) / 1e6, abs=1e-6)
+    assert "mainline model gpt-5-mini: 120 input and 40 output tokens" in first["basis"]
+    assert stopped.is_error and "used all of its 4096 output tokens" in text_of(stopped)
+    assert (second["outcome"], second["cost_usd"]) == ("failed", 0.0)
+
+
+async def test_a_mainline_model_without_a_price_is_refused_under_a_budget(
+    fake_openai: FakeOpenAIImages, tmp_path: Path
+) -> None:
+    with shared_server(
+        fake_openai,
+        tmp_path,
+        IMAGEGEN_BUDGET_USD_PER_DAY="1",
+        OPENAI_IMAGE_API="responses",
+        OPENAI_RESPONSES_MODEL="house-mainline",
+    ) as server:
+        async with as_user(server, "bob") as bob:
+            refused = await bob.call_tool("generate_image", {"prompt": "a cat", "model": "gpt-image-1.5"})
+    assert refused.is_error and not fake_openai.requests
+    assert "no price is known for openai house-mainline generate" in text_of(refused), text_of(refused)
+
+
 # Point 2: unknown argument names cost the server little, whatever their number
 
 
@@ -174,11 +232,17 @@ async def test_a_flood_of_unknown_names_gets_a_short_answer_and_a_short_log(
         async with as_user(server, "bob") as bob:
             arguments: dict[str, Any] = {"prompt": "a cat"}
             arguments |= {f"unknown_parameter_number_{i}": i for i in range(100_000)}
-            flood = await bob.call_tool("generate_image", arguments)
+            with pytest.raises(MCPError) as unread:  # refused before the SDK parses it
+                await bob.call_tool("generate_image", arguments)
+            assert len(unread.value.error.message) < 400, unread.value.error.message
+            assert "commas and colons, more than any valid call (50,000)" in unread.value.error.message
+
+            arguments = {"prompt": "a cat", **{f"unknown_parameter_number_{i}": i for i in range(2000)}}
+            flood = await bob.call_tool("generate_image", arguments)  # over 64 KiB, so looked at first
             assert flood.is_error
             reply = text_of(flood)
             assert len(reply) < 400, reply
-            assert "100,001 arguments is more than any tool takes (at most 64)" in reply
+            assert "2,001 arguments is more than any tool takes (at most 64)" in reply
             assert "Nothing was sent to a provider" in reply
 
             some = {"prompt": "a cat", "qualty": "high", **{f"extra{i}": 1 for i in range(40)}}
@@ -210,10 +274,20 @@ async def test_the_rate_limit_refuses_before_the_arguments_are_read(
         async with as_user(server, "bob") as bob:
             garbage = {"prompt": "a cat", **{f"junk{i}": i for i in range(1000)}}
             answers = [text_of(await bob.call_tool("generate_image", garbage)) for _ in range(3)]
+            # Over the limit, a large request is refused before it is read, and bob's session lives on.
+            large = {"prompt": "a cat", "image": noisy_png(200)}
+            with pytest.raises(MCPError) as unread:
+                await bob.call_tool("edit_image", large)
+            assert (await bob.list_tools()).tools
         assert "more than any tool takes" in answers[0] and "more than any tool takes" in answers[1]
         assert answers[2].startswith("Error executing tool generate_image: rate limit: at most 2 image calls")
+        assert unread.value.error.message.startswith("rate limit: at most 2 image calls per minute")
+        assert "Requests over 64 KiB are refused unread until then." in unread.value.error.message
         async with as_user(server, "alice") as alice:  # bob's limit is bob's
             assert not (await alice.call_tool("generate_image", {"prompt": "a cat"})).is_error
+            made = await alice.call_tool("edit_image", large)
+            assert not made.is_error, text_of(made)
+        assert edit_requests(fake_openai) == 1
 
 
 # Point 3: inputs are decoded after the rate limit and the budget, a few at a time
@@ -229,8 +303,12 @@ async def test_large_inputs_are_refused_before_decoding_and_decoded_a_few_at_a_t
             answers: list[str] = [""] * 12
 
             async def edit(index: int) -> None:
-                result = await bob.call_tool("edit_image", {"image": image, "prompt": "make it red"})
-                answers[index] = text_of(result)
+                try:
+                    result = await bob.call_tool("edit_image", {"image": image, "prompt": "make it red"})
+                except MCPError as unread:  # refused at the door once the limit was reached
+                    answers[index] = unread.error.message
+                else:
+                    answers[index] = text_of(result)
 
             async with anyio.create_task_group() as group:
                 for index in range(12):
@@ -408,7 +486,7 @@ async def test_a_token_from_the_tokens_file_is_scrubbed_and_refused_in_a_url(
         header = httpx2.get(f"{server.url}/healthz", headers={"Authorization": f"Bearer {admin}"})
         log = server.stop()
     assert {name: reply.status_code for name, reply in in_query.items()} == dict.fromkeys(in_query, 400)
-    assert "Send it only in the Authorization header" in in_query["plain"].json()["error"]
+    assert "Send it only in the Authorization header" in in_query["plain"].json()["error"]["message"]
     assert header.status_code == 200
     assert admin not in log and TOKENS["alice"] not in log and TOKENS["bob"] not in log
     assert "/healthz?t=[redacted]" in log, log[-2000:]

@@ -25,6 +25,7 @@ from mcp_imagegen.errors import (
 from mcp_imagegen.providers.base import Continuation, EditRequest, GenerateRequest, InputImage
 from mcp_imagegen.providers.openai.endpoint import azure_endpoint, openai_capabilities, openai_endpoint
 from mcp_imagegen.providers.openai.images import OpenAIImages
+from mcp_imagegen.providers.openai.responses import MAINLINE_OUTPUT_TOKENS
 from tests.conftest import image_size, png_bytes
 from tests.fakes.openai_images import FakeOpenAIImages, Recorded
 from tests.fakes.openai_responses import input_images
@@ -113,6 +114,7 @@ async def test_generate_with_every_option_is_the_sdks_request(
     mine = fake_openai.last
     sdk(fake_openai).responses.create(
         model="gpt-5-mini",
+        max_output_tokens=MAINLINE_OUTPUT_TOKENS,
         input=text_input("a lighthouse at dusk"),
         tool_choice={"type": "image_generation"},
         tools=[
@@ -166,6 +168,7 @@ async def test_edit_with_mask_and_references_is_the_sdks_request(
     mine = fake_openai.last
     sdk(fake_openai).responses.create(
         model="gpt-5-mini",
+        max_output_tokens=MAINLINE_OUTPUT_TOKENS,
         input=[
             {
                 "role": "user",
@@ -211,6 +214,7 @@ async def test_refinement_continues_the_response_and_sends_no_image(
     mine = fake_openai.last
     sdk(fake_openai).responses.create(
         model="gpt-5-mini",
+        max_output_tokens=MAINLINE_OUTPUT_TOKENS,
         input=text_input("now make the fox look at the camera"),
         previous_response_id=response_id,
         tool_choice={"type": "image_generation"},
@@ -266,6 +270,7 @@ async def test_streamed_partials_are_the_sdks_request_and_reach_progress(
     mine = fake_openai.last
     stream = sdk(fake_openai).responses.create(
         model="gpt-5-mini",
+        max_output_tokens=MAINLINE_OUTPUT_TOKENS,
         input=text_input("a fox"),
         stream=True,
         tool_choice={"type": "image_generation"},
@@ -314,6 +319,7 @@ async def test_azure_classic_is_the_sdks_request_with_the_deployment_header(
     mine = fake_openai.last
     azure_sdk(fake_openai).responses.create(
         model="chat-deploy",
+        max_output_tokens=MAINLINE_OUTPUT_TOKENS,
         input=text_input("a fox"),
         tool_choice={"type": "image_generation"},
         tools=[{"type": "image_generation", "quality": "low", "action": "generate"}],
@@ -337,6 +343,7 @@ async def test_azure_v1_sends_the_single_deployment_whatever_the_model(
         api_key=fake_openai.azure_key, base_url=f"{fake_openai.url}/openai/v1", max_retries=0
     ).responses.create(
         model="chat-deploy",
+        max_output_tokens=MAINLINE_OUTPUT_TOKENS,
         input=text_input("a fox"),
         tool_choice={"type": "image_generation"},
         tools=[{"type": "image_generation", "action": "generate"}],
@@ -470,6 +477,7 @@ async def test_azure_edit_with_every_option_is_the_sdks_request(
     mine = fake_openai.last
     stream = azure_sdk(fake_openai).responses.create(
         model="chat-deploy",
+        max_output_tokens=MAINLINE_OUTPUT_TOKENS,
         input=[
             {
                 "role": "user",

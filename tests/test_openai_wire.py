@@ -19,7 +19,7 @@ from PIL import Image
 
 from mcp_imagegen.config import AzureSettings, EndpointSettings, OpenAISettings
 from mcp_imagegen.errors import ContentPolicyError, InputError, ProviderError
-from mcp_imagegen.providers.base import EditRequest, GenerateRequest, InputImage
+from mcp_imagegen.providers.base import EditRequest, GenerateRequest, InputImage, Tokens
 from mcp_imagegen.providers.openai.endpoint import (
     azure_endpoint,
     compatible_endpoint,
@@ -109,6 +109,7 @@ async def test_generate_matches_sdk_byte_for_byte(
         "input_tokens_details": {"text_tokens": 10, "image_tokens": 40},
         "output_tokens_details": {"text_tokens": 0, "image_tokens": 300},
     }
+    assert result.tokens == Tokens(50, 300)  # what a token price settles on
     assert str(result.metadata["request_id"]).startswith("req_fake_")
 
 

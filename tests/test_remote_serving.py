@@ -186,7 +186,7 @@ async def test_over_limit_body_gets_413_with_a_clear_message(transport: str, tmp
         big = json.dumps({**INITIALIZE, "padding": "x" * 2_000_000}).encode()
         response = httpx2.post(url + path, content=big, headers=JSON_HEADERS, timeout=10)
         assert response.status_code == 413
-        message = response.json()["error"]
+        message = response.json()["error"]["message"]
         assert (
             "over this server's limit of 1,048,576" in message and "IMAGEGEN_HTTP_MAX_BODY_BYTES" in message
         )

@@ -367,6 +367,10 @@ async def test_the_rate_limit_is_exact_across_replicas(postgres: Postgres) -> No
         for index in range(20):
             group.start_soon(call, index)
     assert outcomes.count(True) == 6
+    # Both replicas see how long alice waits (her oldest call in the window frees in about 60 s).
+    waits = [await limiter.wait_s("alice") for limiter in limiters]
+    assert all(55 < wait <= 60 for wait in waits), waits
+    assert await limiters[1].wait_s("bob") == 0.0
     await limiters[0].admit("bob")  # someone else is not limited by alice's calls
     for pool in pools:
         await pool.close()

@@ -22,9 +22,10 @@ from pydantic import SecretStr
 
 from mcp_imagegen.config import OpenAISettings, Settings
 from mcp_imagegen.errors import BudgetError
+from mcp_imagegen.providers.base import Mainline, MainlineUse, Tokens
 from mcp_imagegen.server.app import build_server
 from mcp_imagegen.usage.ledger import UsageLedger
-from mcp_imagegen.usage.prices import Charge, Estimate, PriceEntry, PriceTable
+from mcp_imagegen.usage.prices import Charge, Estimate, Metering, PriceEntry, PriceTable
 from tests.connect import child_env
 from tests.fakes.openai_images import FakeOpenAIImages
 from tests.waiting import eventually
@@ -80,9 +81,11 @@ def test_prices_pick_the_most_specific_entry_and_the_dearest_when_left_open() ->
     )
     assert overridden.usd == pytest.approx(0.03) and "a test's own price" in overridden.basis
     # A describe call is estimated before and settled on the tokens reported.
-    describe = Charge("google", "gemini-2.5-flash", "describe", 1)
-    assert (table.estimate(describe).usd or 0) > 0
-    settled = table.settle(describe, 0, {"prompt_tokens": 1_000_000, "completion_tokens": 100_000})
+    unbounded = table.estimate(Charge("google", "gemini-2.5-flash", "describe", 1))
+    assert unbounded.usd is None and "nothing bounds its output" in unbounded.basis
+    describe = Charge("google", "gemini-2.5-flash", "describe", 1, input_tokens=2_000, output_tokens=1_000)
+    assert table.estimate(describe).usd == pytest.approx((2_000 * 0.30 + 1_000 * 2.50) / 1e6)
+    settled = table.settle(describe, Metering(tokens=Tokens(1_000_000, 100_000)))
     assert settled.usd == pytest.approx(0.30 + 0.25)
 
 
@@ -333,8 +336,65 @@ def test_a_token_priced_call_is_reserved_at_its_bounds_and_an_overrun_is_said() 
     table = PriceTable()
     charge = Charge("openai", "gpt-5-mini", "describe", 1, input_tokens=2_000, output_tokens=1_000)
     assert table.estimate(charge).usd == pytest.approx(0.0025)
-    within = table.settle(charge, 0, {"prompt_tokens": 1_500, "completion_tokens": 1_000})
+    within = table.settle(charge, Metering(tokens=Tokens(1_500, 1_000)))
     assert within.usd == pytest.approx(0.002375) and "reservation" not in within.basis
-    over = table.settle(charge, 0, {"prompt_tokens": 1_500, "completion_tokens": 5_000})
+    over = table.settle(charge, Metering(tokens=Tokens(1_500, 5_000)))
     assert over.usd == pytest.approx(0.010375)
     assert over.basis.startswith("over its reservation of $0.0025: the provider reported more tokens")
+
+
+def test_a_token_priced_image_model_is_reserved_per_image_at_its_bound() -> None:
+    """gpt-image-2.x bills tokens and takes no output cap: its entry bounds each image's output
+    tokens, the reservation holds that bound for every image asked for, and a reply that reports
+    more is settled as reported, saying so."""
+    entry = PriceEntry(
+        providers=("openai",),
+        model="gpt-image-2.6-flare",
+        usd_per_million_input_tokens=5.0,
+        usd_per_million_output_tokens=30.0,
+        max_output_tokens_per_image=8_000,
+        source="test",
+        as_of=datetime.date(2026, 11, 4),
+    )
+    table = PriceTable([entry])
+    charge = Charge("openai", "gpt-image-2.6-flare", "generate", 2, input_tokens=1_000)
+    assert table.estimate(charge).usd == pytest.approx((1_000 * 5 + 16_000 * 30) / 1e6)
+    within = table.settle(charge, Metering(images=2, tokens=Tokens(900, 12_000)))
+    assert within.usd == pytest.approx((900 * 5 + 12_000 * 30) / 1e6)
+    over = table.settle(charge, Metering(images=2, tokens=Tokens(900, 20_000)))
+    assert over.basis.startswith("over its reservation of $0.485")
+    unbounded = PriceTable([entry.model_copy(update={"max_output_tokens_per_image": None})])
+    refused = unbounded.estimate(charge)
+    assert refused.usd is None and "max_output_tokens_per_image" in refused.basis
+
+
+def test_a_reserved_mainline_that_did_not_run_costs_nothing() -> None:
+    """An edit of a stored image is reserved with the mainline model (it may continue a response);
+    if the call went to the Images API after all, only the image is paid for."""
+    table = PriceTable()
+    charge = Charge(
+        "openai",
+        "gpt-image-1.5",
+        "edit",
+        1,
+        "1024x1024",
+        "low",
+        input_tokens=1_600,
+        mainline=Mainline("gpt-5-mini", 4096, may_continue=True),
+    )
+    reserved = table.estimate(charge)
+    mainline_bound = ((500 + 1_600 + 3_700) * 0.25 + 4096 * 2.0) / 1e6
+    assert reserved.usd == pytest.approx(0.009 + mainline_bound, abs=1e-6)
+    assert "plus mainline model gpt-5-mini: at most about 5,800 input" in reserved.basis
+    settled = table.settle(charge, Metering(images=1))
+    assert settled.usd == pytest.approx(0.009) and "no mainline model ran" in settled.basis
+    ran = table.settle(charge, Metering(images=1, mainline=MainlineUse("gpt-5-mini", Tokens(3_000, 200))))
+    assert ran.usd == pytest.approx(0.009 + (3_000 * 0.25 + 200 * 2.0) / 1e6, abs=1e-6)
+
+
+def test_tokens_are_read_in_every_providers_names() -> None:
+    assert Tokens.reported({"input_tokens": 3, "output_tokens": 4}) == Tokens(3, 4)
+    assert Tokens.reported({"prompt_tokens": 3, "completion_tokens": 4}) == Tokens(3, 4)
+    gemini = {"promptTokenCount": 3, "candidatesTokenCount": 1290, "thoughtsTokenCount": 200}
+    assert Tokens.reported(gemini) == Tokens(3, 1490)  # thinking is billed as output
+    assert Tokens.reported({"total_tokens": 7}) is None and Tokens.reported(None) is None

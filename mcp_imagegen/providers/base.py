@@ -190,6 +190,60 @@ class DescribeResult:
 
 
 @dataclass(frozen=True)
+class Tokens:
+    """Tokens a provider billed for one call (or one model's part of it)."""
+
+    input: int
+    output: int
+
+    @classmethod
+    def reported(cls, usage: object) -> Tokens | None:
+        """The tokens of a usage object in any provider's names: OpenAI's (`input_tokens`,
+        `output_tokens`), the chat API's (`prompt_tokens`, `completion_tokens`) or Gemini's
+        (`promptTokenCount`, `candidatesTokenCount` plus `thoughtsTokenCount`, billed as output)."""
+        if not isinstance(usage, Mapping):
+            return None
+        tokens_in = usage.get("input_tokens", usage.get("prompt_tokens", usage.get("promptTokenCount")))
+        tokens_out = usage.get("output_tokens", usage.get("completion_tokens"))
+        if tokens_out is None and "candidatesTokenCount" in usage:
+            tokens_out = usage["candidatesTokenCount"] + usage.get("thoughtsTokenCount", 0)
+        if isinstance(tokens_in, int) and isinstance(tokens_out, int):
+            return cls(tokens_in, tokens_out)
+        return None
+
+
+@dataclass(frozen=True)
+class Mainline:
+    """A text model an image call also runs, and pays for by its tokens: the Responses API's
+    mainline model, which calls the image tool."""
+
+    model: str
+    max_output_tokens: int
+    """The output cap the request carries, so the most output it can be billed for."""
+    may_continue: bool = False
+    """The call may continue an earlier response, whose context is then billed as input again."""
+
+
+@dataclass(frozen=True)
+class MainlineUse:
+    """The mainline model a call ran, and the tokens the reply said it used (None: not said)."""
+
+    model: str
+    tokens: Tokens | None = None
+
+
+@runtime_checkable
+class MainlineDriven(Protocol):
+    """A provider whose image calls may run a mainline model besides the image model."""
+
+    def mainline_for(self, request: GenerateRequest, *, may_continue: bool) -> Mainline | None:
+        """The mainline model `request` would run (None: none), known before its inputs are
+        read; `may_continue`: an edit whose first input is a stored image, which a Responses
+        call may have made."""
+        ...
+
+
+@dataclass(frozen=True)
 class GeneratedImage:
     """One image as the provider returned it (bytes not yet validated or stored)."""
 
@@ -213,6 +267,10 @@ class ProviderResult:
     """Provider-reported facts worth keeping: usage, effective size/quality, request id."""
     text: str | None = None
     """What the model wrote alongside its images (Gemini), shown with the result."""
+    tokens: Tokens | None = None
+    """The tokens the image model billed, where the reply says (what prices a token-priced model)."""
+    mainline: MainlineUse | None = None
+    """The mainline model the call ran (Responses API), and its tokens."""
 
 
 class CallEvents(Protocol):

@@ -16,6 +16,8 @@ import functools
 import ipaddress
 import json
 import logging
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import parse_qsl
@@ -23,11 +25,13 @@ from urllib.parse import parse_qsl
 from mcp.server.auth.provider import TokenVerifier
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.transport_security import TransportSecuritySettings
+from mcp.types import INVALID_REQUEST
 from pydantic import AnyHttpUrl
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcp_imagegen.config import Settings
 from mcp_imagegen.errors import ConfigError, ImageNotFoundError
@@ -40,7 +44,10 @@ from mcp_imagegen.server.auth import (
     parse_token,
     read_token_file,
 )
+from mcp_imagegen.server.limits import refusal
 from mcp_imagegen.server.links import FILES_PATH
+from mcp_imagegen.server.principals import current_principal
+from mcp_imagegen.server.tools.arguments import MAX_ARGUMENT_VALUES
 
 logger = logging.getLogger(__name__)
 
@@ -171,21 +178,13 @@ class NoTokenInUrl:
             and scope.get("query_string")
             and _carries_credential(scope["query_string"])
         ):
-            body = json.dumps(
-                {
-                    "error": "A token was sent in the URL. Send it only in the Authorization header "
-                    "(Authorization: Bearer <token>); a URL is kept in logs and histories, so replace "
-                    "that token. This request was refused."
-                }
-            ).encode()
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 400,
-                    "headers": [(b"content-type", b"application/json")],
-                }
+            await _refuse(
+                send,
+                400,
+                "A token was sent in the URL. Send it only in the Authorization header "
+                "(Authorization: Bearer <token>); a URL is kept in logs and histories, so replace "
+                "that token. This request was refused.",
             )
-            await send({"type": "http.response.body", "body": body})
             return
         await self._app(scope, receive, send)
 
@@ -218,17 +217,103 @@ class BodyLimit:
                     f"{self._max_bytes:,} (IMAGEGEN_HTTP_MAX_BODY_BYTES). Pass images as imagegen:// URIs, "
                     "file paths or URLs instead of base64."
                 )
-                body = json.dumps({"error": message}).encode()
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 413,
-                        "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
-                    }
-                )
-                await send({"type": "http.response.body", "body": body})
+                await _refuse(send, 413, message, close=True)
                 return
         await self._app(scope, receive, send)
+
+
+DOOR_BODY_BYTES = 64 * 1024
+"""Request bodies larger than this (and those of unknown length) are looked at before the SDK
+parses them (whole, on the event loop, where every other request waits): far above any call with
+text arguments only, so what it stops is a call carrying image data, or one built to be expensive
+to parse."""
+MAX_SEPARATORS = 2 * MAX_ARGUMENT_VALUES + 30_000
+"""Commas and colons in a large body, in strings or not: a valid call has at most two per value
+(`MAX_ARGUMENT_VALUES`) plus those of its text; base64 has none. A body with more is refused
+unread: its parse alone would stall the server (100,000 names take about 80 ms)."""
+
+
+class LargeBodies:
+    """Look at a large request before it is parsed: refused unread, with a 429 and `Retry-After`,
+    while its sender is over the rate limit for provider calls (what it carries could only be
+    refused after parsing); refused with a 400 when it holds more JSON separators than any valid
+    call. Runs after authentication, so the sender is known; smaller requests (listing, polling,
+    reading) pass straight through, and the tools still count and check every call."""
+
+    def __init__(self, app: ASGIApp, server: ImagegenServer) -> None:
+        self._app = app
+        self._server = server
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state = self._server.current
+        if scope["type"] != "http" or scope["method"] != "POST" or state is None:
+            await self._app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) <= DOOR_BODY_BYTES:
+            await self._app(scope, receive, send)
+            return
+        wait_s = await state.rate_limiter.wait_s(current_principal().name)
+        if wait_s > 0:
+            said = refusal(state.settings.rate_limit_per_minute or 0, wait_s)
+            await _refuse(
+                send,
+                429,
+                f"{said}. Requests over {DOOR_BODY_BYTES // 1024} KiB are refused unread until then.",
+                close=True,
+                headers=[(b"retry-after", str(max(1, math.ceil(wait_s))).encode())],
+            )
+            return
+        messages, body = await _read_body(receive)
+        separators = body.count(b",") + body.count(b":")
+        if separators > MAX_SEPARATORS:
+            await _refuse(
+                send,
+                400,
+                f"Request refused unread: it holds {separators:,} commas and colons, more than any valid "
+                f"call ({MAX_SEPARATORS:,}). Send at most {MAX_ARGUMENT_VALUES:,} values, and images "
+                "as base64, imagegen:// URIs, file paths or URLs.",
+            )
+            return
+        await self._app(scope, _replay(messages, receive), send)
+
+
+async def _read_body(receive: Receive) -> tuple[list[Message], bytes]:
+    """The request's body messages, read whole (the SDK reads it whole next), and their bytes."""
+    messages: list[Message] = []
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            break
+    return messages, b"".join(message.get("body", b"") for message in messages)
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    """A `receive` that hands out `messages` again, then whatever comes next (a disconnect)."""
+    pending = list(messages)
+
+    async def replayed() -> Message:
+        return pending.pop(0) if pending else await receive()
+
+    return replayed
+
+
+async def _refuse(
+    send: Send, status: int, message: str, *, close: bool = False, headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
+    """Answer without reading the request's body, with a JSON-RPC error (id null: the request was
+    not parsed) that MCP clients show as the call's error, and any HTTP client can read."""
+    extra = [*headers, *([(b"connection", b"close")] if close else [])]
+    error = {"jsonrpc": "2.0", "id": None, "error": {"code": INVALID_REQUEST, "message": message}}
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), *extra],
+        }
+    )
+    await send({"type": "http.response.body", "body": json.dumps(error).encode()})
 
 
 async def download(server: ImagegenServer, request: Request) -> Response:
@@ -283,6 +368,8 @@ def http_app(server: ImagegenServer, settings: Settings, transport: HttpTranspor
             transport_security=security,
             host=host,
         )
+    # Innermost, so after the SDK's authentication: the sender of a large body is known.
+    app.user_middleware.append(Middleware(LargeBodies, server=server))
     return BodyLimit(NoTokenInUrl(app), settings.http_max_body_bytes)
 
 

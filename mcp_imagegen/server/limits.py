@@ -19,6 +19,10 @@ class RateLimit(Protocol):
         """Count one call for `client`, or raise LimitError saying when to try again."""
         ...
 
+    async def wait_s(self, client: str) -> float:
+        """Seconds until `client` may make its next call (0: now), counting nothing."""
+        ...
+
 
 def refusal(per_minute: int, wait_s: float) -> LimitError:
     return LimitError(
@@ -49,3 +53,13 @@ class RateLimiter:
                 key for key, window in self._calls.items() if not window or now - window[-1] >= WINDOW_S
             ]:
                 del self._calls[key]
+
+    async def wait_s(self, client: str) -> float:
+        calls = self._calls.get(client)
+        if not self._per_minute or not calls or len(calls) < self._per_minute:
+            return 0.0
+        now = time.monotonic()
+        in_window = [at for at in calls if now - at < WINDOW_S]
+        if len(in_window) < self._per_minute:
+            return 0.0
+        return WINDOW_S - (now - in_window[-self._per_minute])

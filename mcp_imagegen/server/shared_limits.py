@@ -29,9 +29,7 @@ class SharedRateLimiter:
         now = time.time()
         try:
             async with self._database.connection() as connection, connection.transaction():
-                await connection.execute(
-                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"rate:{client}",)
-                )
+                await connection.execute(LOCK, (f"rate:{client}",))
                 await connection.execute(
                     "DELETE FROM rate_calls WHERE principal = %s AND at <= %s", (client, now - WINDOW_S)
                 )
@@ -42,8 +40,22 @@ class SharedRateLimiter:
                 count, oldest = (int(row[0]), row[1]) if row else (0, None)
                 if count >= self._per_minute and oldest is not None:
                     raise refusal(self._per_minute, WINDOW_S - (now - float(oldest)))
-                await connection.execute(
-                    "INSERT INTO rate_calls (principal, at) VALUES (%s, %s)", (client, now)
-                )
+                await connection.execute(COUNT_CALL, (client, now))
         except psycopg.Error as exc:
             raise StoreError(f"the rate limit at {self._database.where} failed: {first_line(exc)}") from None
+
+    async def wait_s(self, client: str) -> float:
+        if not self._per_minute:
+            return 0.0
+        now = time.time()
+        try:
+            async with self._database.connection() as connection:
+                cursor = await connection.execute(
+                    "SELECT at FROM rate_calls WHERE principal = %s AND at > %s ORDER BY at DESC "
+                    "OFFSET %s LIMIT 1",
+                    (client, now - WINDOW_S, self._per_minute - 1),
+                )
+                row = await cursor.fetchone()
+        except psycopg.Error as exc:
+            raise StoreError(f"the rate limit at {self._database.where} failed: {first_line(exc)}") from None
+        return 0.0 if row is None else max(0.0, WINDOW_S - (now - float(row[0])))

@@ -26,7 +26,7 @@ from mcp_imagegen.server.jobs.core import Job, JobOutcome
 from mcp_imagegen.server.principals import current_principal
 from mcp_imagegen.server.state import AppState
 from mcp_imagegen.usage.ledger import Outcome, Reservation
-from mcp_imagegen.usage.prices import Charge, Estimate
+from mcp_imagegen.usage.prices import Charge, Estimate, Metering
 
 
 class SpendApproval(BaseModel):
@@ -44,7 +44,9 @@ Approval = ElicitationResult[SpendApproval]
 class Metered(Protocol):
     """An outcome that can say what the provider made: how many images, and the usage it reported."""
 
-    def metering(self) -> tuple[int, dict[str, JsonValue] | None]: ...
+    def metering(self) -> tuple[Metering, dict[str, JsonValue] | None]:
+        """What it made and was billed for; and the usage as the provider reported it, for the ledger."""
+        ...
 
 
 MeteredWork = Callable[[Job], Awaitable[JobOutcome]]
@@ -100,9 +102,9 @@ class ChargedWork:
         except BaseException:
             await self._settle(job, "failed", _nothing(self.reservation.estimate, "the call failed"))
             raise
-        images, usage = outcome.metering() if isinstance(outcome, Metered) else (0, None)
-        cost = self.app.prices.settle(self.reservation.charge, images, usage)
-        await self._settle(job, "succeeded", cost, images=images, usage=usage)
+        metering, usage = outcome.metering() if isinstance(outcome, Metered) else (Metering(), None)
+        cost = self.app.prices.settle(self.reservation.charge, metering)
+        await self._settle(job, "succeeded", cost, images=metering.images, usage=usage)
         return outcome
 
     async def _settle(

@@ -10,14 +10,14 @@ from __future__ import annotations
 import datetime
 import functools
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
 from mcp_imagegen.operations import Operation
+from mcp_imagegen.providers.base import Mainline, MainlineUse, Tokens
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -29,8 +29,9 @@ VISION_INPUT_TOKENS_PER_IMAGE = 1_600
 input tokens on the listed models."""
 VISION_PROMPT_TOKENS = 500
 """The request's own framing around the caller's text (roles, image parts, instructions)."""
-VISION_OUTPUT_TOKENS = 1_500
-"""The output of a token-priced call whose charge names no cap (a charge made by hand)."""
+CONTINUED_CONTEXT_TOKENS = 2 * VISION_INPUT_TOKENS_PER_IMAGE + VISION_PROMPT_TOKENS
+"""What a Responses call that continues an earlier response is billed again for that response's
+context: its image in, the image it made, and its framing (about; a long chain holds more)."""
 
 
 def text_tokens(text: str) -> int:
@@ -53,6 +54,12 @@ class PriceEntry(BaseModel):
     usd_per_call: float | None = Field(None, ge=0)
     usd_per_million_input_tokens: float | None = Field(None, ge=0)
     usd_per_million_output_tokens: float | None = Field(None, ge=0)
+    max_output_tokens_per_image: int | None = Field(
+        None,
+        gt=0,
+        description="For a token-priced image model: the most output tokens one image can be billed "
+        "(at the largest size and quality it is priced for), what a reservation holds per image.",
+    )
     table: tuple[tuple[str, str, float], ...] = Field(
         (), description="[quality, size, usd_per_image] rows, each becoming an entry of its own."
     )
@@ -121,9 +128,28 @@ class Charge:
     size: str | None = None
     quality: str | None = None
     input_tokens: int | None = None
-    """For a token-priced call: the input tokens it sends, estimated from above before it is made."""
+    """For a token-priced call: the input tokens it sends (its text and input images), estimated
+    from above before it is made."""
     output_tokens: int | None = None
-    """For a token-priced call: the output cap it sends, so the most it can be billed for."""
+    """For a token-priced call: the output cap it sends, so the most it can be billed for (an
+    image model is bounded per image by its price entry instead)."""
+    mainline: Mainline | None = None
+    """The text model the call also runs and pays for (the Responses API's), priced on its own."""
+
+    def mainline_charge(self) -> Charge | None:
+        """The mainline model's part, as a charge of its own: the caller's text and images with
+        the request's framing (and a continued response's context) in, the cap out."""
+        if self.mainline is None:
+            return None
+        continued = CONTINUED_CONTEXT_TOKENS if self.mainline.may_continue else 0
+        return Charge(
+            self.provider,
+            self.mainline.model,
+            self.operation,
+            images=0,
+            input_tokens=VISION_PROMPT_TOKENS + (self.input_tokens or 0) + continued,
+            output_tokens=self.mainline.max_output_tokens,
+        )
 
     def describe(self) -> str:
         options = ", ".join(value for value in (self.quality, self.size) if value)
@@ -139,6 +165,25 @@ class Estimate:
 
     def facts(self) -> dict[str, JsonValue]:
         return {"estimated_usd": self.usd, "basis": self.basis}
+
+
+@dataclass(frozen=True)
+class Metering:
+    """What a finished call made and was billed for, as its reply said."""
+
+    images: int = 0
+    tokens: Tokens | None = None
+    """The image or vision model's tokens."""
+    mainline: MainlineUse | None = None
+    """The mainline model that ran, if one did, and its tokens."""
+
+
+def _sum(first: Estimate, second: Estimate | None) -> Estimate:
+    """Two parts of one call's cost: unknown if either is."""
+    if second is None:
+        return first
+    usd = None if first.usd is None or second.usd is None else round(first.usd + second.usd, 6)
+    return Estimate(usd, f"{first.basis}; plus {second.basis}")
 
 
 class PriceTable:
@@ -158,7 +203,25 @@ class PriceTable:
         return None
 
     def estimate(self, charge: Charge) -> Estimate:
-        """Before the call: what it will cost at most for the images it asks for."""
+        """Before the call: the most it can cost for what it asks (its images, its token bounds),
+        with its mainline model's part added."""
+        return _sum(self._estimate_one(charge), self._mainline(charge, None))
+
+    def settle(self, charge: Charge, metering: Metering) -> Estimate:
+        """After the call: priced on the images made and the tokens the provider reported (a part
+        whose tokens were not reported stays at its reservation); a cost above the reservation
+        says so in its basis, which the ledger keeps."""
+        settled = _sum(self._settle_one(charge, metering), self._mainline(charge, metering))
+        reserved = self.estimate(charge)
+        if settled.usd is not None and reserved.usd is not None and settled.usd > reserved.usd + 1e-9:
+            return Estimate(
+                settled.usd,
+                f"over its reservation of ${reserved.usd:g}: the provider reported more tokens than "
+                f"the call was bounded by; {settled.basis}",
+            )
+        return settled
+
+    def _estimate_one(self, charge: Charge) -> Estimate:
         entry = self.price(charge)
         if entry is None:
             return Estimate(
@@ -168,31 +231,42 @@ class PriceTable:
             return self._per_image(entry, charge, charge.images)
         if entry.usd_per_call is not None:
             return Estimate(entry.usd_per_call, f"${entry.usd_per_call:g} per call{self._cited(entry)}")
-        tokens_in = charge.input_tokens
-        if tokens_in is None:
-            tokens_in = VISION_PROMPT_TOKENS + VISION_INPUT_TOKENS_PER_IMAGE * charge.images
-        tokens_out = charge.output_tokens if charge.output_tokens is not None else VISION_OUTPUT_TOKENS
-        return self._per_tokens(entry, tokens_in, tokens_out, "at most about")
+        tokens_out = charge.output_tokens
+        if entry.max_output_tokens_per_image is not None and charge.operation != "describe":
+            tokens_out = entry.max_output_tokens_per_image * charge.images
+        if tokens_out is None or charge.input_tokens is None:
+            return Estimate(
+                None,
+                f"{charge.describe()} is priced by tokens, and nothing bounds its output: give its "
+                "[[prices]] entry max_output_tokens_per_image",
+            )
+        return self._per_tokens(entry, Tokens(charge.input_tokens, tokens_out), "at most about")
 
-    def settle(self, charge: Charge, images: int, usage: Mapping[str, Any] | None) -> Estimate:
-        """After the call: priced on the images made and the tokens the provider reported."""
+    def _settle_one(self, charge: Charge, metering: Metering) -> Estimate:
         entry = self.price(charge)
         if entry is None:
-            return self.estimate(charge)
-        tokens = _tokens(usage or {})
-        if entry.usd_per_million_input_tokens is not None and tokens is not None:
-            settled = self._per_tokens(entry, tokens[0], tokens[1], "")
-            reserved = self.estimate(charge)
-            if settled.usd is not None and reserved.usd is not None and settled.usd > reserved.usd:
-                return Estimate(
-                    settled.usd,
-                    f"over its reservation of ${reserved.usd:g}: the provider reported more tokens than "
-                    f"the call was bounded by; {settled.basis}",
-                )
-            return settled
+            return self._estimate_one(charge)
         if entry.usd_per_image is not None:
-            return self._per_image(entry, charge, images)
-        return self.estimate(charge)
+            return self._per_image(entry, charge, metering.images)
+        if entry.usd_per_call is None and metering.tokens is not None:
+            return self._per_tokens(entry, metering.tokens, "")
+        return self._estimate_one(charge)
+
+    def _mainline(self, charge: Charge, metering: Metering | None) -> Estimate | None:
+        """The mainline model's part: its bound before the call (`metering` None); after it, its
+        reported tokens, its bound where none were reported, nothing where it did not run."""
+        part = charge.mainline_charge()
+        if part is None:
+            return None
+        if metering is not None and metering.mainline is None:
+            return Estimate(0.0, f"no mainline model ran ({part.model} was reserved)")
+        entry = self.price(part)
+        tokens = metering.mainline.tokens if metering is not None and metering.mainline else None
+        if entry is not None and tokens is not None and entry.usd_per_call is None:
+            found = self._per_tokens(entry, tokens, "")
+        else:
+            found = self._estimate_one(part)
+        return Estimate(found.usd, f"mainline model {part.model}: {found.basis}")
 
     def _per_image(self, entry: PriceEntry, charge: Charge, images: int) -> Estimate:
         assert entry.usd_per_image is not None
@@ -216,15 +290,15 @@ class PriceTable:
             + f"){dearest}{self._cited(entry)}",
         )
 
-    def _per_tokens(self, entry: PriceEntry, tokens_in: int, tokens_out: int, hedge: str) -> Estimate:
+    def _per_tokens(self, entry: PriceEntry, tokens: Tokens, hedge: str) -> Estimate:
         price_in = entry.usd_per_million_input_tokens or 0.0
         price_out = entry.usd_per_million_output_tokens or 0.0
-        usd = round((tokens_in * price_in + tokens_out * price_out) / 1_000_000, 6)
+        usd = round((tokens.input * price_in + tokens.output * price_out) / 1_000_000, 6)
         lead = f"{hedge} " if hedge else ""
         return Estimate(
             usd,
-            f"{lead}{tokens_in:,} input and {tokens_out:,} output tokens at ${price_in:g} and ${price_out:g} "
-            f"per million ({entry.model}){self._cited(entry)}",
+            f"{lead}{tokens.input:,} input and {tokens.output:,} output tokens at ${price_in:g} and "
+            f"${price_out:g} per million ({entry.model}){self._cited(entry)}",
         )
 
     def _cited(self, entry: PriceEntry) -> str:
@@ -239,15 +313,6 @@ def _dearness(entry: PriceEntry) -> float:
         entry.usd_per_call or 0.0,
         entry.usd_per_million_output_tokens or 0.0,
     )
-
-
-def _tokens(usage: Mapping[str, Any]) -> tuple[int, int] | None:
-    """(input, output) tokens from a usage object, in OpenAI's or the chat API's names."""
-    tokens_in = usage.get("input_tokens", usage.get("prompt_tokens"))
-    tokens_out = usage.get("output_tokens", usage.get("completion_tokens"))
-    if isinstance(tokens_in, int) and isinstance(tokens_out, int):
-        return tokens_in, tokens_out
-    return None
 
 
 @functools.cache

@@ -80,6 +80,11 @@ class FakeResponses:
     stream_cut_after: Callable[[], int | None] = lambda: None
     stream_error: Callable[[], dict[str, Any] | None] = lambda: None
     """An `error` event's code and message, sent after the partial images instead of the image."""
+    mainline_output_tokens: int = 40
+    """What the mainline model writes (reasoning included): over the request's `max_output_tokens`,
+    the response ends `incomplete` before the tool is called, as the service's does."""
+    image_output_tokens: int = 1056
+    """The image model's output tokens (`tool_usage.image_gen`)."""
     _counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def handle(self, body: Any, *, azure: bool, headers: dict[str, str]) -> Response:
@@ -115,16 +120,19 @@ class FakeResponses:
                 "moderation_details": {"categories": categories, "moderation_stage": "output"},
             }
         stored = body.get("store") is not False
+        cap = body.get("max_output_tokens")
+        written = self.mainline_output_tokens if cap is None else min(self.mainline_output_tokens, cap)
+        incomplete = cap is not None and self.mainline_output_tokens > cap
         response = {
             "id": response_id,
             "object": "response",
             "created_at": int(time.time()),
-            "status": "completed",
+            "status": "incomplete" if incomplete else "completed",
             "error": None,
-            "incomplete_details": None,
+            "incomplete_details": {"reason": "max_output_tokens"} if incomplete else None,
             "instructions": None,
             "model": body["model"],
-            "output": [item],
+            "output": [] if incomplete else [item],
             "parallel_tool_calls": True,
             "previous_response_id": body.get("previous_response_id"),
             "store": stored,
@@ -133,16 +141,16 @@ class FakeResponses:
             "usage": {
                 "input_tokens": 120,
                 "input_tokens_details": {"cached_tokens": 0},
-                "output_tokens": 40,
-                "output_tokens_details": {"reasoning_tokens": 0},
-                "total_tokens": 160,
+                "output_tokens": written,
+                "output_tokens_details": {"reasoning_tokens": max(0, written - 40)},
+                "total_tokens": 120 + written,
             },
             "tool_usage": {
                 "image_gen": {
                     "input_tokens": 60,
                     "input_tokens_details": {"image_tokens": 50, "text_tokens": 10},
-                    "output_tokens": 1056,
-                    "total_tokens": 1116,
+                    "output_tokens": 0 if incomplete else self.image_output_tokens,
+                    "total_tokens": 60 + (0 if incomplete else self.image_output_tokens),
                 },
                 "web_search": {"num_requests": 0},
             },

@@ -55,6 +55,7 @@ from mcp_imagegen.providers.base import (
     ProviderResult,
     RecontextRequest,
     SegmentRequest,
+    Tokens,
     UpscaleRequest,
 )
 from mcp_imagegen.providers.google import imagen
@@ -344,7 +345,9 @@ def _result(provider: str, model: str, replies: list[dict[str, Any]]) -> Provide
     text = "\n\n".join(texts) or None
     if text:
         metadata["model_text"] = text
-    return ProviderResult(images=tuple(images), model=model, metadata=metadata, text=text)
+    return ProviderResult(
+        images=tuple(images), model=model, metadata=metadata, text=text, tokens=Tokens.reported(usage)
+    )
 
 
 def _read_reply(

@@ -49,11 +49,14 @@ from mcp_imagegen.providers.base import (
     GeneratedImage,
     GenerateRequest,
     ImageDescriber,
+    Mainline,
     ProviderResult,
+    Tokens,
 )
 from mcp_imagegen.providers.openai import models as openai_models
 from mcp_imagegen.providers.openai.endpoint import ImagesEndpoint, ImagesOperation, request_id
 from mcp_imagegen.providers.openai.responses import (
+    MAINLINE_OUTPUT_TOKENS,
     Action,
     ResponseReader,
     ResponsesCall,
@@ -129,6 +132,19 @@ class OpenAIImages(HttpProvider):
         exchange = self._exchange("edits", request.model, form=form, files=files)
         return await self._call(exchange, request, events)
 
+    def mainline_for(self, request: GenerateRequest, *, may_continue: bool) -> Mainline | None:
+        """The mainline model of a call that goes to the Responses API: one that asks for it, or
+        (asking for no API) an edit that may continue a response, or any call where the provider's
+        default is `responses`."""
+        api = request.api or self._endpoint.image_api
+        # Without a mainline model configured, no response of ours can be continued.
+        continued = may_continue and isinstance(request, EditRequest) and self._endpoint.responses_model
+        if request.api is None and continued:
+            api = "responses"
+        if api != "responses":
+            return None
+        return Mainline(self._endpoint.mainline_model(), MAINLINE_OUTPUT_TOKENS, may_continue=may_continue)
+
     def _api(self, request: GenerateRequest) -> str:
         """The call's `api`; else, for an edit of an image a Responses call of this provider made
         (and that can be continued), `responses`, so that refinement needs no option; else the
@@ -165,20 +181,15 @@ class OpenAIImages(HttpProvider):
         exchange = self._exchange_at(self._endpoint.responses_url, call.headers, json_body=call.body)
         if not call.streams:
             response = await send(self._client, exchange, events)
-            images, metadata, text = ResponseReader(call, self._error_from_body, response, events).whole(
-                request.model
-            )
-        else:
-            async with open_stream(self._client, exchange, events) as response:
-                reader = ResponseReader(call, self._error_from_body, response, events)
-                if not response.headers.get("content-type", "").startswith("text/event-stream"):
-                    await response.aread()  # a server that ignores `stream` answers with plain JSON
-                    images, metadata, text = reader.whole(request.model)
-                else:
-                    async for event in sse_events(response):
-                        await reader.handle(event)
-                    images, metadata, text = reader.result(request.model)
-        return ProviderResult(images=images, model=request.model, metadata=metadata, text=text)
+            return ResponseReader(call, self._error_from_body, response, events).whole(request.model)
+        async with open_stream(self._client, exchange, events) as response:
+            reader = ResponseReader(call, self._error_from_body, response, events)
+            if not response.headers.get("content-type", "").startswith("text/event-stream"):
+                await response.aread()  # a server that ignores `stream` answers with plain JSON
+                return reader.whole(request.model)
+            async for event in sse_events(response):
+                await reader.handle(event)
+            return reader.result(request.model)
 
     async def _call(self, exchange: Exchange, request: GenerateRequest, events: CallEvents) -> ProviderResult:
         """One JSON reply, or a stream of events when the request asked for partial images."""
@@ -264,7 +275,12 @@ class OpenAIImages(HttpProvider):
                 f"{self.name} answered without any image (no 'data'). Nothing was stored."
             )
         images = tuple(_decode_item(self.name, item, f"data[{index}]") for index, item in enumerate(data))
-        return ProviderResult(images=images, model=model, metadata=_reply_facts(body, response))
+        return ProviderResult(
+            images=images,
+            model=model,
+            metadata=_reply_facts(body, response),
+            tokens=Tokens.reported(body.get("usage")),
+        )
 
     def _map_error(self, response: httpx2.Response) -> ProviderError:
         return self._error_from_body(json_error_body(response) or {}, response)
@@ -339,6 +355,7 @@ class _StreamReader:
         self._events = events
         self._finals: list[GeneratedImage] = []
         self._facts: dict[str, Any] = {}
+        self._billed: list[Tokens | None] = []
         self._partials = 0
 
     async def handle(self, event: SSEEvent) -> None:
@@ -362,6 +379,7 @@ class _StreamReader:
             where = f"final image {len(self._finals) + 1}"
             self._finals.append(_decode_item(self._provider, payload, where))
             self._facts.update({key: payload[key] for key in RESPONSE_FACTS if key in payload})
+            self._billed.append(Tokens.reported(payload.get("usage")))
             self._events.step(f"{self._provider} sent {where}")
 
     def result(self, model: str) -> ProviderResult:
@@ -373,7 +391,14 @@ class _StreamReader:
         metadata = _reply_facts(self._facts, self._response)
         metadata["streamed"] = True
         metadata["partial_images_received"] = self._partials
-        return ProviderResult(images=tuple(self._finals), model=model, metadata=metadata)
+        # Each final image's event carries that image's usage: the call billed their sum.
+        billed = [tokens for tokens in self._billed if tokens is not None]
+        tokens = (
+            Tokens(sum(t.input for t in billed), sum(t.output for t in billed))
+            if billed and len(billed) == len(self._billed)
+            else None
+        )
+        return ProviderResult(images=tuple(self._finals), model=model, metadata=metadata, tokens=tokens)
 
 
 def _decode_item(provider: str, item: object, where: str) -> GeneratedImage:

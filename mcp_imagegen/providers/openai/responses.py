@@ -22,7 +22,16 @@ from pydantic import JsonValue
 from mcp_imagegen.errors import MalformedReplyError, ProviderError, ProviderUnreachableError
 from mcp_imagegen.images import b64
 from mcp_imagegen.providers._http import SSEEvent, event_object, read_json_object, reply_image_bytes
-from mcp_imagegen.providers.base import CallEvents, EditRequest, GeneratedImage, GenerateRequest, InputImage
+from mcp_imagegen.providers.base import (
+    CallEvents,
+    EditRequest,
+    GeneratedImage,
+    GenerateRequest,
+    InputImage,
+    MainlineUse,
+    ProviderResult,
+    Tokens,
+)
 from mcp_imagegen.providers.openai.endpoint import ImagesEndpoint, request_id
 
 Action = Literal["generate", "edit"]
@@ -30,6 +39,10 @@ ErrorFromBody = Callable[[Mapping[str, Any], httpx2.Response], ProviderError]
 
 IMAGE_DEPLOYMENT_HEADER = "x-ms-oai-image-generation-deployment"
 TOOL_CHOICE = {"type": "image_generation"}
+MAINLINE_OUTPUT_TOKENS = 4096
+"""The output cap every Responses call carries (`max_output_tokens`, reasoning included): the
+mainline model only writes the image tool's call, in a few hundred tokens, but a reasoning model
+may think first. It bounds what the mainline can be billed for, so a budget's reservation holds."""
 ITEM_FACTS = ("background", "output_format", "quality", "size")
 """Fields of an `image_generation_call` item kept in the image metadata."""
 
@@ -90,6 +103,7 @@ class ResponsesCall:
         if streams:
             body["stream"] = True
         body["input"] = [{"role": "user", "content": content}]
+        body["max_output_tokens"] = MAINLINE_OUTPUT_TOKENS
         if previous is not None:
             body["previous_response_id"] = previous
         if not endpoint.responses_store:
@@ -165,7 +179,7 @@ class ResponseReader:
     def _provider(self) -> str:
         return self._call.provider
 
-    def whole(self, model: str) -> tuple[tuple[GeneratedImage, ...], dict[str, JsonValue], str | None]:
+    def whole(self, model: str) -> ProviderResult:
         """The result of a JSON reply: images, metadata and the text the model wrote."""
         body = read_json_object(self._response, self._provider, images_at="result")
         self._completed = body
@@ -203,8 +217,10 @@ class ResponseReader:
         ):
             self._completed = payload["response"]
 
-    def result(self, model: str) -> tuple[tuple[GeneratedImage, ...], dict[str, JsonValue], str | None]:
-        """The images, the metadata and the model's text, once the reply is complete."""
+    def result(self, model: str) -> ProviderResult:
+        """The images, the metadata, the model's text and the tokens billed, once the reply is
+        complete: the image model's (`tool_usage.image_gen`, or the response's usage where a server
+        gives no tool usage) and the mainline model's (the response's usage)."""
         body = self._completed or {}
         self._raise_if_failed(body)
         output = body.get("output")
@@ -229,7 +245,19 @@ class ResponseReader:
             for part in item["content"]
             if isinstance(part, dict) and part.get("type") == "output_text" and part.get("text")
         )
-        return images, metadata, text or None
+        tool_usage = body.get("tool_usage")
+        usage = body.get("usage")
+        image_usage = tool_usage.get("image_gen") if isinstance(tool_usage, dict) else None
+        named = body.get("model")
+        mainline = named if isinstance(named, str) else str(self._call.body["model"])
+        return ProviderResult(
+            images=images,
+            model=model,
+            metadata=metadata,
+            text=text or None,
+            tokens=Tokens.reported(image_usage if isinstance(image_usage, dict) else usage),
+            mainline=MainlineUse(mainline, Tokens.reported(usage)),
+        )
 
     def _raise_if_failed(self, body: Mapping[str, Any]) -> None:
         error = body.get("error")
@@ -238,11 +266,13 @@ class ResponseReader:
         if body.get("status") == "incomplete" and not self._items and not _has_result(body):
             details = body.get("incomplete_details")
             reason = details.get("reason") if isinstance(details, dict) else None
-            raise ProviderError(
-                self._provider,
-                f"the response ended incomplete ({reason or 'no reason given'}) without an image",
-                status=None,
-            )
+            said = f"the response ended incomplete ({reason or 'no reason given'}) without an image"
+            if reason == "max_output_tokens":
+                said += (
+                    f": the mainline model {self._call.body['model']} used all of its "
+                    f"{self._call.body.get('max_output_tokens')} output tokens before calling the image tool"
+                )
+            raise ProviderError(self._provider, said, status=None)
         if self._call.streams and self._completed is None and not self._items:
             raise ProviderUnreachableError(
                 f"{self._provider}'s stream ended before the response completed (after {self._partials} "

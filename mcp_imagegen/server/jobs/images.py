@@ -31,6 +31,7 @@ from mcp_imagegen.server.principals import Principal
 from mcp_imagegen.server.results import image_result, stored_previews
 from mcp_imagegen.server.state import AppState
 from mcp_imagegen.store.base import ImageKind, NewImage, StoredImage
+from mcp_imagegen.usage.prices import Metering
 
 logger = logging.getLogger(__name__)
 ProviderCall = Callable[[CallEvents], Awaitable[ProviderResult]]
@@ -156,6 +157,7 @@ class ImageWork:
             model=result.model,
             parent_ids=parents,
             usage=usage if isinstance(usage, dict) else None,
+            metered=Metering(len(stored), result.tokens, result.mainline),
             partials=tuple(events.partials) if self.keep_partials else (),
             first_previews=FirstPreviews(previews),
             text=result.text,
@@ -272,12 +274,14 @@ class ImageOutcome:
     model: str
     parent_ids: tuple[str, ...] = ()
     usage: dict[str, JsonValue] | None = None
+    metered: Metering = field(default_factory=Metering)
+    """What the call made and was billed for: what settles its cost."""
     partials: tuple[StoredImage, ...] = field(default=())
     text: str | None = None
     first_previews: FirstPreviews = field(default_factory=lambda: FirstPreviews(None))
 
-    def metering(self) -> tuple[int, dict[str, JsonValue] | None]:
-        return len(self.images), self.usage
+    def metering(self) -> tuple[Metering, dict[str, JsonValue] | None]:
+        return self.metered, self.usage
 
     async def result(self) -> CallToolResult:
         previews = self.first_previews.take()

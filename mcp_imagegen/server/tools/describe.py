@@ -30,6 +30,7 @@ from mcp_imagegen.providers.base import (
     DescribeResult,
     ImageDescriber,
     InputImage,
+    Tokens,
 )
 from mcp_imagegen.providers.options import DescribeOptions, options_from
 from mcp_imagegen.server.jobs.core import Job
@@ -53,6 +54,7 @@ from mcp_imagegen.usage.prices import (
     VISION_INPUT_TOKENS_PER_IMAGE,
     VISION_PROMPT_TOKENS,
     Charge,
+    Metering,
     text_tokens,
 )
 
@@ -89,8 +91,8 @@ class DescribeOutcome:
     provider: str
     answer: DescribeResult
 
-    def metering(self) -> tuple[int, dict[str, JsonValue] | None]:
-        return 0, self.answer.usage or None
+    def metering(self) -> tuple[Metering, dict[str, JsonValue] | None]:
+        return Metering(tokens=Tokens.reported(self.answer.usage)), self.answer.usage or None
 
     async def result(self) -> CallToolResult:
         facts = DescribeAnswer(

@@ -22,6 +22,7 @@ from mcp_imagegen.providers.base import (
     ImageEditor,
     ImageGenerator,
     InputImage,
+    MainlineDriven,
 )
 from mcp_imagegen.providers.options import EditOptions, GenerateOptions, given_options, options_from
 from mcp_imagegen.server.jobs.images import ImageWork
@@ -46,7 +47,8 @@ from mcp_imagegen.server.tools.checks import checked, chosen_model
 from mcp_imagegen.server.tools.inputs import input_image, mask_image
 from mcp_imagegen.server.tools.pipeline import Plan, confirmation, planner, run_planned
 from mcp_imagegen.server.tools.surface import Surface
-from mcp_imagegen.usage.prices import Charge
+from mcp_imagegen.store.base import URI_PREFIX
+from mcp_imagegen.usage.prices import VISION_INPUT_TOKENS_PER_IMAGE, Charge, text_tokens
 
 
 class GenerateCall(ToolArguments):
@@ -68,7 +70,7 @@ def plan_generate(call: GenerateCall, generator: ImageGenerator) -> Plan[ImageGe
     )
     request = checked(generator.name, generator.capabilities, request)
     _check_partials(request.partial_images, call.keep_partials)
-    return Plan(GENERATE, generator, request, _charge(generator.name, "generate", request))
+    return Plan(GENERATE, generator, request, _charge(generator, "generate", request))
 
 
 async def generate_image(
@@ -142,7 +144,10 @@ def plan_edit(call: EditCall, editor: ImageEditor) -> Plan[ImageEditor, EditRequ
     )
     request = checked(editor.name, caps, request)
     _check_partials(request.partial_images, call.keep_partials)
-    return Plan(EDIT, editor, request, _charge(editor.name, "edit", request))
+    # An edit of a stored image may continue the response that made it (read once its inputs are).
+    stored = call.image.strip().startswith(URI_PREFIX)
+    charge = _charge(editor, "edit", request, references + (call.mask is not None), may_continue=stored)
+    return Plan(EDIT, editor, request, charge)
 
 
 async def edit_image(
@@ -203,9 +208,31 @@ async def _continuation(app: AppState, first: InputImage) -> Continuation | None
     return Continuation(record.provider, response_id, stored=made.get("store") is not False)
 
 
-def _charge(provider: str, operation: Operation, request: GenerateRequest) -> Charge:
-    """What a generate or edit request costs: its images, at its size and quality."""
-    return Charge(provider, request.model, operation, request.n, request.size, request.quality)
+def _charge(
+    provider: ImageGenerator | ImageEditor,
+    operation: Operation,
+    request: GenerateRequest,
+    input_images: int = 0,
+    *,
+    may_continue: bool = False,
+) -> Charge:
+    """What a generate or edit request costs: its images, at its size and quality; for a model
+    priced by tokens, its prompt and input images in; and the mainline model it runs, if any."""
+    mainline = (
+        provider.mainline_for(request, may_continue=may_continue)
+        if isinstance(provider, MainlineDriven)
+        else None
+    )
+    return Charge(
+        provider.name,
+        request.model,
+        operation,
+        request.n,
+        request.size,
+        request.quality,
+        input_tokens=text_tokens(request.prompt) + VISION_INPUT_TOKENS_PER_IMAGE * input_images,
+        mainline=mainline,
+    )
 
 
 def _check_partials(partial_images: int | None, keep_partials: bool) -> None:
