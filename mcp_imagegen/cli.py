@@ -28,6 +28,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         description="MCP server for image generation and editing across providers.",
         epilog="other commands: `mcp-imagegen doctor [--check]` (what this installation can do), "
         "`mcp-imagegen models fetch|list` (the local provider's model files), "
+        "`mcp-imagegen models check` (the providers' live model lists against the model data), "
         "`mcp-imagegen usage [--since DAY] [--principal NAME] [--json]` (provider calls and their cost)",
     )
     parser.add_argument(
@@ -148,6 +149,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     if arguments[:1] == ["usage"]:
         usage(arguments[1:])
+        return
+    if arguments[:2] == ["models", "check"]:
+        from mcp_imagegen import models_check
+
+        models_check.main(arguments[2:])
         return
     if arguments[:1] == ["models"]:
         from mcp_imagegen.local import commands

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -29,6 +30,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from mcp_imagegen.errors import ConfigError
+from mcp_imagegen.providers.model_data import Role, shipped
 from mcp_imagegen.store.url import StoreUrl
 from mcp_imagegen.usage.prices import PriceEntry
 
@@ -44,10 +46,22 @@ REMOTE_RATE_LIMIT_PER_MINUTE = 60
 DEFAULT_IMAGE_TIMEOUT_S = 300.0
 ImageApi = Literal["images", "responses"]
 """Which OpenAI API makes images: the Images API, or the Responses API's `image_generation` tool."""
-DEFAULT_RESPONSES_MODEL = "gpt-5-mini"
-"""The mainline model that calls the image tool on OpenAI: it only has to call the tool (forced by
-`tool_choice`), so a small, cheap model that supports it."""
 """Image models take from seconds to several minutes; 30 s timeouts cut real calls off."""
+
+
+def data_default(provider: str, role: Role) -> Callable[[], str]:
+    """The default model the model data names for `provider` and `role` (`providers/*/models.toml`),
+    as a settings default: a default that dies moves with the data, not with a code change. (The
+    Responses API's mainline only has to call the image tool, forced by `tool_choice`: the data's
+    mainline default is a small, current model that supports it.)"""
+
+    def chosen() -> str:
+        model = shipped().default(provider, role)
+        if model is None:  # pragma: no cover - the shipped data names every default; a test reads it
+            raise LookupError(f"the model data names no {role} default for {provider}")
+        return model
+
+    return chosen
 
 
 def default_store_dir() -> Path:
@@ -92,12 +106,12 @@ class OpenAISettings(_EnvFirstSettings):
     base_url: str = "https://api.openai.com/v1"
     org_id: str | None = None
     project_id: str | None = None
-    default_model: str = "gpt-image-2"
-    vision_model: str = "gpt-5-mini"
+    default_model: str = Field(default_factory=data_default("openai", "generate"))
+    vision_model: str = Field(default_factory=data_default("openai", "describe"))
     """The chat model describe_image uses."""
     image_api: ImageApi = "images"
     """The API image calls use when the call does not choose (`api`)."""
-    responses_model: str = DEFAULT_RESPONSES_MODEL
+    responses_model: str = Field(default_factory=data_default("openai", "mainline"))
     """The mainline model of Responses API calls; the image model goes in the tool."""
     responses_store: bool = True
     """Whether OpenAI keeps the responses (`store`); refinement needs them kept."""
@@ -157,7 +171,8 @@ class GoogleSettings(_EnvFirstSettings):
     )
     api_version: str = Field("v1", validation_alias=AliasChoices("GOOGLE_GEMINI_API_VERSION"))
     default_model: str = Field(
-        "gemini-3.1-flash-image", validation_alias=AliasChoices("GOOGLE_GEMINI_DEFAULT_MODEL")
+        default_factory=data_default("google", "generate"),
+        validation_alias=AliasChoices("GOOGLE_GEMINI_DEFAULT_MODEL"),
     )
     timeout_s: float = Field(DEFAULT_IMAGE_TIMEOUT_S, gt=0, validation_alias=AliasChoices("GOOGLE_TIMEOUT_S"))
 
@@ -178,7 +193,8 @@ class VertexSettings(_EnvFirstSettings):
     """Default: the regional host for `location` (`aiplatform.googleapis.com` for `global`)."""
     api_version: str = Field("v1beta1", validation_alias=AliasChoices("GOOGLE_VERTEX_API_VERSION"))
     default_model: str = Field(
-        "gemini-3.1-flash-image", validation_alias=AliasChoices("GOOGLE_VERTEX_DEFAULT_MODEL")
+        default_factory=data_default("vertex", "generate"),
+        validation_alias=AliasChoices("GOOGLE_VERTEX_DEFAULT_MODEL"),
     )
     timeout_s: float = Field(
         DEFAULT_IMAGE_TIMEOUT_S, gt=0, validation_alias=AliasChoices("GOOGLE_VERTEX_TIMEOUT_S")
@@ -194,7 +210,8 @@ class ScalewaySettings(_EnvFirstSettings):
     project_id: str | None = Field(None, validation_alias=AliasChoices("SCW_DEFAULT_PROJECT_ID"))
     base_url: str = Field("https://api.scaleway.ai", validation_alias=AliasChoices("SCALEWAY_BASE_URL"))
     default_model: str = Field(
-        "mistral-small-3.2-24b-instruct-2506", validation_alias=AliasChoices("SCALEWAY_DEFAULT_MODEL")
+        default_factory=data_default("scaleway", "describe"),
+        validation_alias=AliasChoices("SCALEWAY_DEFAULT_MODEL"),
     )
     timeout_s: float = Field(120.0, gt=0, validation_alias=AliasChoices("SCALEWAY_TIMEOUT_S"))
 
@@ -209,9 +226,13 @@ class MistralSettings(_EnvFirstSettings):
     agent_id: str | None = Field(None, validation_alias=AliasChoices("MISTRAL_AGENT_ID"))
     """An existing agent with the image_generation tool; otherwise one is created and reused."""
     default_model: str = Field(
-        "mistral-medium-latest", validation_alias=AliasChoices("MISTRAL_DEFAULT_MODEL")
+        default_factory=data_default("mistral", "generate"),
+        validation_alias=AliasChoices("MISTRAL_DEFAULT_MODEL"),
     )
-    vision_model: str = Field("mistral-medium-2508", validation_alias=AliasChoices("MISTRAL_VISION_MODEL"))
+    vision_model: str = Field(
+        default_factory=data_default("mistral", "describe"),
+        validation_alias=AliasChoices("MISTRAL_VISION_MODEL"),
+    )
     instructions: str = Field(
         "Use the image generation tool when you have to create images.",
         validation_alias=AliasChoices("MISTRAL_AGENT_INSTRUCTIONS"),
@@ -221,6 +242,34 @@ class MistralSettings(_EnvFirstSettings):
     timeout_s: float = Field(
         DEFAULT_IMAGE_TIMEOUT_S, gt=0, validation_alias=AliasChoices("MISTRAL_TIMEOUT_S")
     )
+
+
+class ModelsSettings(_EnvFirstSettings):
+    """How the server treats models the model data (or the latest `models check`) says are shut
+    down: `[models]` in the config file, or `IMAGEGEN_MODELS_*`."""
+
+    model_config = SettingsConfigDict(env_prefix="IMAGEGEN_MODELS_", extra="forbid")
+
+    replace_retired: bool = Field(
+        False,
+        description="Send a call for a shut-down model to the provider's named replacement (the result "
+        "says so) instead of refusing it.",
+    )
+    check_daily: bool = Field(
+        True,
+        description="Run `models check` once a day (across replicas sharing the store) when a provider "
+        "with a live model list is configured.",
+    )
+    allow_retired: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Models sent even though the data says they are shut down (a project that still has "
+        "access to them).",
+    )
+
+    @field_validator("allow_retired", mode="before")
+    @classmethod
+    def _parse_list(cls, value: object) -> object:
+        return _comma_list(value)
 
 
 class EndpointSettings(BaseModel):
@@ -251,6 +300,16 @@ class EndpointSettings(BaseModel):
         if self.api_key_env and os.environ.get(self.api_key_env):
             return SecretStr(os.environ[self.api_key_env])
         return None
+
+
+def _comma_list(value: object) -> object:
+    """A comma-separated list, or a JSON list, from an environment variable."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
 
 
 def _split_paths(value: object) -> object:
@@ -407,6 +466,7 @@ class Settings(_EnvFirstSettings):
         default_factory=list, description="Prices that add to or correct the built-in table ([[prices]])."
     )
 
+    models: ModelsSettings = Field(default_factory=ModelsSettings)
     openai: OpenAISettings = Field(default_factory=OpenAISettings)
     azure: AzureSettings = Field(default_factory=AzureSettings)
     google: GoogleSettings = Field(default_factory=GoogleSettings)
@@ -466,13 +526,7 @@ class Settings(_EnvFirstSettings):
     )
     @classmethod
     def _parse_list(cls, value: object) -> object:
-        """A comma-separated list, or a JSON list."""
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                return json.loads(text)
-            return [part.strip() for part in text.split(",") if part.strip()]
-        return value
+        return _comma_list(value)
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -532,8 +586,12 @@ def load_settings(config_file: Path | None = None) -> Settings:
                 f"unknown provider section(s) {sorted(unknown)} in {config_file}; use [providers.NAME] for "
                 f"{', '.join(PROVIDER_SECTIONS)}, or [endpoints.NAME] for OpenAI-compatible servers"
             )
+        models = data.pop("models", {})
+        if not isinstance(models, dict):
+            raise ConfigError(f"[models] in {config_file} must be a table")
         return Settings(
             **data,
+            models=ModelsSettings(**models),
             openai=OpenAISettings(**providers.get("openai", {})),
             azure=AzureSettings(**providers.get("azure", {})),
             google=GoogleSettings(**providers.get("google", {})),

@@ -104,6 +104,14 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE rate_calls (principal TEXT NOT NULL, at DOUBLE PRECISION NOT NULL);
     CREATE INDEX rate_calls_by_principal ON rate_calls (principal, at);
     """,
+    # 3: what `mcp-imagegen models check` learned of the providers' models (one document)
+    """
+    CREATE TABLE model_overlay (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        document JSONB NOT NULL,
+        checked_at DOUBLE PRECISION NOT NULL
+    );
+    """,
 )
 """Append only: a released step is never edited, so every replica agrees on what version N is."""
 POOL_MAX = 20

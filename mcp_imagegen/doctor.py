@@ -51,6 +51,7 @@ async def run(settings: Settings, check: bool) -> tuple[list[str], bool]:
                 outcome, passed = await _check(spec, settings, client)
                 ok = ok and passed
                 lines.append(f"      check: {outcome}")
+    lines += ["", *await overlay_lines(settings)]
     local_lines, local_ok = model_lines(settings.models_dir)
     lines += ["", *local_lines]
     ok = ok and (local_ok or not check)
@@ -60,6 +61,24 @@ async def run(settings: Settings, check: bool) -> tuple[list[str], bool]:
         state = "installed" if installed else f"not installed (pip install 'mcp-imagegen[{extra}]')"
         lines.append(f"  [{extra}] {purpose}: {state}")
     return lines, ok
+
+
+async def overlay_lines(settings: Settings) -> list[str]:
+    """What the last `models check` found (shut down, deprecated, new), or that none has run."""
+    from mcp_imagegen.store.selection import model_overlay
+
+    try:
+        async with model_overlay(settings) as store:
+            overlay = await store.read()
+    except ImagegenError as exc:
+        return [f"model check: the overlay could not be read ({exc})"]
+    if overlay is None:
+        return [
+            "model check: never run; `mcp-imagegen models check` compares the providers' lists with the data"
+        ]
+    when = overlay.checked_at.strftime("%Y-%m-%d %H:%M UTC")
+    learned = f"{len(overlay.records)} model(s) changed from the shipped data"
+    return [f"model check: {when}, {learned}", *(f"  {line}" for line in overlay.report)]
 
 
 def model_lines(models_dir: Path) -> tuple[list[str], bool]:

@@ -58,12 +58,12 @@ async def test_missing_key_names_the_variable(store_dir: Path) -> None:
 @pytest.mark.parametrize(
     ("arguments", "expected"),
     [
-        ({"size": "1000x1000"}, "gpt-image-1.5 only makes 1024x1024, 1536x1024, 1024x1536 or auto"),
+        ({"size": "1000x1000"}, "size 1000x1000 is not valid for gpt-image-2.6-sunburst"),
         ({"size": "big"}, "size must be 'auto' or WIDTHxHEIGHT"),
         ({"model": "gpt-image-2", "size": "1000x1000"}, "both edges must be multiples of 16"),
         ({"model": "gpt-image-2", "size": "3840x3840"}, "total pixels must be 655,360 to 8,294,400"),
         ({"model": "gpt-image-2", "size": "3200x640"}, "aspect ratio must be between 1:3 and 3:1"),
-        ({"aspect_ratio": "16:9"}, "gpt-image-1.5 supports aspect_ratio 1:1, 3:2 or 2:3"),
+        ({"aspect_ratio": "5:1"}, "aspect_ratio 5:1 is outside 1:3..3:1 for gpt-image-2.6-sunburst"),
         ({"size": "1024x1024", "aspect_ratio": "1:1"}, "give size or aspect_ratio, not both"),
         (
             {"negative_prompt": "no dogs"},
@@ -75,8 +75,15 @@ async def test_missing_key_names_the_variable(store_dir: Path) -> None:
             "transparent' needs output_format png or webp",
         ),
         ({"output_compression": 50}, "output_compression applies to jpeg or webp"),
-        # The schema offers OpenAI's qualities only, so the value is refused before the provider rules run.
-        ({"quality": "max"}, "quality: Input should be 'low', 'medium', 'high' or 'auto' (got 'max')."),
+        # The schema offers the qualities some OpenAI model takes; the model's own rules refuse the rest.
+        ({"quality": "ultra"}, "quality: Input should be 'low', 'medium', 'high', 'auto', 'xhigh' or 'max'"),
+        ({"model": "gpt-image-2", "quality": "max"}, "gpt-image-2 accepts quality low, medium, high, auto"),
+        # A shut-down model is never sent, and the error names what replaced it.
+        (
+            {"model": "gpt-image-1.5"},
+            "gpt-image-1.5 was shut down by OpenAI on 2026-12-01; use gpt-image-2.6-flare or "
+            "gpt-image-2.6-sunburst. Nothing was sent.",
+        ),
         ({"provider": "nope"}, "unknown provider 'nope'"),
         ({"n": 11}, "less than or equal to 10"),
     ],
@@ -86,7 +93,7 @@ async def test_bad_generate_options_are_refused_before_any_request(
 ) -> None:
     async with Client(build_server(load_settings())) as client:
         result = await client.call_tool(
-            "generate_image", {"prompt": "x", "model": "gpt-image-1.5", **arguments}
+            "generate_image", {"prompt": "x", "model": "gpt-image-2.6-sunburst", **arguments}
         )
         assert expected in error_text(result)
     assert openai_env.requests == []

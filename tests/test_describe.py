@@ -243,7 +243,12 @@ async def test_limits_and_downscaling(describe_env: dict[str, str], fake_chat: F
         providers = (await client.call_tool("list_providers", {})).structured_content or {}
         scaleway = next(info for info in providers["providers"] if info["name"] == "scaleway")
         assert scaleway["operations"] == ["describe"] and scaleway["max_describe_images"] == 12
-        assert "pixtral-12b-2409" in scaleway["vision_models"]
+        # The model data's list: pixtral was dropped, so it is not offered.
+        assert scaleway["vision_models"] == [
+            "mistral-small-3.2-24b-instruct-2506",
+            "gemma-3-27b-it",
+            "qwen3.5-397b-a17b",
+        ]
 
 
 async def test_describe_with_openai_next_to_its_images_api(
@@ -267,7 +272,9 @@ async def test_describe_with_openai_next_to_its_images_api(
         )
         assert not answer.is_error, answer.content
         facts = answer.structured_content or {}
-        assert facts["answer"] == fake_openai.chat.answer and facts["model"] == "gpt-5-mini"
+        assert (
+            facts["answer"] == fake_openai.chat.answer and facts["model"] == "gpt-6-luna"
+        )  # the data's default
         sent = fake_openai.chat.last.json
         assert fake_openai.chat.last.path == "/v1/chat/completions"
         parts = sent["messages"][0]["content"]

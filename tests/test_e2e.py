@@ -105,18 +105,18 @@ async def test_generate_edit_and_resources(
 
         made = await client.call_tool(
             "generate_image",
-            {"prompt": "a lighthouse at dusk", "model": "gpt-image-1.5", "size": "1536x1024"},
+            {"prompt": "a lighthouse at dusk", "model": "gpt-image-2.6-sunburst", "size": "1536x1024"},
         )
         assert not made.is_error, made.content
         assert [type(block) for block in made.content] == [ImageContent, ResourceLink, TextContent]
         assert fake_openai.last.json == {
-            "model": "gpt-image-1.5",
+            "model": "gpt-image-2.6-sunburst",
             "prompt": "a lighthouse at dusk",
             "size": "1536x1024",
         }
         structured = made.structured_content
         assert structured is not None
-        assert (structured["provider"], structured["model"]) == ("openai", "gpt-image-1.5")
+        assert (structured["provider"], structured["model"]) == ("openai", "gpt-image-2.6-sunburst")
         first = structured["images"][0]
         assert (first["width"], first["height"], first["mime_type"]) == (1536, 1024, "image/png")
         assert json.loads(made.content[-1].text) == structured  # type: ignore[union-attr]
@@ -134,7 +134,7 @@ async def test_generate_edit_and_resources(
         mask = _black_white_mask((1536, 1024))
         edited = await client.call_tool(
             "edit_image",
-            {"image": first["uri"], "prompt": "add a moon", "mask": mask, "model": "gpt-image-1.5"},
+            {"image": first["uri"], "prompt": "add a moon", "mask": mask, "model": "gpt-image-2.6-sunburst"},
         )
         assert not edited.is_error, edited.content
         sent = fake_openai.last

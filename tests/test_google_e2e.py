@@ -46,6 +46,17 @@ def google_env(fake_google: FakeGoogle, tmp_path: Path, monkeypatch: pytest.Monk
     return env
 
 
+IMAGEN_RETIRED = "imagen-4.0-generate-001,imagen-3.0-capability-001"
+"""Shut down by Google on 2026-08-17: the tests of our Imagen adapter run as a project that still
+has access to them would ([models] allow_retired)."""
+
+
+@pytest.fixture
+def imagen_env(google_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    monkeypatch.setenv("IMAGEGEN_MODELS_ALLOW_RETIRED", IMAGEN_RETIRED)
+    return {**google_env, "IMAGEGEN_MODELS_ALLOW_RETIRED": IMAGEN_RETIRED}
+
+
 def structured(result: Any) -> dict[str, Any]:
     assert not result.is_error, result.content
     facts: dict[str, Any] = result.structured_content
@@ -65,7 +76,8 @@ async def test_generate_on_gemini_then_edit_on_vertex(
             and "person_generation" not in by_name["google"]["options"]
         )
         assert "person_generation" in by_name["vertex"]["options"]
-        assert by_name["vertex"]["default_model"] == "gemini-3.1-flash-image"
+        assert by_name["vertex"]["default_model"] == "gemini-nano-banana-2.1"
+        assert "imagen-4.0-generate-001" not in by_name["vertex"]["models"], "shut down 2026-08-17"
 
         made = structured(
             await client.call_tool(
@@ -73,7 +85,7 @@ async def test_generate_on_gemini_then_edit_on_vertex(
                 {"prompt": "a lighthouse", "provider": "google", "aspect_ratio": "16:9", "image_size": "2K"},
             )
         )
-        assert made["provider"] == "google" and made["model"] == "gemini-3.1-flash-image"
+        assert made["provider"] == "google" and made["model"] == "gemini-nano-banana-2.1"
         assert made["text"] == "Here is the image you asked for."
         assert (made["images"][0]["width"], made["images"][0]["height"]) == (672, 384)
         assert fake_google.last.backend == "gemini"
@@ -110,9 +122,9 @@ async def test_generate_on_gemini_then_edit_on_vertex(
 
 
 async def test_refusals_store_nothing_and_say_why(
-    google_env: dict[str, str], fake_google: FakeGoogle, tmp_path: Path
+    imagen_env: dict[str, str], fake_google: FakeGoogle, tmp_path: Path
 ) -> None:
-    async with connect("memory", google_env) as client:
+    async with connect("memory", imagen_env) as client:
         fake_google.block_prompt = "SAFETY"
         blocked = await client.call_tool("generate_image", {"prompt": "x", "provider": "google"})
         assert blocked.is_error and "the prompt was blocked (SAFETY)" in str(blocked.content)
@@ -168,9 +180,9 @@ async def test_a_model_only_one_configured_provider_serves_routes_there(
         assert fake_google.last.model == "gemini-3-pro-image"
 
 
-async def test_imagen_generate_through_the_tool(google_env: dict[str, str], fake_google: FakeGoogle) -> None:
+async def test_imagen_generate_through_the_tool(imagen_env: dict[str, str], fake_google: FakeGoogle) -> None:
     fake_google.filtered = 1
-    async with connect("memory", google_env) as client:
+    async with connect("memory", imagen_env) as client:
         result = await client.call_tool(
             "generate_image",
             {
@@ -296,9 +308,9 @@ async def test_only_providers_with_the_capability_are_used(
 
 @pytest.mark.parametrize("transport", ["memory", "stdio"])
 async def test_imagen_edits_through_the_tool(
-    transport: Transport, google_env: dict[str, str], fake_google: FakeGoogle
+    transport: Transport, imagen_env: dict[str, str], fake_google: FakeGoogle
 ) -> None:
-    async with connect(transport, google_env) as client:
+    async with connect(transport, imagen_env) as client:
         made = structured(
             await client.call_tool("generate_image", {"prompt": "a room", "provider": "vertex"})
         )
@@ -470,3 +482,36 @@ async def test_describe_with_google(google_env: dict[str, str], fake_google: Fak
         assert fake_google.last.method == "streamGenerateContent" and fake_google.last.query == {"alt": "sse"}
         sent = fake_google.last.json["contents"][0]["parts"]
         assert sent[-1] == {"text": "What is in it?"} and "inlineData" in sent[0]
+
+
+async def test_imagen_generate_and_edit_are_refused_with_the_route_that_works(
+    google_env: dict[str, str], fake_google: FakeGoogle
+) -> None:
+    """Google shut Imagen's generate and edit models down on 2026-08-17: a call to them sends
+    nothing and names the Gemini model that replaces them; a retired Gemini model too."""
+    async with connect("memory", google_env) as client:
+        generate = await client.call_tool(
+            "generate_image", {"prompt": "x", "provider": "vertex", "model": "imagen-4.0-ultra-generate-001"}
+        )
+        masked = await client.call_tool(
+            "edit_image",
+            {
+                "image": "data:image/png;base64,iVBORw0KGgo=",
+                "prompt": "x",
+                "provider": "vertex",
+                "mask_mode": "background",
+            },
+        )
+        retired = await client.call_tool("generate_image", {"prompt": "x", "model": "gemini-3.1-flash-image"})
+    assert generate.is_error and (
+        "imagen-4.0-ultra-generate-001 was shut down by Google on 2026-08-17; use gemini-3-pro-image. "
+        "Nothing was sent." in str(generate.content)
+    )
+    assert masked.is_error and "imagen-3.0-capability-001 was shut down by Google on 2026-08-17" in str(
+        masked.content
+    )
+    assert retired.is_error and (
+        "gemini-3.1-flash-image was shut down by Google on 2026-10-29; use gemini-nano-banana-2.1"
+        in str(retired.content)
+    )
+    assert fake_google.requests == []

@@ -31,7 +31,7 @@ from mcp_imagegen.providers.base import (
     UpscaleRequest,
 )
 from mcp_imagegen.providers.google.endpoint import gemini_endpoint, vertex_endpoint
-from mcp_imagegen.providers.google.gemini import GEMINI_IMAGE_MODELS, GoogleImages, gemini_capabilities
+from mcp_imagegen.providers.google.gemini import GoogleImages, gemini_capabilities
 from tests.conftest import image_size, png_bytes
 from tests.fakes.google_genai import FakeGoogle, GoogleRequest, decode_b64
 from tests.test_fake_google_sdk import gemini_sdk, vertex_sdk
@@ -48,7 +48,7 @@ async def http() -> AsyncIterator[httpx2.AsyncClient]:
 
 def gemini(fake: FakeGoogle, http: httpx2.AsyncClient) -> GoogleImages:
     settings = GoogleSettings(api_key=fake.api_key, base_url=fake.url)
-    caps = gemini_capabilities("gemini", GEMINI_IMAGE_MODELS, "gemini-3.1-flash-image")
+    caps = gemini_capabilities("gemini", "gemini-3.1-flash-image")
     return GoogleImages(gemini_endpoint(settings), http, caps, 30, NO_RETRY)
 
 
@@ -56,7 +56,7 @@ def vertex(fake: FakeGoogle, http: httpx2.AsyncClient) -> GoogleImages:
     settings = VertexSettings(
         project=fake.project, location="us-central1", access_token=fake.access_token, base_url=fake.url
     )
-    caps = gemini_capabilities("vertex", GEMINI_IMAGE_MODELS, "gemini-3.1-flash-image")
+    caps = gemini_capabilities("vertex", "gemini-3.1-flash-image")
     return GoogleImages(vertex_endpoint(settings), http, caps, 30, NO_RETRY)
 
 
@@ -207,7 +207,7 @@ async def test_google_errors_name_the_setting_to_check(
     fake_google: FakeGoogle, http: httpx2.AsyncClient
 ) -> None:
     settings = GoogleSettings(api_key="AIza-wrong-key-000000", base_url=fake_google.url)
-    caps = gemini_capabilities("gemini", GEMINI_IMAGE_MODELS, "gemini-3.1-flash-image")
+    caps = gemini_capabilities("gemini", "gemini-3.1-flash-image")
     wrong = GoogleImages(gemini_endpoint(settings), http, caps, 30, NO_RETRY)
     with pytest.raises(ProviderError, match=r"HTTP 400, INVALID_ARGUMENT\): API key not valid") as caught:
         await wrong.generate(GenerateRequest(prompt="x", model="gemini-3.1-flash-image"))

@@ -140,13 +140,14 @@ def noisy_png(side: int) -> str:
 async def test_concurrent_describes_never_spend_past_the_budget(
     fake_openai: FakeOpenAIImages, tmp_path: Path
 ) -> None:
-    """64 describe calls at once against a $0.10 day, from a model that writes 20,000 tokens when
-    not capped (gpt-5-mini: $0.25 and $2 per million tokens): every request carries the output
-    cap, each call is reserved at that cap, and what settles stays within the budget."""
+    """64 describe calls at once against a $0.02 day, from a model that writes 20,000 tokens when
+    not capped (gpt-6-luna: $0.10 and $0.50 per million tokens, so about $0.0043 reserved per call
+    at the 8,192-token cap): every request carries the output cap, each call is reserved at that
+    cap, and what settles stays within the budget."""
     fake_openai.chat.answer_tokens = 20_000
     image = "data:image/png;base64," + base64.b64encode(png_bytes()).decode()
     with shared_server(
-        fake_openai, tmp_path, IMAGEGEN_BUDGET_USD_PER_DAY="0.10", IMAGEGEN_RATE_LIMIT_PER_MINUTE="1000"
+        fake_openai, tmp_path, IMAGEGEN_BUDGET_USD_PER_DAY="0.02", IMAGEGEN_RATE_LIMIT_PER_MINUTE="1000"
     ) as server:
         async with as_user(server, "bob") as bob:
             answers: list[CallToolResult] = []
@@ -171,23 +172,29 @@ async def test_concurrent_describes_never_spend_past_the_budget(
     assert 1 <= len(succeeded) <= 6 and len(succeeded) == len(sent) - 1
     assert all("daily budget" in text for text in refused), refused[:2]
     spent = sum(row["cost_usd"] or 0.0 for row in rows)
-    assert spent <= 0.10 + 1e-9, f"spent ${spent:.4f} of a $0.10 budget"
+    assert spent <= 0.02 + 1e-9, f"spent ${spent:.4f} of a $0.02 budget"
     assert all(row["cost_usd"] <= row["estimate_usd"] for row in rows), rows
 
 
 async def test_a_responses_call_reserves_its_mainline_model_and_caps_it(
     fake_openai: FakeOpenAIImages, tmp_path: Path
 ) -> None:
-    """The Responses API runs a mainline model (gpt-5-mini: $0.25 and $2 per million tokens) as well
-    as the image model: every request caps its output, the reservation holds the image's price and
-    the mainline's bound, and the call settles on the tokens the reply reports."""
-    prompt = {"prompt": "a lighthouse", "model": "gpt-image-1.5", "quality": "high", "size": "1024x1024"}
+    """The Responses API runs a mainline model (gpt-6.1-terra: $1 and $5 per million tokens) as well
+    as the image model (gpt-image-2.6-sunburst: $8 in, $30 out, at most 28,096 tokens for a
+    1024x1024 high image): every request caps the mainline's output, the reservation holds both
+    bounds, and the call settles on the tokens the reply reports for each."""
+    prompt = {
+        "prompt": "a lighthouse",
+        "model": "gpt-image-2.6-sunburst",
+        "quality": "high",
+        "size": "1024x1024",
+    }
     with shared_server(
         fake_openai,
         tmp_path,
         IMAGEGEN_BUDGET_USD_PER_DAY="1",
         OPENAI_IMAGE_API="responses",
-        OPENAI_RESPONSES_MODEL="gpt-5-mini",
+        OPENAI_RESPONSES_MODEL="gpt-6.1-terra",
     ) as server:
         async with as_user(server, "bob") as bob:
             made = await bob.call_tool("generate_image", prompt)
@@ -196,12 +203,15 @@ async def test_a_responses_call_reserves_its_mainline_model_and_caps_it(
             fake_openai.responses.mainline_output_tokens = 5_000  # a model that thinks past the cap
             stopped = await bob.call_tool("generate_image", prompt)
         rows = server.ledger()
-    assert sent["max_output_tokens"] == 4096 and sent["model"] == "gpt-5-mini"
+    assert sent["max_output_tokens"] == 4096 and sent["model"] == "gpt-6.1-terra"
     first, second = rows
-    bound_in = 500 + 6  # the request's framing, and the prompt at one token per two bytes
-    assert first["estimate_usd"] == pytest.approx(0.133 + (bound_in * 0.25 + 4096 * 2.0) / 1e6, abs=1e-6)
-    assert first["cost_usd"] == pytest.approx(0.133 + (120 * 0.25 + 40 * 2.0) / 1e6, abs=1e-6)
-    assert "mainline model gpt-5-mini: 120 input and 40 output tokens" in first["basis"]
+    prompt_in = 6  # the prompt at one token per two bytes
+    image_bound = (prompt_in * 8 + 28_096 * 30) / 1e6
+    mainline_bound = ((500 + prompt_in) * 1 + 4096 * 5) / 1e6  # the request's framing, and the cap
+    assert first["estimate_usd"] == pytest.approx(image_bound + mainline_bound, abs=1e-6)
+    # The fake bills the image 60 tokens in and 1,056 out, the mainline 120 in and 40 out.
+    assert first["cost_usd"] == pytest.approx((60 * 8 + 1056 * 30 + 120 * 1 + 40 * 5) / 1e6, abs=1e-6)
+    assert "mainline model gpt-6.1-terra: 120 input and 40 output tokens" in first["basis"]
     assert stopped.is_error and "used all of its 4096 output tokens" in text_of(stopped)
     assert (second["outcome"], second["cost_usd"]) == ("failed", 0.0)
 
@@ -217,7 +227,7 @@ async def test_a_mainline_model_without_a_price_is_refused_under_a_budget(
         OPENAI_RESPONSES_MODEL="house-mainline",
     ) as server:
         async with as_user(server, "bob") as bob:
-            refused = await bob.call_tool("generate_image", {"prompt": "a cat", "model": "gpt-image-1.5"})
+            refused = await bob.call_tool("generate_image", {"prompt": "a cat"})
     assert refused.is_error and not fake_openai.requests
     assert "no price is known for openai house-mainline generate" in text_of(refused), text_of(refused)
 

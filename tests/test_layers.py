@@ -71,8 +71,14 @@ def ours(short: str) -> str:
     return f"mcp_imagegen.{short}"
 
 
-SEAM_TYPES = (ours("operations"), ours("providers.base"), ours("providers.options"))
-"""The operation table and the provider seam's own types: the vocabulary every layer speaks."""
+SEAM_TYPES = (
+    ours("operations"),
+    ours("providers.base"),
+    ours("providers.options"),
+    ours("providers.model_data"),
+)
+"""The operation table, the provider seam's own types and the model data: the vocabulary every
+layer speaks."""
 LEAVES = (ours("errors"), *SEAM_TYPES)
 
 
@@ -97,7 +103,7 @@ RULES = (
     Rule("options are plain declarations", (ours("providers.options"),), ()),
     Rule(
         "the seam's types import only each other",
-        (ours("providers.base"), ours("operations")),
+        (ours("providers.base"), ours("operations"), ours("providers.model_data")),
         SEAM_TYPES,
     ),
     Rule("images/ is pure: bytes in, bytes out", (ours("images"),), (ours("errors"),)),

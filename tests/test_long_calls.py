@@ -89,14 +89,16 @@ async def test_progress_steps_and_heartbeats_while_waiting(
     values = [value for value, _, _ in progress.updates]
     assert values == sorted(set(values)), "progress must strictly increase"
     messages = progress.messages
-    assert messages[0] == "asking openai (gpt-image-2) for 1 image(s)"
+    assert messages[0] == "asking openai (gpt-image-2.6-sunburst) for 1 image(s)"
     assert messages[1] == "request sent to openai"
     assert any(message.startswith("openai started answering after ") for message in messages)
     assert any(re.fullmatch(r"received \d+ kB from openai in [\d.]+ s", message) for message in messages)
     assert messages[-1] == "storing 1 image(s) and preparing their previews"
     # About 2 s of waiting with a 0.4 s heartbeat: several heartbeats, in the documented form.
     assert len(progress.heartbeats) >= 3, messages
-    assert all(re.fullmatch(r"waiting for gpt-image-2, \d+ s", beat) for beat in progress.heartbeats)
+    assert all(
+        re.fullmatch(r"waiting for gpt-image-2\.6-sunburst, \d+ s", beat) for beat in progress.heartbeats
+    )
     first_beat = messages.index(progress.heartbeats[0])
     assert messages.index("request sent to openai") < first_beat
 
@@ -108,7 +110,9 @@ async def test_partial_images_are_announced_and_readable(
     fake_openai.delay_s = 0.6
     kept, dropped = Progress(), Progress()
     async with connect(transport, server_env) as client:
-        result = await generate(client, kept, model="gpt-image-1.5", partial_images=2, keep_partials=True)
+        result = await generate(
+            client, kept, model="gpt-image-2.6-sunburst", partial_images=2, keep_partials=True
+        )
         assert not result.is_error, result.content
         uris = [match[1] for message in kept.messages if (match := PARTIAL_URI.search(message))]
         assert len(uris) == 2
@@ -122,7 +126,7 @@ async def test_partial_images_are_announced_and_readable(
         listed = [str(resource.uri) for resource in (await client.list_resources()).resources]
         assert listed == [structured(result)["images"][0]["uri"]], "partials stay out of the listing"
 
-        again = await generate(client, dropped, model="gpt-image-1.5", partial_images=1)
+        again = await generate(client, dropped, model="gpt-image-2.6-sunburst", partial_images=1)
         assert not again.is_error, again.content
         gone = [match[1] for message in dropped.messages if (match := PARTIAL_URI.search(message))]
         assert len(gone) == 1
@@ -174,7 +178,7 @@ async def test_cancel_job_aborts_the_provider_request(
 ) -> None:
     fake_openai.delay_s = 5.0
     async with connect(transport, server_env) as client:
-        handle = await generate(client, wait_seconds=0, model="gpt-image-1.5", partial_images=2)
+        handle = await generate(client, wait_seconds=0, model="gpt-image-2.6-sunburst", partial_images=2)
         job_id = structured(handle)["job_id"]
         assert structured(handle)["status"] == "running"
         await anyio.sleep(2.2)  # the first partial image arrives after about 1.7 s
@@ -199,7 +203,7 @@ async def test_client_cancel_aborts_the_provider_request_and_leaves_no_file(
     progress = Progress()
     async with connect(transport, server_env) as client:
         with anyio.move_on_after(2.2) as scope:
-            await generate(client, progress, model="gpt-image-1.5", partial_images=2)
+            await generate(client, progress, model="gpt-image-2.6-sunburst", partial_images=2)
         assert scope.cancelled_caught
         assert any(PARTIAL_URI.search(message) for message in progress.messages), "a partial had landed"
         await eventually(

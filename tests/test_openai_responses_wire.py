@@ -113,7 +113,7 @@ async def test_generate_with_every_option_is_the_sdks_request(
     )
     mine = fake_openai.last
     sdk(fake_openai).responses.create(
-        model="gpt-5-mini",
+        model="gpt-6.1-terra",
         max_output_tokens=MAINLINE_OUTPUT_TOKENS,
         input=text_input("a lighthouse at dusk"),
         tool_choice={"type": "image_generation"},
@@ -139,7 +139,7 @@ async def test_generate_with_every_option_is_the_sdks_request(
     meta = result.metadata
     assert meta["api"] == "responses" and str(meta["response_id"]).startswith("resp_")
     assert str(meta["image_generation_call_id"]).startswith("ig_")
-    assert meta["mainline_model"] == "gpt-5-mini"
+    assert meta["mainline_model"] == "gpt-6.1-terra"
     assert (meta["size"], meta["quality"], meta["output_format"]) == ("1536x1024", "high", "jpeg")
     # The image model's tokens price the call; the mainline model's are kept beside them.
     assert (
@@ -167,7 +167,7 @@ async def test_edit_with_mask_and_references_is_the_sdks_request(
     )
     mine = fake_openai.last
     sdk(fake_openai).responses.create(
-        model="gpt-5-mini",
+        model="gpt-6.1-terra",
         max_output_tokens=MAINLINE_OUTPUT_TOKENS,
         input=[
             {
@@ -213,7 +213,7 @@ async def test_refinement_continues_the_response_and_sends_no_image(
     )
     mine = fake_openai.last
     sdk(fake_openai).responses.create(
-        model="gpt-5-mini",
+        model="gpt-6.1-terra",
         max_output_tokens=MAINLINE_OUTPUT_TOKENS,
         input=text_input("now make the fox look at the camera"),
         previous_response_id=response_id,
@@ -269,7 +269,7 @@ async def test_streamed_partials_are_the_sdks_request_and_reach_progress(
     )
     mine = fake_openai.last
     stream = sdk(fake_openai).responses.create(
-        model="gpt-5-mini",
+        model="gpt-6.1-terra",
         max_output_tokens=MAINLINE_OUTPUT_TOKENS,
         input=text_input("a fox"),
         stream=True,

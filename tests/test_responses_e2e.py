@@ -53,7 +53,7 @@ async def test_generate_refine_refine_again(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     env = env_for(
-        monkeypatch, {**server_env, "OPENAI_IMAGE_API": "responses", "OPENAI_RESPONSES_MODEL": "gpt-5-nano"}
+        monkeypatch, {**server_env, "OPENAI_IMAGE_API": "responses", "OPENAI_RESPONSES_MODEL": "gpt-6-luna"}
     )
     async with connect(transport, env) as client:
         made = facts(
@@ -61,9 +61,14 @@ async def test_generate_refine_refine_again(
         )
         first = fake_openai.last.json or {}
         assert fake_openai.last.path == "/v1/responses"
-        assert first["model"] == "gpt-5-nano" and "previous_response_id" not in first
+        assert first["model"] == "gpt-6-luna" and "previous_response_id" not in first
         assert first["tools"] == [
-            {"type": "image_generation", "model": "gpt-image-2", "size": "1024x1024", "action": "generate"}
+            {
+                "type": "image_generation",
+                "model": "gpt-image-2.6-sunburst",
+                "size": "1024x1024",
+                "action": "generate",
+            }
         ]
         made_meta = await metadata(client, made["images"][0]["uri"])
         first_id = made_meta["provider_response"]["response_id"]
@@ -145,7 +150,7 @@ async def test_azure_model_names_pick_deployments_on_both_apis(
         {
             "AZURE_OPENAI_API_KEY": fake_openai.azure_key,
             "AZURE_OPENAI_ENDPOINT": fake_openai.url,
-            "AZURE_OPENAI_DEPLOYMENTS": "gpt-image-1.5=img-15,gpt-image-2=img-2",
+            "AZURE_OPENAI_DEPLOYMENTS": "gpt-image-2.6-sunburst=img-15,gpt-image-2=img-2",
             "AZURE_OPENAI_DEPLOYMENT": "img-2",
             "AZURE_OPENAI_RESPONSES_DEPLOYMENT": "chat-deploy",
             "IMAGEGEN_STORE_DIR": str(tmp_path / "store"),
@@ -154,16 +159,18 @@ async def test_azure_model_names_pick_deployments_on_both_apis(
     async with connect(transport, env) as client:
         listing = facts(await client.call_tool("list_providers", {}))
         [azure] = [item for item in listing["providers"] if item["name"] == "azure"]
-        assert azure["deployments"] == {"gpt-image-1.5": "img-15", "gpt-image-2": "img-2"}
+        assert azure["deployments"] == {"gpt-image-2.6-sunburst": "img-15", "gpt-image-2": "img-2"}
         assert azure["default_model"] == "gpt-image-2"
 
-        facts(await client.call_tool("generate_image", {"prompt": "a fox", "model": "gpt-image-1.5"}))
+        facts(
+            await client.call_tool("generate_image", {"prompt": "a fox", "model": "gpt-image-2.6-sunburst"})
+        )
         sent = fake_openai.last
         assert (sent.path, (sent.json or {})["model"]) == ("/openai/v1/images/generations", "img-15")
 
         made = facts(
             await client.call_tool(
-                "generate_image", {"prompt": "a fox", "model": "gpt-image-1.5", "api": "responses"}
+                "generate_image", {"prompt": "a fox", "model": "gpt-image-2.6-sunburst", "api": "responses"}
             )
         )
         sent = fake_openai.last
@@ -189,5 +196,7 @@ async def test_azure_model_names_pick_deployments_on_both_apis(
         refused = await client.call_tool(
             "generate_image", {"prompt": "a fox", "model": "gpt-image-1-mini", "api": "responses"}
         )
-        assert "AZURE_OPENAI_DEPLOYMENTS: gpt-image-1.5 (img-15), gpt-image-2 (img-2)" in error_text(refused)
+        assert "AZURE_OPENAI_DEPLOYMENTS: gpt-image-2.6-sunburst (img-15), gpt-image-2 (img-2)" in error_text(
+            refused
+        )
         assert len(fake_openai.requests) == before, "nothing was sent"

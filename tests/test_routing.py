@@ -52,6 +52,8 @@ async def test_cloud_first_local_last_and_routing_by_model(
     assert registry.default_name("describe") == "openai"
     assert registry.default_name("segment") == "local"
     # A model only Google serves goes to Google though OpenAI comes first.
+    assert registry.provider_for(GENERATE, None, "gemini-nano-banana-2.1").name == "google"
+    # A retired model goes to its own provider (to be refused there, naming its replacement).
     assert registry.provider_for(GENERATE, None, "gemini-3.1-flash-image").name == "google"
     assert registry.provider_for(GENERATE, None, "gpt-image-2").name == "openai"
     assert registry.provider_for(DESCRIBE, None, "gemini-2.5-pro").name == "google"

@@ -168,6 +168,42 @@ async def test_replicas_starting_at_once_migrate_the_schema_once(postgres: Postg
     assert rows(url, "SELECT COUNT(*) FROM imagegen_schema") == [(len(database.MIGRATIONS),)]
 
 
+async def test_what_a_model_check_learned_is_one_document_every_replica_reads(postgres: Postgres) -> None:
+    """`models check` on one replica (or the command line) writes the overlay; another replica
+    reads the same, and a later check replaces it."""
+    import datetime
+
+    from mcp_imagegen.providers.model_data import Overlay, shipped
+    from mcp_imagegen.store.model_overlay import DatabaseOverlay
+
+    url = postgres.new_database()
+    replicas = [await database.connect(url), await database.connect(url)]
+    writer, reader = (DatabaseOverlay(replica) for replica in replicas)
+    assert await reader.read() is None
+    record = shipped().find("openai", "gpt-image-2.5-flare")
+    assert record is not None
+    learned = record.model_copy(
+        update={"providers": ("openai",), "status": "deprecated", "shutdown": datetime.date(2099, 1, 1)}
+    )
+    first = Overlay(
+        checked_at=datetime.datetime(2026, 12, 8, tzinfo=datetime.timezone.utc), records=(learned,)
+    )
+    await writer.write(first)
+    assert await reader.read() == first
+    book = shipped().with_overlay(await reader.read())
+    judged = book.judge("openai", "gpt-image-2.5-flare-2026-09-08", datetime.date(2026, 12, 8))
+    assert (
+        judged is not None
+        and judged.status == "deprecated"
+        and judged.record.shutdown == datetime.date(2099, 1, 1)
+    )
+    second = Overlay(checked_at=datetime.datetime(2026, 12, 9, tzinfo=datetime.timezone.utc))
+    await reader.write(second)
+    assert await writer.read() == second and rows(url, "SELECT COUNT(*) FROM model_overlay") == [(1,)]
+    for replica in replicas:
+        await replica.close()
+
+
 async def test_a_budget_holds_exactly_across_replicas(postgres: Postgres) -> None:
     """Two replicas (two pools), 24 calls at once at $0.04 against a $0.20 day: exactly five pass."""
     url = postgres.new_database()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -34,7 +35,7 @@ pytestmark = pytest.mark.anyio
 PRICE = 0.01
 TEST_PRICE = PriceEntry(
     providers=("openai",),
-    model="gpt-image-1",
+    model="gpt-image-2.6-sunburst",
     usd_per_image=PRICE,
     source="a test's own price",
     as_of=datetime.date(2026, 11, 30),
@@ -45,7 +46,7 @@ def settings_for(fake: FakeOpenAIImages, tmp_path: Path, **extra: Any) -> Settin
     return Settings(
         store_dir=tmp_path / "store",
         openai=OpenAISettings(
-            api_key=SecretStr(fake.api_key), base_url=f"{fake.url}/v1", default_model="gpt-image-1"
+            api_key=SecretStr(fake.api_key), base_url=f"{fake.url}/v1", default_model="gpt-image-2.6-sunburst"
         ),
         prices=[TEST_PRICE],
         **extra,
@@ -64,20 +65,31 @@ def image_requests(fake: FakeOpenAIImages) -> int:
 
 
 def test_prices_pick_the_most_specific_entry_and_the_dearest_when_left_open() -> None:
-    table = PriceTable()
-    medium = table.estimate(Charge("openai", "gpt-image-1", "generate", 2, "1024x1024", "medium"))
-    assert medium.usd == pytest.approx(0.084)
-    assert "$0.042" in medium.basis and "2025-04-23" in medium.basis and "openai.com" in medium.basis
-    open_ended = table.estimate(Charge("azure", "gpt-image-1", "edit", 1, None, "auto"))
-    assert open_ended.usd == pytest.approx(0.25) and "dearest" in open_ended.basis
-    assert (
-        table.estimate(Charge("openai", "gpt-image-1-mini", "generate", 1, "1024x1024", "low")).usd == 0.005
+    table = PriceTable()  # the model data's prices (providers/*/models.toml)
+    medium = table.estimate(Charge("azure", "gpt-image-1.5", "generate", 2, "1024x1024", "medium"))
+    assert medium.usd == pytest.approx(0.068)
+    assert "$0.034" in medium.basis and "2025-12-16" in medium.basis and "openai.com" in medium.basis
+    open_ended = table.estimate(Charge("azure", "gpt-image-1.5", "edit", 1, None, "auto"))
+    assert open_ended.usd == pytest.approx(0.2) and "dearest" in open_ended.basis
+    assert table.estimate(Charge("azure", "gpt-image-1-mini", "generate", 1, "1024x1024", "low")).usd == 0.005
+    # Billed by tokens: the bound of one image at its quality and size (7,024 tokens at
+    # 1024x1024 high for gpt-image-2), its prompt in at the image-input rate.
+    tokens = table.estimate(
+        Charge("openai", "gpt-image-2", "generate", 1, "1024x1024", "high", input_tokens=100)
+    )
+    assert tokens.usd == pytest.approx((100 * 8 + 7_024 * 30) / 1e6)
+    assert "at most about 100 input and 7,024 output tokens" in tokens.basis
+    larger = table.estimate(
+        Charge("openai", "gpt-image-2", "generate", 1, "2048x2048", "high", input_tokens=0)
+    )
+    assert larger.usd == pytest.approx(
+        math.ceil(7_024 * (2e6 + 2048 * 2048) / (2e6 + 1024 * 1024)) * 30 / 1e6
     )
     unknown = table.estimate(Charge("openai", "some-new-model", "generate"))
     assert unknown.usd is None and "no price is known" in unknown.basis
     assert table.estimate(Charge("local", "u2netp", "segment")).usd == 0.0
     overridden = PriceTable([TEST_PRICE]).estimate(
-        Charge("openai", "gpt-image-1", "generate", 3, "1024x1024", "high")
+        Charge("openai", "gpt-image-2.6-sunburst", "generate", 3, "1024x1024", "high")
     )
     assert overridden.usd == pytest.approx(0.03) and "a test's own price" in overridden.basis
     # A describe call is estimated before and settled on the tokens reported.
@@ -99,7 +111,7 @@ def test_a_price_needs_a_rate() -> None:
 
 async def test_64_reservations_at_once_against_a_budget_for_10(tmp_path: Path) -> None:
     ledger = UsageLedger(tmp_path / "usage.sqlite3")
-    charge = Charge("openai", "gpt-image-1", "generate")
+    charge = Charge("openai", "gpt-image-2.6-sunburst", "generate")
     admitted: list[int] = []
     refused: list[str] = []
 
@@ -122,7 +134,7 @@ async def test_64_reservations_at_once_against_a_budget_for_10(tmp_path: Path) -
 async def test_the_budget_day_ends_at_midnight_utc(tmp_path: Path) -> None:
     now = [datetime.datetime(2026, 11, 30, 23, 59, 0, tzinfo=datetime.timezone.utc).timestamp()]
     ledger = UsageLedger(tmp_path / "usage.sqlite3", clock=lambda: now[0])
-    charge = Charge("openai", "gpt-image-1", "generate")
+    charge = Charge("openai", "gpt-image-2.6-sunburst", "generate")
     first = await ledger.reserve("alice", "generate_image", charge, Estimate(0.6, "test"), 1.0)
     await ledger.settle(first, "succeeded", Estimate(0.6, "test"), images=1)
     with pytest.raises(BudgetError) as refused:
@@ -143,7 +155,7 @@ async def test_the_budget_day_ends_at_midnight_utc(tmp_path: Path) -> None:
 
 async def test_a_call_settles_once(tmp_path: Path) -> None:
     ledger = UsageLedger(tmp_path / "usage.sqlite3")
-    charge = Charge("openai", "gpt-image-1", "generate")
+    charge = Charge("openai", "gpt-image-2.6-sunburst", "generate")
     reservation = await ledger.reserve("alice", "generate_image", charge, Estimate(0.5, "test"), None)
     await ledger.settle(reservation, "cancelled", Estimate(0.0, "never sent"))
     await ledger.settle(reservation, "failed", Estimate(0.4, "a late second word"))
@@ -214,7 +226,8 @@ async def test_usage_tool_and_command_line_agree_with_the_provider(
         )
         failed = await client.call_tool("generate_image", {"prompt": "fails"})
         assert failed.is_error
-        unpriced = await client.call_tool("generate_image", {"prompt": "new model", "model": "gpt-image-2"})
+        # Next month's model: unknown to the data, so it passes through, at an unknown price.
+        unpriced = await client.call_tool("generate_image", {"prompt": "new model", "model": "gpt-image-3"})
         assert unpriced.structured_content is not None
         assert unpriced.structured_content["cost"]["estimated_usd"] is None, "unknown, never zero"
         assert "no price is known" in unpriced.structured_content["cost"]["basis"]
@@ -223,18 +236,18 @@ async def test_usage_tool_and_command_line_agree_with_the_provider(
     recorded = image_requests(fake_openai)
     assert report["calls"] == recorded == 3
     lines = {line["model"]: line for line in report["lines"]}
-    assert lines["gpt-image-1"]["calls"] == 2 and lines["gpt-image-1"]["failed"] == 1
-    assert lines["gpt-image-1"]["images"] == 2 and lines["gpt-image-1"]["cost_usd"] == pytest.approx(
-        2 * PRICE
-    )
-    assert lines["gpt-image-2"]["unpriced_calls"] == 1 and report["unpriced_calls"] == 1
+    assert lines["gpt-image-2.6-sunburst"]["calls"] == 2 and lines["gpt-image-2.6-sunburst"]["failed"] == 1
+    assert lines["gpt-image-2.6-sunburst"]["images"] == 2 and lines["gpt-image-2.6-sunburst"][
+        "cost_usd"
+    ] == pytest.approx(2 * PRICE)
+    assert lines["gpt-image-3"]["unpriced_calls"] == 1 and report["unpriced_calls"] == 1
     assert report["total_cost_usd"] == pytest.approx(2 * PRICE)
     as_json = await anyio.to_thread.run_sync(usage_command, tmp_path, "--json")
     printed = json.loads(as_json.stdout)
     assert printed["principal"] == "*" and printed["calls"] == 3
     assert printed["lines"] == report["lines"]
     table = await anyio.to_thread.run_sync(usage_command, tmp_path, "--principal", "local")
-    assert "gpt-image-1" in table.stdout
+    assert "gpt-image-2.6-sunburst" in table.stdout
     assert "Total: 3 call(s), $0.0200 estimated, plus 1 call(s) of unknown cost" in table.stdout
     nobody = await anyio.to_thread.run_sync(usage_command, tmp_path, "--principal", "bob")
     assert "no provider calls" in nobody.stdout
@@ -373,7 +386,7 @@ def test_a_reserved_mainline_that_did_not_run_costs_nothing() -> None:
     if the call went to the Images API after all, only the image is paid for."""
     table = PriceTable()
     charge = Charge(
-        "openai",
+        "azure",
         "gpt-image-1.5",
         "edit",
         1,

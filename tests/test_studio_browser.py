@@ -271,7 +271,7 @@ async def test_one_click_actions_run_their_tools_and_show_what_they_made(
     assert last_call(host, "generate_image") == {
         "prompt": "a lighthouse",
         "provider": "openai",
-        "model": "gpt-image-2",
+        "model": "gpt-image-2.6-sunburst",
     }
     variation = await shown_image_id(host)
     # The model learns what the user made here (the host gives it the text with the next turn).

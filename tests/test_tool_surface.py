@@ -72,8 +72,9 @@ def test_tool_list_snapshot_and_budget(configuration: Configuration, tmp_path: P
     assert not absent & properties, absent & properties
     enums = {name: prop.get("enum") for name, prop in schema["properties"].items()}
     if configuration.name.startswith("OpenAI"):
-        # Enums offer only values a configured provider takes: OpenAI's models' qualities and formats.
-        assert enums["quality"] == ["low", "medium", "high", "auto", None]
+        # Enums offer only values a configured provider takes: OpenAI's models' qualities (xhigh and
+        # max from the 2.5 and 2.6 families) and formats.
+        assert enums["quality"] == ["auto", "low", "medium", "high", "xhigh", "max", None]
         assert enums["output_format"] == ["png", "jpeg", "webp", None]
     if configuration.name.startswith("Vertex"):
         assert enums["output_format"] == ["png", "jpeg", None]

@@ -71,10 +71,8 @@ AspectRatioOption = Annotated[
     str | None,
     Field(description="Instead of size, e.g. '16:9'."),
 ]
-QualityOption = Annotated[Quality | None, Field(description="Higher is slower and costs more.")]
-BackgroundOption = Annotated[
-    Background | None, Field(description="'transparent' needs output_format png or webp.")
-]
+QualityOption = Annotated[Quality | None, Field(description="Higher: slower, dearer.")]
+BackgroundOption = Annotated[Background | None, Field(description="transparent: png or webp output only.")]
 OutputFormatOption = Annotated[OutputFormat | None, Field(description="Default png.")]
 CompressionOption = Annotated[int | None, Field(description="For jpeg/webp.", ge=0, le=100)]
 NegativePromptOption = Annotated[

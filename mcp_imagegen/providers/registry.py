@@ -17,6 +17,7 @@ from mcp_imagegen.config import Settings
 from mcp_imagegen.errors import ConfigError, InputError, UnsupportedOptionError
 from mcp_imagegen.operations import Operation, OperationSpec, ProviderT
 from mcp_imagegen.providers.base import Capabilities, Provider
+from mcp_imagegen.providers.model_data import shipped
 from mcp_imagegen.providers.spec import CLOUD_IN_FLIGHT, ProviderSpec
 
 LOCAL = "local"
@@ -172,15 +173,20 @@ class ProviderRegistry(ProviderCatalog):
             raise self._cannot(provider.name, op)
         return provider
 
+    def checks_models(self) -> bool:
+        """Whether a configured provider has a live model list (`mcp-imagegen models check`)."""
+        return any(spec.live_models is not None and self.is_configured(spec.name) for spec in self.specs)
+
     def _by_model(self, operation: Operation, model: str | None) -> str | None:
-        """With no provider named: the one configured provider that serves `model`, if exactly one does."""
+        """With no provider named: the one configured provider that serves `model`, if exactly one
+        does; else the one the model data knows it at (a retired model goes to its own provider, to
+        be refused there with its replacement, not to the default as an unknown name)."""
         if model is None:
             return None
-        serving = [
-            name
-            for name in self._names
-            if self._serves(name, operation) and model in self._models(name, operation)
-        ]
+        able = [name for name in self._names if self._serves(name, operation)]
+        serving = [name for name in able if model in self._models(name, operation)]
+        if not serving:
+            serving = [name for name in able if shipped().find(name, model) is not None]
         return serving[0] if len(serving) == 1 else None
 
     def _cannot(self, name: str, operation: Operation) -> UnsupportedOptionError:

@@ -46,6 +46,7 @@ from mcp_imagegen.server.jobs.core import JobLimits, JobManager
 from mcp_imagegen.server.jobs.tasks import TasksExtension
 from mcp_imagegen.server.limits import RateLimit, RateLimiter
 from mcp_imagegen.server.links import DownloadLinks, LinkSigner, link_key, site_of
+from mcp_imagegen.server.model_knowledge import ModelKnowledge
 from mcp_imagegen.server.principals import current_principal
 from mcp_imagegen.server.results import stored_previews
 from mcp_imagegen.server.state import AppState
@@ -265,7 +266,10 @@ def build_server(
                 prices=PriceTable(settings.prices),
                 ledger=backing.ledger,
                 links=_download_links(settings, backing.store),
+                models=ModelKnowledge(backing.overlay),
             )
+            if settings.models.check_daily and providers.checks_models():
+                jobs.start_soon(state.models.check_daily, settings)
             if isinstance(server, ImagegenServer):
                 server.current = state
             yield state

@@ -9,7 +9,7 @@ budget; the stored files are never altered.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import Annotated, Literal
 
 from mcp.types import CallToolResult, ContentBlock, ImageContent, ResourceLink, TextContent
 from pydantic import BaseModel, Field, JsonValue
@@ -59,6 +59,12 @@ class CallCost(BaseModel):
     basis: str = Field(description="The price used, with its date and source, or why there is none.")
 
 
+Notices = Annotated[
+    list[str] | None,
+    Field(description="The model is deprecated (until when) or was replaced."),
+]
+
+
 class ImageResult(BaseModel):
     """Structured content of generate_image and edit_image (and of get_job for their jobs)."""
 
@@ -84,6 +90,7 @@ class ImageResult(BaseModel):
     elapsed_s: float | None = Field(None, description="While running: seconds since the call started.")
     message: str | None = Field(None, description="While running: the latest step.")
     cost: CallCost | None = Field(None, description="The call's estimated cost in USD.")
+    notices: Notices = None
 
 
 async def stored_previews(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mcp_imagegen.config import Settings
 from mcp_imagegen.providers.registry import ProviderRegistry
@@ -10,6 +10,7 @@ from mcp_imagegen.server.inputs import InputResolver
 from mcp_imagegen.server.jobs.core import JobManager
 from mcp_imagegen.server.limits import RateLimit
 from mcp_imagegen.server.links import DownloadLinks
+from mcp_imagegen.server.model_knowledge import ModelKnowledge
 from mcp_imagegen.store.base import Store
 from mcp_imagegen.usage.ledger import Ledger
 from mcp_imagegen.usage.prices import PriceTable
@@ -27,3 +28,6 @@ class AppState:
     ledger: Ledger
     links: DownloadLinks | None = None
     """Signed full-size download links in results, when IMAGEGEN_PUBLIC_URL is set."""
+    models: ModelKnowledge = field(default_factory=ModelKnowledge)
+    """What the server knows of the providers' models (shipped data and the store's overlay):
+    their lifecycle judges every call."""

@@ -14,6 +14,7 @@ from mcp_imagegen.config import Settings
 from mcp_imagegen.errors import ConfigError
 from mcp_imagegen.store.base import Store
 from mcp_imagegen.store.local import LocalStore, Retention
+from mcp_imagegen.store.model_overlay import DatabaseOverlay, FileOverlay, ModelOverlay
 from mcp_imagegen.store.url import StoreUrl
 from mcp_imagegen.usage.ledger import LEDGER_FILE, Ledger, UsageLedger
 
@@ -29,6 +30,8 @@ class Backing:
     ledger: Ledger
     local: LocalStore | None
     """The local store when it is the one in use (it has start-up repair and retention)."""
+    overlay: ModelOverlay
+    """What `models check` learned of the providers' models (`store/model_overlay.py`)."""
     database: Database | None = None
     """The shared database, when there is one: jobs and rate limits go there too."""
 
@@ -42,7 +45,7 @@ async def opened(settings: Settings, *, clock: Callable[[], float] = time.time) 
         ledger = UsageLedger(settings.store_dir / LEDGER_FILE, clock)
         try:
             ledger.settle_stale()
-            yield Backing(store, ledger, store)
+            yield Backing(store, ledger, store, FileOverlay(settings.store_dir))
         finally:
             store.close()
             ledger.close()
@@ -62,7 +65,27 @@ async def opened(settings: Settings, *, clock: Callable[[], float] = time.time) 
     try:
         shared_ledger = SharedLedger(shared, clock)
         await shared_ledger.settle_stale()
-        yield Backing(SharedStore(objects, shared), shared_ledger, None, shared)
+        yield Backing(SharedStore(objects, shared), shared_ledger, None, DatabaseOverlay(shared), shared)
+    finally:
+        await shared.close()
+
+
+@asynccontextmanager
+async def model_overlay(settings: Settings) -> AsyncIterator[ModelOverlay]:
+    """The store's model overlay alone (what `models check` and `doctor` need), without opening
+    the store or the ledger that a running server holds."""
+    if settings.store_url is None or settings.database_url is None:
+        yield FileOverlay(settings.store_dir)
+        return
+    try:
+        from mcp_imagegen import database
+    except ImportError:
+        raise ConfigError(
+            "IMAGEGEN_DATABASE_URL needs the scale-out clients: pip install 'mcp-imagegen[scale]'"
+        ) from None
+    shared = await database.connect(settings.database_url.get_secret_value())
+    try:
+        yield DatabaseOverlay(shared)
     finally:
         await shared.close()
 

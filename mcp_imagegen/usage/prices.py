@@ -7,17 +7,17 @@ call it cannot price rather than letting it through unseen.
 
 from __future__ import annotations
 
-import datetime
 import functools
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+from pydantic import Field, JsonValue
 
 from mcp_imagegen.operations import Operation
 from mcp_imagegen.providers.base import Mainline, MainlineUse, Tokens
+from mcp_imagegen.providers.model_data import ModelRecord, Rates, shipped
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -40,43 +40,25 @@ def text_tokens(text: str) -> int:
     return (len(text.encode("utf-8")) + 1) // 2
 
 
-class PriceEntry(BaseModel):
-    """One row of the price table (see `prices.toml` for the rules)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class PriceEntry(Rates):
+    """One row of the price table: rates (`Rates`), and the calls they apply to."""
 
     providers: tuple[str, ...] = Field(min_length=1)
     model: str = Field(min_length=1, description='An exact model id, or a prefix ending in "*".')
     operations: tuple[Operation, ...] = ()
     quality: str | None = None
     size: str | None = None
-    usd_per_image: float | None = Field(None, ge=0)
-    usd_per_call: float | None = Field(None, ge=0)
-    usd_per_million_input_tokens: float | None = Field(None, ge=0)
-    usd_per_million_output_tokens: float | None = Field(None, ge=0)
-    max_output_tokens_per_image: int | None = Field(
-        None,
-        gt=0,
-        description="For a token-priced image model: the most output tokens one image can be billed "
-        "(at the largest size and quality it is priced for), what a reservation holds per image.",
-    )
-    table: tuple[tuple[str, str, float], ...] = Field(
-        (), description="[quality, size, usd_per_image] rows, each becoming an entry of its own."
-    )
-    note: str | None = None
-    source: str = Field(min_length=1, description="Where the price was read: a URL, or a [sources] key.")
-    as_of: datetime.date
 
-    @model_validator(mode="after")
-    def _priced(self) -> PriceEntry:
-        tokens = (self.usd_per_million_input_tokens, self.usd_per_million_output_tokens)
-        if self.table or self.usd_per_image is not None or self.usd_per_call is not None:
-            return self
-        if None not in tokens:
-            return self
-        raise ValueError(
-            f"price for {self.model}: give usd_per_image, usd_per_call, a table, or both token prices"
-        )
+    @classmethod
+    def of_model(cls, record: ModelRecord, rates: Rates) -> list[PriceEntry]:
+        """The entries of a model in the model data, one per name it goes by. A text model's price
+        applies wherever it runs (describe, and as a mainline model); an image model's to its
+        operations."""
+        operations = record.operations if record.kind == "image" else ()
+        return [
+            cls(providers=record.providers, model=name, operations=operations, **rates.model_dump())
+            for name in record.names
+        ]
 
     def rows(self) -> list[PriceEntry]:
         """The entry with its table spread into one entry per quality and size."""
@@ -232,8 +214,9 @@ class PriceTable:
         if entry.usd_per_call is not None:
             return Estimate(entry.usd_per_call, f"${entry.usd_per_call:g} per call{self._cited(entry)}")
         tokens_out = charge.output_tokens
-        if entry.max_output_tokens_per_image is not None and charge.operation != "describe":
-            tokens_out = entry.max_output_tokens_per_image * charge.images
+        per_image = entry.image_output_bound(charge.quality, charge.size)
+        if per_image is not None and charge.operation != "describe":
+            tokens_out = per_image * charge.images
         if tokens_out is None or charge.input_tokens is None:
             return Estimate(
                 None,
@@ -317,7 +300,14 @@ def _dearness(entry: PriceEntry) -> float:
 
 @functools.cache
 def _builtin() -> tuple[list[PriceEntry], dict[str, str]]:
+    """The prices in the model data (`providers/*/models.toml`), and the rest in `prices.toml`."""
     text = resources.files("mcp_imagegen.usage").joinpath("prices.toml").read_text(encoding="utf-8")
     document = tomllib.loads(text)
     entries = [PriceEntry.model_validate(raw) for raw in document.get("price", [])]
+    entries += [
+        entry
+        for record in shipped().records
+        if record.price is not None
+        for entry in PriceEntry.of_model(record, record.price)
+    ]
     return [row for entry in entries for row in entry.rows()], dict(document.get("sources", {}))

@@ -18,6 +18,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 from PIL import Image, ImageDraw
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -70,6 +71,19 @@ class GoogleRequest:
     method: str
 
 
+LISTED = (
+    "gemini-nano-banana-2.1",
+    "gemini-3-pro-image",
+    "gemini-3.1-flash-lite-image",
+    "gemini-2.5-flash-image",
+    "gemini-2.5-flash",
+    "gemini-2.5-flash-lite",
+    "gemini-2.5-pro",
+    "gemini-embedding-001",
+)
+"""The Gemini API's `models.list` after Google retired gemini-3.1-flash-image and Imagen."""
+
+
 @dataclass
 class FakeGoogle:
     api_key: str = "AIza-fake-test-key-0123456789"
@@ -91,6 +105,11 @@ class FakeGoogle:
     """Imagen: replace this many of the images asked for by `raiFilteredReason` entries."""
     scale_down: int = 4
     """Make images this many times smaller than the real service would, to keep tests fast."""
+    listed: list[str] = field(default_factory=lambda: list(LISTED))
+    """`models.list` on the Gemini API."""
+    vertex_gone: set[str] = field(default_factory=set)
+    """Vertex publisher models that answer 404."""
+    list_delay_s: float = 0.0
     _counter: itertools.count[int] = field(default_factory=itertools.count)
 
     def __post_init__(self) -> None:
@@ -103,6 +122,11 @@ class FakeGoogle:
                     self._vertex,
                     methods=["POST"],
                 ),
+                Route(
+                    "/{version}/projects/{project}/locations/{location}/publishers/google/models/{target}",
+                    self._vertex_model,
+                    methods=["GET"],
+                ),
             ]
         )
 
@@ -111,9 +135,31 @@ class FakeGoogle:
         return self.requests[-1]
 
     async def _list_models(self, request: Request) -> Response:
+        """`models.list`, in pages of `pageSize` (default 50) with `nextPageToken`, as the service
+        pages it; no lifecycle fields (python-genai's `Model` has none)."""
         if request.headers.get("x-goog-api-key") != self.api_key:
             return _error(400, "API key not valid. Please pass a valid API key.", "INVALID_ARGUMENT")
-        return JSONResponse({"models": [{"name": "models/gemini-3.1-flash-image"}]})
+        await anyio.sleep(self.list_delay_s)
+        size = int(request.query_params.get("pageSize", "50"))
+        start = int(request.query_params.get("pageToken") or 0)
+        page = self.listed[start : start + size]
+        body: dict[str, Any] = {
+            "models": [
+                {"name": f"models/{name}", "supportedGenerationMethods": ["generateContent", "countTokens"]}
+                for name in page
+            ]
+        }
+        if start + size < len(self.listed):
+            body["nextPageToken"] = str(start + size)
+        return JSONResponse(body)
+
+    async def _vertex_model(self, request: Request) -> Response:
+        """A publisher model by name: 404 for one Google removed (`vertex_gone`)."""
+        await anyio.sleep(self.list_delay_s)
+        target = request.path_params["target"]
+        if target in self.vertex_gone:
+            return _error(404, f"Publisher Model `{target}` not found.", "NOT_FOUND")
+        return JSONResponse({"name": f"publishers/google/models/{target}", "launchStage": "GA"})
 
     async def _gemini(self, request: Request) -> Response:
         if request.headers.get("x-goog-api-key") != self.api_key:

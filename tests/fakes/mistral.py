@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 from PIL import Image, ImageDraw
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -105,6 +106,19 @@ class FakeMistral:
     agents: dict[str, dict[str, Any]] = field(default_factory=dict)
     files: dict[str, bytes] = field(default_factory=dict)
     chat: FakeChat = field(default_factory=FakeChat)
+    listed: dict[str, tuple[str, str | None] | None] = field(
+        default_factory=lambda: {
+            "mistral-medium-latest": None,
+            "mistral-large-latest": None,
+            "mistral-medium-2508": None,
+            "mistral-small-2506": None,
+            "mistral-large-2512": None,
+            "pixtral-12b-2409": None,
+            "mistral-medium-3.5": ("2026-12-14T00:00:00Z", "mistral-large-4"),
+        }
+    )
+    """`GET /v1/models`: each model and its (deprecation, replacement), or None."""
+    list_delay_s: float = 0.0
     _counter: itertools.count[int] = field(default_factory=itertools.count)
 
     def __post_init__(self) -> None:
@@ -115,8 +129,28 @@ class FakeMistral:
                 Route("/v1/conversations", self._start_conversation, methods=["POST"]),
                 Route("/v1/files/{file_id}/content", self._download, methods=["GET"]),
                 Route("/v1/chat/completions", self._chat, methods=["POST"]),
+                Route("/v1/models", self._models, methods=["GET"]),
             ]
         )
+
+    async def _models(self, request: Request) -> Response:
+        """`GET /v1/models` as Mistral lists them: `deprecation` (a timestamp or null) and
+        `deprecation_replacement_model` per model, with its capabilities."""
+        if request.headers.get("authorization") != f"Bearer {self.api_key}":
+            return JSONResponse({"detail": "Unauthorized"}, status_code=401)
+        await anyio.sleep(self.list_delay_s)
+        data = [
+            {
+                "id": model,
+                "object": "model",
+                "owned_by": "mistralai",
+                "capabilities": {"completion_chat": True, "vision": True},
+                "deprecation": deprecation[0] if deprecation else None,
+                "deprecation_replacement_model": deprecation[1] if deprecation else None,
+            }
+            for model, deprecation in self.listed.items()
+        ]
+        return JSONResponse({"object": "list", "data": data})
 
     def of(self, path: str) -> list[MistralRequest]:
         return [request for request in self.requests if request.path.startswith(path)]

@@ -65,10 +65,32 @@ class FakeChat:
     answer_tokens: int | None = None
     """The tokens the model would write (and bill) when not capped; None: one per word of the answer."""
     requests: list[ChatRequest] = field(default_factory=list)
+    listed: list[str] = field(
+        default_factory=lambda: ["mistral-small-3.2-24b-instruct-2506", "gemma-3-27b-it", "qwen3.5-397b-a17b"]
+    )
+    """`GET .../models` (Scaleway's serverless models, 2026-12)."""
+    list_delay_s: float = 0.0
     _counter: itertools.count[int] = field(default_factory=itertools.count)
 
     def __post_init__(self) -> None:
-        self.app = Starlette(routes=[Route("/{prefix:path}/chat/completions", self._chat, methods=["POST"])])
+        self.app = Starlette(
+            routes=[
+                Route("/{prefix:path}/chat/completions", self._chat, methods=["POST"]),
+                Route("/{prefix:path}/models", self._models, methods=["GET"]),
+            ]
+        )
+
+    async def _models(self, request: Request) -> Response:
+        """`GET .../models` as an OpenAI-style chat server lists them (Scaleway: ids, no lifecycle)."""
+        if request.headers.get("authorization") != f"Bearer {self.api_key}":
+            return JSONResponse({"error": {"message": "unauthorized"}}, status_code=401)
+        await anyio.sleep(self.list_delay_s)
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": [{"id": model, "object": "model", "owned_by": "scaleway"} for model in self.listed],
+            }
+        )
 
     @property
     def last(self) -> ChatRequest:

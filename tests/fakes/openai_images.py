@@ -20,7 +20,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 from PIL import Image, ImageDraw
@@ -109,6 +109,22 @@ class Recorded:
         return [part for part in self.parts or [] if part.filename is not None]
 
 
+LISTED: dict[str, str | Literal[False] | None] = {
+    "gpt-image-2.6-sunburst": None,
+    "gpt-image-2.6-flare": None,
+    "gpt-image-2.5-sunburst": False,
+    "gpt-image-2.5-flare": None,
+    "gpt-image-2": "2027-02-10",
+    "gpt-image-2-2026-04-21": "2027-02-10",
+    "gpt-6.1-terra": None,
+    "gpt-6-luna": None,
+    "gpt-5-mini": "2026-12-11",
+    "gpt-4o": "2027-01-14",
+}
+"""What OpenAI's list holds on 2026-12-07 (models-2026-12.md section 3): the image models shut down
+on 2026-12-01 are gone from it."""
+
+
 @dataclass
 class FakeOpenAIImages:
     """State and behaviour of the fake; `app` is the ASGI app to serve on loopback."""
@@ -134,6 +150,11 @@ class FakeOpenAIImages:
     in_flight: int = 0
     max_in_flight: int = 0
     """The most non-streamed requests the fake was answering at once."""
+    listed: dict[str, str | Literal[False] | None] = field(default_factory=lambda: dict(LISTED))
+    """`GET /v1/models`: each model and its `shutdown_date` (False: the field is absent)."""
+    list_delay_s: float = 0.0
+    gone: set[str] = field(default_factory=set)
+    """Models answered as the service answers a shut-down one: 404 `model_not_found`."""
     _counter: itertools.count[int] = field(default_factory=itertools.count)
 
     def __post_init__(self) -> None:
@@ -162,11 +183,25 @@ class FakeOpenAIImages:
         )
 
     async def _models(self, request: Request) -> Response:
-        """The cheap authenticated request `mcp-imagegen doctor --check` makes."""
+        """`GET /v1/models`: what `doctor --check` asks for, and `models check` reads (each model's
+        `shutdown_date`: a date, null, or absent, which the service treats alike)."""
         if request.headers.get("authorization") != f"Bearer {self.api_key}":
             return _error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
+        await anyio.sleep(self.list_delay_s)
         return JSONResponse(
-            {"object": "list", "data": [{"id": "gpt-image-2", "object": "model", "owned_by": "openai"}]}
+            {
+                "object": "list",
+                "data": [
+                    {
+                        "id": model,
+                        "object": "model",
+                        "created": 1_760_000_000,
+                        "owned_by": "system",
+                        **({"shutdown_date": shutdown} if shutdown is not False else {}),
+                    }
+                    for model, shutdown in self.listed.items()
+                ],
+            }
         )
 
     async def _chat(self, request: Request) -> Response:
@@ -272,6 +307,10 @@ class FakeOpenAIImages:
         if isinstance(answer, Response):
             return answer
         params, input_size = answer
+        if params.get("model") in self.gone:
+            model = params["model"]
+            message = f"The model `{model}` does not exist or you do not have access to it."
+            return _error(404, message, "invalid_request_error", "model_not_found")
         if str(params.get("stream", "false")).lower() == "true":
             return self._stream(request, params, input_size, operation)
         self.in_flight += 1

@@ -23,7 +23,8 @@ from mcp_imagegen.config import GoogleSettings, Settings, VertexSettings
 from mcp_imagegen.errors import ConfigError, ContentPolicyError, ProviderError
 from mcp_imagegen.providers._http import Exchange, RetryPolicy, json_error_body, retry_after_seconds
 from mcp_imagegen.providers.base import Capabilities, Provider
-from mcp_imagegen.providers.spec import Probe, ProviderSpec, retry_policy, with_default
+from mcp_imagegen.providers.model_data import LiveList, LiveModel, shipped
+from mcp_imagegen.providers.spec import Probe, ProviderSpec, listing, retry_policy
 from mcp_imagegen.redaction import redact
 
 Backend = Literal["gemini", "vertex"]
@@ -161,7 +162,10 @@ def map_google_error(endpoint: GoogleEndpoint, response: httpx2.Response) -> Pro
     if response.status_code in (401, 403):
         text = f"{text} (check {endpoint.key_hint})"
     elif response.status_code == 404:
-        text = f"{text} (check the model name; retired models answer 404)"
+        text = (
+            f"{text} (check the model name; retired models answer 404: `mcp-imagegen models check` "
+            "compares the provider's live list with the model data)"
+        )
     if code == "INVALID_ARGUMENT" and "safety" in text.lower():
         return ContentPolicyError(endpoint.provider, text, status=response.status_code, code=code)
     return ProviderError(
@@ -207,7 +211,7 @@ def _capabilities(backend: Backend) -> Callable[[Settings], Capabilities]:
         from mcp_imagegen.providers.google import gemini as google
 
         default = _section(settings, backend).default_model
-        return google.gemini_capabilities(backend, with_default(default, google.GEMINI_IMAGE_MODELS), default)
+        return google.gemini_capabilities(backend, default)
 
     return capabilities
 
@@ -236,6 +240,58 @@ async def _gemini_probe(settings: Settings) -> Probe:
     )
 
 
+MAX_LIST_PAGES = 20
+
+
+async def _gemini_live(settings: Settings, client: httpx2.AsyncClient) -> LiveList:
+    """`models.list`, every page: names and generation methods, no lifecycle (Gemini reports that
+    per reply, in `modelStatus`). A model the data knows that the list lacks is gone."""
+    endpoint = gemini_endpoint(settings.google)
+    probe = Probe(f"{endpoint.root.rstrip('/')}/{endpoint.prefix}/models", await endpoint.auth.headers())
+    models: list[LiveModel] = []
+    token = ""
+    for _ in range(MAX_LIST_PAGES):
+        body = await listing(
+            client, "google", probe, pageSize="1000", **({"pageToken": token} if token else {})
+        )
+        entries = body.get("models")
+        for entry in entries if isinstance(entries, list) else []:
+            name = entry.get("name") if isinstance(entry, dict) else None
+            if isinstance(name, str):
+                model = name.removeprefix("models/")
+                models.append(LiveModel(model, image="image" in model))
+        token = str(body.get("nextPageToken") or "")
+        if not token:
+            break
+    return LiveList("google", probe.url, tuple(models), absent_is_gone=True)
+
+
+async def _vertex_live(settings: Settings, client: httpx2.AsyncClient) -> LiveList:
+    """Vertex has no list of Google's models: each model the data gives Vertex is asked for by name
+    (its publisher model), at once; a 404 means it is gone."""
+    endpoint = vertex_endpoint(settings.vertex)
+    headers = await endpoint.auth.headers()
+    names = [record.id for record in shipped().records if "vertex" in record.providers]
+
+    async def alive(model: str) -> bool:
+        try:
+            response = await client.get(endpoint.url(model, "").removesuffix(":"), headers=headers)
+        except httpx2.HTTPError:
+            return True  # unreachable says nothing of the model
+        return response.status_code != 404
+
+    found: dict[str, bool] = {}
+
+    async def ask(model: str) -> None:
+        found[model] = await alive(model)
+
+    async with anyio.create_task_group() as group:
+        for model in names:
+            group.start_soon(ask, model)
+    models = tuple(LiveModel(model, image=True) for model in names if found.get(model))
+    return LiveList("vertex", endpoint.url("{model}", "").removesuffix(":"), models, absent_is_gone=True)
+
+
 GEMINI = ProviderSpec(
     name="google",
     title="Google Gemini API: Gemini image models (generate, edit by instruction)",
@@ -245,6 +301,7 @@ GEMINI = ProviderSpec(
     build=_build("gemini"),
     capabilities=_capabilities("gemini"),
     probe=_gemini_probe,
+    live_models=_gemini_live,
 )
 
 
@@ -266,4 +323,5 @@ VERTEX = ProviderSpec(
     build=_build("vertex"),
     capabilities=_capabilities("vertex"),
     probe=_vertex_probe,
+    live_models=_vertex_live,
 )

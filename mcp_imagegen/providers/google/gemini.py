@@ -61,11 +61,11 @@ from mcp_imagegen.providers.base import (
 from mcp_imagegen.providers.google import imagen
 from mcp_imagegen.providers.google.endpoint import GoogleEndpoint, google_exchange
 from mcp_imagegen.providers.google.imagen_predict import ImagenPredict
+from mcp_imagegen.providers.model_data import shipped, today
 from mcp_imagegen.providers.openai.chat import PROGRESS_EVERY_S, structured_answer
 from mcp_imagegen.providers.options import OptionName
+from mcp_imagegen.providers.spec import with_default
 
-GEMINI_IMAGE_MODELS = ("gemini-3.1-flash-image", "gemini-3-pro-image", "gemini-2.5-flash-image")
-VISION_MODELS = ("gemini-2.5-flash", "gemini-2.5-pro", "gemini-2.5-flash-lite")
 ASPECT_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
 IMAGE_SIZES = ("1K", "2K", "4K")
 PERSON_GENERATION = {"allow_all": "ALLOW_ALL", "allow_adult": "ALLOW_ADULT", "dont_allow": "ALLOW_NONE"}
@@ -113,10 +113,9 @@ GEMINI_NOTES = (
     f"aspect_ratio {', '.join(ASPECT_RATIOS)}; image_size {', '.join(IMAGE_SIZES)}."
 )
 VERTEX_NOTES = (
-    f"{GEMINI_NOTES} Imagen models ({', '.join(imagen.GENERATE_MODELS)}): up to {imagen.MAX_SAMPLES} images "
-    f"per call, aspect_ratio {', '.join(imagen.ASPECT_RATIOS)}, image_size 1K or 2K, and "
-    f"{', '.join(imagen.IMAGEN_ONLY_OPTIONS)}; seed needs add_watermark false. output_format, "
-    "output_compression and person_generation work with both families."
+    f"{GEMINI_NOTES} Google shut down the Imagen generate and edit models on 2026-08-17: generate and "
+    "edit with the Gemini image models; Imagen upscale, segmentation and recontext models remain. "
+    "output_format, output_compression and person_generation work with both families."
 )
 
 
@@ -126,24 +125,30 @@ VERTEX_OPERATION_MODELS = {
     "recontext": imagen.RECONTEXT_MODEL,
     "edit_masked": imagen.EDIT_MODEL,
 }
-VERTEX_IMAGEN_MODELS = (*imagen.GENERATE_MODELS, *dict.fromkeys(VERTEX_OPERATION_MODELS.values()))
 
 
 def gemini_capabilities(
-    backend: str, models: tuple[str, ...], default_model: str, vision_model: str = "gemini-2.5-flash"
+    backend: str, default_model: str, vision_model: str | None = None, models: tuple[str, ...] | None = None
 ) -> Capabilities:
+    """What a Gemini API or Vertex endpoint offers: the image and vision models the model data lists
+    for it (`providers/google/models.toml`; `models` instead where given), the configured default
+    first."""
     vertex = backend == "vertex"
+    book, day, provider = shipped(), today(), "vertex" if vertex else "google"
+    models = with_default(default_model, models or book.models(provider, "image", day))
+    vision_models = book.models(provider, "text", day)
+    vision_model = vision_model or book.default(provider, "describe") or vision_models[0]
     operations: set[Operation] = {"generate", "edit", "describe"}
     if vertex:
         operations |= {"upscale", "segment", "recontext"}
     return Capabilities(
         operations=frozenset(operations),
         operation_models={**(VERTEX_OPERATION_MODELS if vertex else {}), "describe": vision_model},
-        vision_models=VISION_MODELS if vision_model in VISION_MODELS else (vision_model, *VISION_MODELS),
+        vision_models=with_default(vision_model, vision_models),
         max_describe_images=16,
         vision_max_side=3072,
         max_describe_image_bytes=7 * 1024 * 1024,
-        models=(*models, *VERTEX_IMAGEN_MODELS) if vertex else models,
+        models=models,
         default_model=default_model,
         options=_VERTEX_OPTIONS if vertex else _COMMON_OPTIONS,
         families=VERTEX_FAMILIES if vertex else (),

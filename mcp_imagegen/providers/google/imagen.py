@@ -32,7 +32,6 @@ from mcp_imagegen.providers.base import (
 )
 from mcp_imagegen.providers.options import OptionName
 
-GENERATE_MODELS = ("imagen-4.0-generate-001", "imagen-4.0-ultra-generate-001", "imagen-4.0-fast-generate-001")
 EDIT_MODEL = "imagen-3.0-capability-001"
 UPSCALE_MODEL = "imagen-4.0-upscale-preview"
 SEGMENT_MODEL = "image-segmentation-001"
@@ -407,8 +406,8 @@ def refuse_imagen_only(request: GenerateRequest) -> None:
     given = [name for name in IMAGEN_ONLY_OPTIONS if getattr(request, name, None) not in (None, ())]
     if given:
         raise UnsupportedOptionError(
-            f"{request.model} does not take {', '.join(given)}; those are Imagen options "
-            f"(model {GENERATE_MODELS[0]} on vertex)"
+            f"{request.model} does not take {', '.join(given)}; those are Imagen options (Google shut "
+            "Imagen's generate and edit models down on 2026-08-17)"
         )
 
 

@@ -43,25 +43,20 @@ from mcp_imagegen.providers.base import (
     Provider,
     ProviderResult,
 )
+from mcp_imagegen.providers.model_data import LiveList, LiveModel, parse_date, shipped, today
 from mcp_imagegen.providers.openai.chat import ChatEndpoint, ChatVision
-from mcp_imagegen.providers.spec import Probe, ProviderSpec, retry_policy
+from mcp_imagegen.providers.spec import Probe, ProviderSpec, listing, retry_policy, with_default
 
 AGENT_NAME = "mcp-imagegen image agent"
 AGENT_DESCRIPTION = "Creates images with the image_generation tool for mcp-imagegen."
-GENERATION_MODELS = ("mistral-medium-latest", "mistral-large-latest")
-VISION_MODELS = ("mistral-medium-2508", "mistral-small-2506", "mistral-large-2512", "pixtral-12b-2409")
 MAX_VISION_IMAGES = 8
 
 
 def mistral_capabilities(settings: MistralSettings) -> Capabilities:
-    models = (
-        GENERATION_MODELS
-        if settings.default_model in GENERATION_MODELS
-        else (settings.default_model, *GENERATION_MODELS)
-    )
-    vision = (
-        VISION_MODELS if settings.vision_model in VISION_MODELS else (settings.vision_model, *VISION_MODELS)
-    )
+    """The models the model data lists (`providers/mistral/models.toml`), the configured ones first."""
+    book, day = shipped(), today()
+    models = with_default(settings.default_model, book.models("mistral", "image", day))
+    vision = with_default(settings.vision_model, book.models("mistral", "text", day))
     return Capabilities(
         operations=frozenset({"generate", "edit", "describe"}),
         models=models,
@@ -331,6 +326,26 @@ async def _probe(settings: Settings) -> Probe:
     return Probe(f"{endpoint.base_url}/v1/models", dict(endpoint.headers))
 
 
+async def _live(settings: Settings, client: httpx2.AsyncClient) -> LiveList:
+    """`GET /v1/models`: each model with its `deprecation` date and `deprecation_replacement_model`."""
+    probe = await _probe(settings)
+    body = await listing(client, "mistral", probe)
+    entries = body.get("data")
+    models = []
+    for entry in entries if isinstance(entries, list) else []:
+        if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
+            continue
+        replacement = entry.get("deprecation_replacement_model")
+        models.append(
+            LiveModel(
+                entry["id"],
+                parse_date(entry.get("deprecation")),
+                replacement if isinstance(replacement, str) else None,
+            )
+        )
+    return LiveList("mistral", probe.url, tuple(models))
+
+
 SPEC = ProviderSpec(
     name="mistral",
     title="Mistral: images from an agent with the image_generation tool, and vision chat",
@@ -340,4 +355,5 @@ SPEC = ProviderSpec(
     build=_build,
     capabilities=lambda settings: mistral_capabilities(settings.mistral),
     probe=_probe,
+    live_models=_live,
 )

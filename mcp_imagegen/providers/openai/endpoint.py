@@ -16,13 +16,13 @@ import httpx2
 from mcp_imagegen.config import AzureSettings, EndpointSettings, ImageApi, OpenAISettings, Settings
 from mcp_imagegen.errors import ConfigError, InputError
 from mcp_imagegen.providers.base import Capabilities, Provider
+from mcp_imagegen.providers.model_data import LiveList, LiveModel, parse_date, shipped, today
 from mcp_imagegen.providers.openai import models as openai_models
 from mcp_imagegen.providers.options import OptionName
-from mcp_imagegen.providers.spec import Probe, ProviderSpec, retry_policy, with_default
+from mcp_imagegen.providers.spec import Probe, ProviderSpec, listing, retry_policy, with_default
 
 ImagesOperation = Literal["generations", "edits"]
 
-OPENAI_MODELS = ("gpt-image-2", "gpt-image-1.5", "gpt-image-1-mini")
 
 _OPENAI_OPTIONS: frozenset[OptionName] = frozenset(
     {
@@ -252,10 +252,40 @@ def _models_probe(endpoint: ImagesEndpoint) -> Probe:
     return Probe(f"{endpoint.base_url.rstrip('/')}/models", dict(endpoint.headers), dict(endpoint.params))
 
 
+IMAGE_MODEL_PREFIXES = ("gpt-image", "dall-e", "chatgpt-image")
+
+
+async def _live_models(provider: str, endpoint: ImagesEndpoint, client: httpx2.AsyncClient) -> LiveList:
+    """`GET /models`: every model with its `shutdown_date` (OpenAI; absent and null alike), or
+    Azure's `deprecation.inference`."""
+    probe = _models_probe(endpoint)
+    body = await listing(client, provider, probe)
+    entries = body.get("data")
+    models = []
+    for entry in entries if isinstance(entries, list) else []:
+        if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
+            continue
+        deprecation = entry.get("deprecation")
+        shutdown = parse_date(entry.get("shutdown_date")) or (
+            parse_date(deprecation.get("inference")) if isinstance(deprecation, dict) else None
+        )
+        model_id = entry["id"]
+        models.append(LiveModel(model_id, shutdown, image=model_id.startswith(IMAGE_MODEL_PREFIXES)))
+    return LiveList(provider, probe.url, tuple(models))
+
+
+async def _openai_live(settings: Settings, client: httpx2.AsyncClient) -> LiveList:
+    return await _live_models("openai", openai_endpoint(settings.openai), client)
+
+
+async def _azure_live(settings: Settings, client: httpx2.AsyncClient) -> LiveList:
+    return await _live_models("azure", azure_endpoint(settings.azure), client)
+
+
 def _openai_capabilities(settings: Settings) -> Capabilities:
     default = settings.openai.default_model
     return openai_capabilities(
-        with_default(default, OPENAI_MODELS),
+        with_default(default, shipped().models("openai", "image", today())),
         default,
         ("png", "jpeg", "webp"),
         (settings.openai.vision_model,),
@@ -287,6 +317,7 @@ OPENAI = ProviderSpec(
     build=_build_openai,
     capabilities=_openai_capabilities,
     probe=_openai_probe,
+    live_models=_openai_live,
 )
 
 
@@ -304,7 +335,7 @@ def _azure_capabilities(settings: Settings) -> Capabilities:
         )
         return dataclasses.replace(capabilities, deployments=dict(azure.deployments))
     deployment = azure.deployment or ""
-    models = with_default(deployment, OPENAI_MODELS) if deployment else ()
+    models = with_default(deployment, shipped().models("azure", "image", today())) if deployment else ()
     capabilities = openai_capabilities(models, deployment, ("png", "jpeg"), vision, image_api=azure.image_api)
     return dataclasses.replace(capabilities, deployments=dict.fromkeys(models, deployment))
 
@@ -333,6 +364,7 @@ AZURE = ProviderSpec(
     build=_build_azure,
     capabilities=_azure_capabilities,
     probe=_azure_probe,
+    live_models=_azure_live,
 )
 
 

@@ -313,6 +313,11 @@ class OpenAIImages(HttpProvider):
             text = f"{text} (check {self._endpoint.key_hint})"
         elif status == 404 and self._endpoint.deployment_path:
             text = f"{text} (check the deployment name and AZURE_OPENAI_API_VERSION)"
+        elif code_text == "model_not_found" or (status == 404 and "model" in text.lower()):
+            text = (
+                f"{text} ({self.name} does not serve this model: it may be shut down, or not open to this "
+                "key; `mcp-imagegen models check` compares the provider's live list with the model data)"
+            )
         return ProviderError(
             self.name,
             text,

@@ -8,10 +8,9 @@ import httpx2
 from mcp_imagegen.config import ScalewaySettings, Settings
 from mcp_imagegen.errors import ConfigError
 from mcp_imagegen.providers.base import Capabilities, Provider
+from mcp_imagegen.providers.model_data import LiveList, LiveModel, shipped, today
 from mcp_imagegen.providers.openai.chat import ChatEndpoint, ChatVision
-from mcp_imagegen.providers.spec import Probe, ProviderSpec, retry_policy, with_default
-
-VISION_MODELS = ("mistral-small-3.2-24b-instruct-2506", "pixtral-12b-2409", "gemma-3-27b-it")
+from mcp_imagegen.providers.spec import Probe, ProviderSpec, listing, retry_policy, with_default
 
 
 def scaleway_endpoint(settings: ScalewaySettings) -> ChatEndpoint:
@@ -38,7 +37,7 @@ def scaleway_capabilities(settings: Settings) -> Capabilities:
         models=(),
         default_model=default,
         options=frozenset(),
-        vision_models=with_default(default, VISION_MODELS),
+        vision_models=with_default(default, shipped().models("scaleway", "text", today())),
         operation_models={"describe": default},
         max_describe_images=12,
         vision_max_side=1024,
@@ -62,6 +61,19 @@ async def _probe(settings: Settings) -> Probe:
     return Probe(f"{endpoint.base_url}/models", dict(endpoint.headers))
 
 
+async def _live(settings: Settings, client: httpx2.AsyncClient) -> LiveList:
+    """`GET /v1/models`: the ids only (Scaleway announces end of life on its docs, not here)."""
+    probe = await _probe(settings)
+    body = await listing(client, "scaleway", probe)
+    entries = body.get("data")
+    ids = (
+        [entry["id"] for entry in entries if isinstance(entry, dict) and isinstance(entry.get("id"), str)]
+        if isinstance(entries, list)
+        else []
+    )
+    return LiveList("scaleway", probe.url, tuple(LiveModel(model) for model in ids))
+
+
 SPEC = ProviderSpec(
     name="scaleway",
     title="Scaleway Generative APIs: vision chat models (describe_image)",
@@ -71,4 +83,5 @@ SPEC = ProviderSpec(
     build=_build,
     capabilities=scaleway_capabilities,
     probe=_probe,
+    live_models=_live,
 )

@@ -34,7 +34,7 @@ from mcp_imagegen.providers.base import (
 )
 from mcp_imagegen.providers.options import DescribeOptions, options_from
 from mcp_imagegen.server.jobs.core import Job
-from mcp_imagegen.server.results import CallCost
+from mcp_imagegen.server.results import CallCost, Notices
 from mcp_imagegen.server.spending import Approval, MeteredWork
 from mcp_imagegen.server.state import AppState
 from mcp_imagegen.server.tools.arguments import (
@@ -81,6 +81,7 @@ class DescribeAnswer(BaseModel):
     elapsed_s: float | None = Field(None, description="While running: seconds since the call started.")
     message: str | None = Field(None, description="While running: the latest step.")
     cost: CallCost | None = Field(None, description="The call's estimated cost in USD.")
+    notices: Notices = None
 
 
 @dataclass(frozen=True)

@@ -31,14 +31,17 @@ from typing import Annotated, Any, Generic, TypeVar
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.resolve import Elicit, Resolve
 from mcp.types import CallToolResult
+from pydantic import JsonValue
 
 from mcp_imagegen.operations import OperationSpec
 from mcp_imagegen.providers.base import Provider
+from mcp_imagegen.server.jobs.core import Job, JobOutcome
 from mcp_imagegen.server.jobs.delivery import run_as_job
 from mcp_imagegen.server.principals import current_principal
 from mcp_imagegen.server.spending import (
     Approval,
     ChargedWork,
+    Metered,
     MeteredWork,
     SpendApproval,
     admit,
@@ -46,7 +49,8 @@ from mcp_imagegen.server.spending import (
 )
 from mcp_imagegen.server.state import AppState
 from mcp_imagegen.server.tools.boundary import app_state, user_errors
-from mcp_imagegen.usage.prices import Charge
+from mcp_imagegen.server.tools.lifecycle import judged, with_notices
+from mcp_imagegen.usage.prices import Charge, Metering
 
 ProviderT = TypeVar("ProviderT", bound=Provider)
 TermsT = TypeVar("TermsT")
@@ -66,6 +70,8 @@ class Plan(Generic[ProviderT, TermsT]):
     checked against `provider`."""
     charge: Charge
     """What it costs, priced from `terms`."""
+    notices: tuple[str, ...] = ()
+    """What its result says of its models' lifecycle (deprecated, or replaced)."""
 
     @property
     def model(self) -> str:
@@ -96,8 +102,14 @@ def planner(
     def wrap(build: Callable[[CallT, ProviderT], Plan[ProviderT, TermsT]]) -> PlanResolver:
         async def plan(call: Any, ctx: Context[AppState, Any]) -> Plan[Any, Any]:
             with user_errors():
-                provider = app_state(ctx).providers.provider_for(spec, call.provider, call.model)
-                return build(call, provider)
+                app = app_state(ctx)
+                provider = app.providers.provider_for(spec, call.provider, call.model)
+                return judged(
+                    app,
+                    await app.models.current(),
+                    build(call, provider),
+                    lambda model: build(call.model_copy(update={"model": model}), provider),
+                )
 
         plan.__name__ = plan.__qualname__ = f"plan_{spec.name}"
         return plan
@@ -141,6 +153,31 @@ def confirmation(plan_resolver: PlanResolver) -> Confirm:
     return confirm
 
 
+@dataclass(frozen=True)
+class NoticedOutcome:
+    """A job's outcome whose result carries its plan's notices."""
+
+    outcome: JobOutcome
+    notices: tuple[str, ...]
+
+    def metering(self) -> tuple[Metering, dict[str, JsonValue] | None]:
+        return self.outcome.metering() if isinstance(self.outcome, Metered) else (Metering(), None)
+
+    async def result(self) -> CallToolResult:
+        return with_notices(await self.outcome.result(), self.notices)
+
+
+def noticed(work: MeteredWork, notices: tuple[str, ...]) -> MeteredWork:
+    """`work` whose outcome says `notices` (itself where there are none)."""
+    if not notices:
+        return work
+
+    async def with_them(job: Job) -> JobOutcome:
+        return NoticedOutcome(await work(job), notices)
+
+    return with_them
+
+
 async def run_planned(
     ctx: Context[AppState, Any],
     plan: Plan[Any, Any],
@@ -156,7 +193,7 @@ async def run_planned(
     try:
         reservation = await admit(ctx, plan.operation.tool, plan.charge, approval)
         try:
-            work = await prepare()
+            work = noticed(await prepare(), plan.notices)
         except BaseException:
             await release_unsent(app, reservation)
             raise
