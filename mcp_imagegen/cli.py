@@ -11,13 +11,14 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mcp_imagegen import __version__
 from mcp_imagegen.errors import ConfigError
 
 if TYPE_CHECKING:
     from mcp_imagegen.config import Settings
+    from mcp_imagegen.server.app import ImagegenServer
 
 log = logging.getLogger("mcp_imagegen")
 
@@ -183,8 +184,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         if sys.stdin.isatty():
             sys.stderr.write(TERMINAL_HELLO)
             sys.stderr.flush()
-        log.info("mcp-imagegen %s on stdio; images in %s", __version__, settings.store_dir)
-        server.run("stdio")
+        run_stdio(server, settings)
         return
     try:
         serve_remote(settings, args)
@@ -193,6 +193,59 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         pass
+
+
+STOP_GRACE_S = 3.0
+"""After Ctrl+C, how long the server has to cancel its jobs and close its store before the
+process leaves anyway: a thread reading the terminal cannot be interrupted, and would otherwise
+keep it alive until Enter or Ctrl+D."""
+
+
+def run_stdio(server: ImagegenServer, settings: Settings) -> None:
+    """Serve on stdio until the host closes the pipe, or until the first Ctrl+C, which stops the
+    server (its jobs cancelled, its store closed) and the process, without a traceback."""
+    import asyncio
+    import os
+    import signal
+    import threading
+
+    import anyio
+
+    running: dict[str, Any] = {}
+
+    async def serve() -> None:
+        running["loop"], running["task"] = asyncio.get_running_loop(), asyncio.current_task()
+        await server.run_stdio_async()
+
+    def interrupt(signum: int, frame: object) -> None:
+        if running.get("stopping"):
+            return
+        running["stopping"] = True
+        sys.stderr.write("\nmcp-imagegen: stopping (Ctrl+C)\n")
+        sys.stderr.flush()
+        loop, task = running.get("loop"), running.get("task")
+        if loop is not None and task is not None:
+            loop.call_soon_threadsafe(task.cancel)
+        threading.Thread(target=leave, daemon=True).start()
+
+    def leave() -> None:
+        """Once the server has closed its state (or the grace is over), end the process; at once
+        where it had not opened any yet."""
+        if server.current is not None:
+            server.closed.wait(STOP_GRACE_S)
+        logging.shutdown()
+        os._exit(0)
+
+    previous = signal.signal(signal.SIGINT, interrupt)
+    log.info("mcp-imagegen %s on stdio; images in %s", __version__, settings.store_dir)
+    try:
+        anyio.run(serve)
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        pass
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if running.get("stopping"):
+        leave()  # the terminal's reader thread would hold the interpreter's exit
 
 
 def serve_remote(settings: Settings, args: argparse.Namespace) -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import io
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import httpx2
 import pytest
 from mcp.types import BlobResourceContents
 from PIL import Image
@@ -171,3 +173,56 @@ def test_a_person_at_a_terminal_is_told_what_is_happening(tmp_path: Path) -> Non
         process.wait(timeout=10)
         os.close(controller)
     assert process.stdout is not None and process.stdout.read() == b""
+
+
+def test_the_first_ctrl_c_at_a_terminal_stops_the_server_cleanly(tmp_path: Path) -> None:
+    """Ctrl+C typed at the terminal (the pty's interrupt character, so the kernel signals the
+    process as a person's keyboard would): the server stops at once, exit status 0, no traceback;
+    before, it waited for Enter, and a second Ctrl+C printed a traceback."""
+    import os
+    import pty
+    import select
+
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mcp_imagegen"],
+        stdin=terminal,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "IMAGEGEN_STORE_DIR": str(tmp_path / "store")},
+        start_new_session=True,  # the pty becomes its controlling terminal, as in a shell
+    )
+    os.close(terminal)
+    try:
+        assert process.stderr is not None
+        said = b""
+        deadline = time.monotonic() + 30
+        while b"on stdio; images in" not in said and time.monotonic() < deadline:
+            ready, _, _ = select.select([process.stderr], [], [], 1)
+            if ready:
+                said += os.read(process.stderr.fileno(), 4096)
+        os.killpg(process.pid, signal.SIGINT)
+        started = time.monotonic()
+        status = process.wait(timeout=10)
+        stopped_in = time.monotonic() - started
+        rest = process.stderr.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+        os.close(controller)
+    text = (said + rest).decode()
+    assert status == 0 and "mcp-imagegen: stopping (Ctrl+C)" in text
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text
+    assert stopped_in < 2.5, f"took {stopped_in:.1f} s"
+
+
+def test_ctrl_c_stops_the_http_server_cleanly(tmp_path: Path) -> None:
+    from tests.connect import http_server_process
+
+    with http_server_process("http", {"IMAGEGEN_STORE_DIR": str(tmp_path / "store")}) as (url, process):
+        assert httpx2.get(url + "/healthz", timeout=5).status_code == 200
+        process.send_signal(signal.SIGINT)
+        status = process.wait(timeout=10)
+        assert process.stderr is not None
+        said = process.stderr.read().decode()
+    assert status == 0 and "Traceback" not in said and "KeyboardInterrupt" not in said

@@ -89,6 +89,13 @@ async def listing(client: httpx2.AsyncClient, provider: str, probe: Probe, **par
     return body
 
 
+def listed_models(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The entries of an OpenAI-style model list (`{"data": [{"id": ...}, ...]}`) that have an id."""
+    entries = body.get("data")
+    listed = entries if isinstance(entries, list) else []
+    return [entry for entry in listed if isinstance(entry, dict) and isinstance(entry.get("id"), str)]
+
+
 def retry_policy(settings: Settings) -> RetryPolicy:
     return RetryPolicy(
         max_retries=settings.max_retries,

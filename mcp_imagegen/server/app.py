@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -99,6 +100,12 @@ class ImagegenServer(MCPServer[AppState]):
 
     current: AppState | None = None
     """The running lifespan's state, for the plain HTTP routes (`/files/`) outside MCP requests."""
+    closed: threading.Event
+    """Set once the lifespan has ended: jobs cancelled, store and ledger closed."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.closed = threading.Event()
 
     async def _handle_list_tools(
         self, ctx: ServerRequestContext[AppState, Any], params: PaginatedRequestParams | None
@@ -222,7 +229,7 @@ def build_server(
     came from, is never readable by path for remote callers."""
 
     @asynccontextmanager
-    async def lifespan(server: MCPServer[AppState]) -> AsyncIterator[AppState]:
+    async def serving(server: MCPServer[AppState]) -> AsyncIterator[AppState]:
         codec.set_pixel_limit(settings.max_pixels)
         async with (
             opened(settings) as backing,
@@ -274,6 +281,15 @@ def build_server(
                 server.current = state
             yield state
             jobs.cancel_scope.cancel()  # shutting down: abort what is still running
+
+    @asynccontextmanager
+    async def lifespan(server: MCPServer[AppState]) -> AsyncIterator[AppState]:
+        try:
+            async with serving(server) as state:
+                yield state
+        finally:
+            if isinstance(server, ImagegenServer):
+                server.closed.set()
 
     tools = all_tools(surface or Surface.of(settings))
     long_tools = frozenset(tool.name for tool in tools if isinstance(tool, StrictTool) and tool.operation)

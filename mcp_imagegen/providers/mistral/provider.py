@@ -45,7 +45,14 @@ from mcp_imagegen.providers.base import (
 )
 from mcp_imagegen.providers.model_data import LiveList, LiveModel, parse_date, shipped, today
 from mcp_imagegen.providers.openai.chat import ChatEndpoint, ChatVision
-from mcp_imagegen.providers.spec import Probe, ProviderSpec, listing, retry_policy, with_default
+from mcp_imagegen.providers.spec import (
+    Probe,
+    ProviderSpec,
+    listed_models,
+    listing,
+    retry_policy,
+    with_default,
+)
 
 AGENT_NAME = "mcp-imagegen image agent"
 AGENT_DESCRIPTION = "Creates images with the image_generation tool for mcp-imagegen."
@@ -329,12 +336,8 @@ async def _probe(settings: Settings) -> Probe:
 async def _live(settings: Settings, client: httpx2.AsyncClient) -> LiveList:
     """`GET /v1/models`: each model with its `deprecation` date and `deprecation_replacement_model`."""
     probe = await _probe(settings)
-    body = await listing(client, "mistral", probe)
-    entries = body.get("data")
     models = []
-    for entry in entries if isinstance(entries, list) else []:
-        if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
-            continue
+    for entry in listed_models(await listing(client, "mistral", probe)):
         replacement = entry.get("deprecation_replacement_model")
         models.append(
             LiveModel(

@@ -19,7 +19,14 @@ from mcp_imagegen.providers.base import Capabilities, Provider
 from mcp_imagegen.providers.model_data import LiveList, LiveModel, parse_date, shipped, today
 from mcp_imagegen.providers.openai import models as openai_models
 from mcp_imagegen.providers.options import OptionName
-from mcp_imagegen.providers.spec import Probe, ProviderSpec, listing, retry_policy, with_default
+from mcp_imagegen.providers.spec import (
+    Probe,
+    ProviderSpec,
+    listed_models,
+    listing,
+    retry_policy,
+    with_default,
+)
 
 ImagesOperation = Literal["generations", "edits"]
 
@@ -259,12 +266,8 @@ async def _live_models(provider: str, endpoint: ImagesEndpoint, client: httpx2.A
     """`GET /models`: every model with its `shutdown_date` (OpenAI; absent and null alike), or
     Azure's `deprecation.inference`."""
     probe = _models_probe(endpoint)
-    body = await listing(client, provider, probe)
-    entries = body.get("data")
     models = []
-    for entry in entries if isinstance(entries, list) else []:
-        if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
-            continue
+    for entry in listed_models(await listing(client, provider, probe)):
         deprecation = entry.get("deprecation")
         shutdown = parse_date(entry.get("shutdown_date")) or (
             parse_date(deprecation.get("inference")) if isinstance(deprecation, dict) else None

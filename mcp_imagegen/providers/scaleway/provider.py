@@ -10,7 +10,14 @@ from mcp_imagegen.errors import ConfigError
 from mcp_imagegen.providers.base import Capabilities, Provider
 from mcp_imagegen.providers.model_data import LiveList, LiveModel, shipped, today
 from mcp_imagegen.providers.openai.chat import ChatEndpoint, ChatVision
-from mcp_imagegen.providers.spec import Probe, ProviderSpec, listing, retry_policy, with_default
+from mcp_imagegen.providers.spec import (
+    Probe,
+    ProviderSpec,
+    listed_models,
+    listing,
+    retry_policy,
+    with_default,
+)
 
 
 def scaleway_endpoint(settings: ScalewaySettings) -> ChatEndpoint:
@@ -64,13 +71,7 @@ async def _probe(settings: Settings) -> Probe:
 async def _live(settings: Settings, client: httpx2.AsyncClient) -> LiveList:
     """`GET /v1/models`: the ids only (Scaleway announces end of life on its docs, not here)."""
     probe = await _probe(settings)
-    body = await listing(client, "scaleway", probe)
-    entries = body.get("data")
-    ids = (
-        [entry["id"] for entry in entries if isinstance(entry, dict) and isinstance(entry.get("id"), str)]
-        if isinstance(entries, list)
-        else []
-    )
+    ids = [entry["id"] for entry in listed_models(await listing(client, "scaleway", probe))]
     return LiveList("scaleway", probe.url, tuple(LiveModel(model) for model in ids))
 
 
