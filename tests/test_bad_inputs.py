@@ -78,6 +78,11 @@ async def test_missing_key_names_the_variable(store_dir: Path) -> None:
         # The schema offers the qualities some OpenAI model takes; the model's own rules refuse the rest.
         ({"quality": "ultra"}, "quality: Input should be 'low', 'medium', 'high', 'auto', 'xhigh' or 'max'"),
         ({"model": "gpt-image-2", "quality": "max"}, "gpt-image-2 accepts quality low, medium, high, auto"),
+        (
+            {"model": "gpt-image-2", "background": "transparent"},
+            "gpt-image-2 does not make transparent backgrounds; use gpt-image-2.6-sunburst, "
+            "gpt-image-2.6-flare, gpt-image-2.5-sunburst, gpt-image-2.5-flare, or leave background out",
+        ),
         # A shut-down model is never sent, and the error names what replaced it.
         (
             {"model": "gpt-image-1.5"},

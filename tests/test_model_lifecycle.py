@@ -226,3 +226,24 @@ async def test_a_model_the_provider_no_longer_serves_says_how_to_check(
     assert gone.is_error and "openai returned an error (HTTP 404, model_not_found)" in said
     assert "The model `gpt-image-2.7-preview` does not exist or you do not have access to it." in said
     assert "`mcp-imagegen models check` compares the provider's live list with the model data" in said
+
+
+async def test_transparency_goes_only_to_models_that_make_it(
+    fake_openai: FakeOpenAIImages, tmp_path: Path
+) -> None:
+    async with Client(build_server(settings_for(fake_openai, tmp_path))) as client:
+        made = await client.call_tool(
+            "generate_image", {"prompt": "an icon", "background": "transparent", "quality": "xhigh"}
+        )
+        refused = await client.call_tool(
+            "generate_image", {"prompt": "an icon", "model": "gpt-image-2", "background": "transparent"}
+        )
+    assert not made.is_error, text_of(made)
+    sent = fake_openai.requests[0].json or {}
+    assert (sent["model"], sent["background"], sent["quality"]) == (
+        "gpt-image-2.6-sunburst",
+        "transparent",
+        "xhigh",
+    )
+    assert refused.is_error and "gpt-image-2 does not make transparent backgrounds" in text_of(refused)
+    assert len(fake_openai.requests) == 1

@@ -217,6 +217,10 @@ class OpenAIImages(HttpProvider):
             openai_models.check_quality(request.model, request.quality)
             options["quality"] = request.quality
         if request.background is not None:
+            takers = tuple(
+                model for model in self.capabilities.models if openai_models.rules_for(model).transparent
+            )
+            openai_models.check_background(request.model, request.background, takers)
             options["background"] = request.background
         if request.output_format is not None:
             options["output_format"] = request.output_format

@@ -32,12 +32,16 @@ class ModelRules:
     qualities: tuple[str, ...] | None
     input_fidelity: tuple[str, ...] | None
     """Allowed `input_fidelity` values; an empty tuple means the model refuses the field."""
+    transparent: bool | None = None
+    """Whether it makes transparent backgrounds (None: not checked)."""
 
 
-FIXED_FAMILY = ModelRules("gpt-image-1", False, BASE_QUALITIES, ("low", "high"))
-MINI_FAMILY = ModelRules("gpt-image-1-mini", False, BASE_QUALITIES, ("low",))
-FLEX_FAMILY = ModelRules("gpt-image-2", True, BASE_QUALITIES, ())
-FLEX_PLUS_FAMILY = ModelRules("gpt-image-2.5", True, (*BASE_QUALITIES, "xhigh", "max"), ())
+FIXED_FAMILY = ModelRules("gpt-image-1", False, BASE_QUALITIES, ("low", "high"), transparent=True)
+MINI_FAMILY = ModelRules("gpt-image-1-mini", False, BASE_QUALITIES, ("low",), transparent=True)
+FLEX_FAMILY = ModelRules("gpt-image-2", True, BASE_QUALITIES, (), transparent=False)
+"""gpt-image-2 answers 400 "Transparent background is not supported for this model" (switched off
+2026-09-30, third-party reports; models-2026-12.md 1.2)."""
+FLEX_PLUS_FAMILY = ModelRules("gpt-image-2.5", True, (*BASE_QUALITIES, "xhigh", "max"), (), transparent=True)
 UNKNOWN = ModelRules("unknown", False, None, None)
 
 
@@ -143,3 +147,13 @@ def check_input_fidelity(model: str, fidelity: str) -> None:
         raise UnsupportedOptionError(f"{model} does not take input_fidelity; leave it out")
     if fidelity not in allowed:
         raise UnsupportedOptionError(f"{model} accepts input_fidelity {', '.join(allowed)}, not {fidelity!r}")
+
+
+def check_background(model: str, background: str, transparent_models: tuple[str, ...]) -> None:
+    """Refuse a transparent background for a model that makes none, naming `transparent_models`
+    (those of the provider that do)."""
+    if background == "transparent" and rules_for(model).transparent is False:
+        takers = ", ".join(transparent_models) or "a gpt-image-2.5 or 2.6 model"
+        raise UnsupportedOptionError(
+            f"{model} does not make transparent backgrounds; use {takers}, or leave background out"
+        )
