@@ -219,6 +219,42 @@ async def test_google_errors_name_the_setting_to_check(
         await gemini(fake_google, http).generate(GenerateRequest(prompt="x", model="old"))
 
 
+async def test_each_gemini_model_takes_its_own_ratios_and_sizes(
+    fake_google: FakeGoogle, http: httpx2.AsyncClient
+) -> None:
+    """Nano Banana 2.1 takes the 14 ratios (1:4 among them) as the SDK sends them; the models
+    whose data lists fewer ratios or sizes are refused before any request."""
+    client = gemini_sdk(fake_google)  # kept: the SDK closes its connection when the client goes
+    client.models.generate_content(
+        model="gemini-nano-banana-2.1",
+        contents="a banner",
+        config=types.GenerateContentConfig(
+            response_modalities=["TEXT", "IMAGE"],
+            image_config=types.ImageConfig(aspect_ratio="1:4", image_size="4K"),
+        ),
+    )
+    sdk_sent = fake_google.last
+    provider = gemini(fake_google, http)
+    await provider.generate(
+        GenerateRequest(
+            prompt="a banner", model="gemini-nano-banana-2.1", aspect_ratio="1:4", image_size="4K"
+        )
+    )
+    assert_same_wire(fake_google.last, sdk_sent)
+    sent = len(fake_google.requests)
+    with pytest.raises(
+        InputError, match=r"gemini-2\.5-flash-image supports aspect_ratio 1:1, .*, 21:9, not 1:4"
+    ):
+        await provider.generate(
+            GenerateRequest(prompt="x", model="gemini-2.5-flash-image", aspect_ratio="1:4")
+        )
+    with pytest.raises(InputError, match=r"gemini-3\.1-flash-lite-image makes image_size 1K, not 2K"):
+        await provider.generate(
+            GenerateRequest(prompt="x", model="gemini-3.1-flash-lite-image", image_size="2K")
+        )
+    assert len(fake_google.requests) == sent
+
+
 async def test_mask_and_unknown_aspect_ratio_are_refused_before_any_request(
     fake_google: FakeGoogle, http: httpx2.AsyncClient
 ) -> None:

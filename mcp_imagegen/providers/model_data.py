@@ -119,6 +119,10 @@ class ModelRecord(BaseModel):
     checked: datetime.date
     note: str | None = None
     price: Rates | None = None
+    aspect_ratios: tuple[str, ...] = ()
+    """The `aspect_ratio` values it takes, where they differ by model (Gemini); empty: not listed."""
+    image_sizes: tuple[str, ...] = ()
+    """The `image_size` values it takes (Gemini: "1K", "2K", "4K"); empty: not listed."""
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelRecord:

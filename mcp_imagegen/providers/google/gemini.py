@@ -66,7 +66,24 @@ from mcp_imagegen.providers.openai.chat import PROGRESS_EVERY_S, structured_answ
 from mcp_imagegen.providers.options import OptionName
 from mcp_imagegen.providers.spec import with_default
 
-ASPECT_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
+ASPECT_RATIOS = (
+    "1:1",
+    "2:3",
+    "3:2",
+    "3:4",
+    "4:3",
+    "4:5",
+    "5:4",
+    "9:16",
+    "16:9",
+    "21:9",
+    "1:8",
+    "8:1",
+    "1:4",
+    "4:1",
+)
+"""Every ratio `imageConfig.aspectRatio` takes (python-genai v2.19.0); a model the data knows may
+take fewer (`models.toml`)."""
 IMAGE_SIZES = ("1K", "2K", "4K")
 PERSON_GENERATION = {"allow_all": "ALLOW_ALL", "allow_adult": "ALLOW_ADULT", "dont_allow": "ALLOW_NONE"}
 """Our values (Imagen's spelling) to generateContent's; the two APIs spell "none" differently."""
@@ -110,7 +127,8 @@ VERTEX_FAMILIES = (
 """On Vertex, Gemini models take the common options; Imagen models take those and Imagen's own."""
 GEMINI_NOTES = (
     "Gemini image models: edits are by instruction (no mask); n images are n calls. "
-    f"aspect_ratio {', '.join(ASPECT_RATIOS)}; image_size {', '.join(IMAGE_SIZES)}."
+    f"aspect_ratio {', '.join(ASPECT_RATIOS)} (1:8, 8:1, 1:4 and 4:1 on gemini-nano-banana-2.1 and "
+    f"the Lite model); image_size {', '.join(IMAGE_SIZES)} (1K only on the Lite model and 2.5)."
 )
 VERTEX_NOTES = (
     f"{GEMINI_NOTES} Google shut down the Imagen generate and edit models on 2026-08-17: generate and "
@@ -310,14 +328,20 @@ class GoogleImages(HttpProvider):
             config["seed"] = request.seed
         config["responseModalities"] = ["TEXT", "IMAGE"]
         image_config: dict[str, Any] = {}
+        record = shipped().find(self.name, request.model)
         if request.aspect_ratio is not None:
-            if request.aspect_ratio not in ASPECT_RATIOS:
-                supported = ", ".join(ASPECT_RATIOS)
+            ratios = record.aspect_ratios if record is not None and record.aspect_ratios else ASPECT_RATIOS
+            if request.aspect_ratio not in ratios:
                 raise InputError(
-                    f"{request.model} supports aspect_ratio {supported}, not {request.aspect_ratio}"
+                    f"{request.model} supports aspect_ratio {', '.join(ratios)}, not {request.aspect_ratio}"
                 )
             image_config["aspectRatio"] = request.aspect_ratio
         if request.image_size is not None:
+            sizes = record.image_sizes if record is not None and record.image_sizes else IMAGE_SIZES
+            if request.image_size not in sizes:
+                raise InputError(
+                    f"{request.model} makes image_size {', '.join(sizes)}, not {request.image_size}"
+                )
             image_config["imageSize"] = request.image_size
         if request.person_generation is not None:
             image_config["personGeneration"] = PERSON_GENERATION[request.person_generation]
