@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import IO
 
 import httpx2
 import pytest
@@ -141,11 +142,24 @@ def test_doctor_check_makes_one_cheap_request_per_provider(
     assert fake_google.requests == []
 
 
+def read_until(stream: IO[bytes], marker: bytes, timeout_s: float = 30) -> bytes:
+    """What `stream` says until it has said `marker` (or the time is up), read as it comes."""
+    import os
+    import select
+
+    said = b""
+    deadline = time.monotonic() + timeout_s
+    while marker not in said and time.monotonic() < deadline:
+        ready, _, _ = select.select([stream], [], [], 1)
+        if ready:
+            said += os.read(stream.fileno(), 4096)
+    return said
+
+
 def test_a_person_at_a_terminal_is_told_what_is_happening(tmp_path: Path) -> None:
     """stdin a TTY: stderr says it waits for an MCP host and how to try it; stdout stays clean."""
     import os
     import pty
-    import select
 
     controller, terminal = pty.openpty()
     process = subprocess.Popen(
@@ -158,12 +172,7 @@ def test_a_person_at_a_terminal_is_told_what_is_happening(tmp_path: Path) -> Non
     os.close(terminal)
     try:
         assert process.stderr is not None
-        said = b""
-        deadline = time.monotonic() + 30
-        while b"Ctrl+C" not in said and time.monotonic() < deadline:
-            ready, _, _ = select.select([process.stderr], [], [], 1)
-            if ready:
-                said += os.read(process.stderr.fileno(), 4096)
+        said = read_until(process.stderr, b"Ctrl+C")
         text = said.decode()
         assert "waiting for an MCP host" in text
         assert "npx @modelcontextprotocol/inspector mcp-imagegen" in text and "mcp-imagegen doctor" in text
@@ -181,7 +190,6 @@ def test_the_first_ctrl_c_at_a_terminal_stops_the_server_cleanly(tmp_path: Path)
     before, it waited for Enter, and a second Ctrl+C printed a traceback."""
     import os
     import pty
-    import select
 
     controller, terminal = pty.openpty()
     process = subprocess.Popen(
@@ -195,12 +203,7 @@ def test_the_first_ctrl_c_at_a_terminal_stops_the_server_cleanly(tmp_path: Path)
     os.close(terminal)
     try:
         assert process.stderr is not None
-        said = b""
-        deadline = time.monotonic() + 30
-        while b"on stdio; images in" not in said and time.monotonic() < deadline:
-            ready, _, _ = select.select([process.stderr], [], [], 1)
-            if ready:
-                said += os.read(process.stderr.fileno(), 4096)
+        said = read_until(process.stderr, b"on stdio; images in")
         os.killpg(process.pid, signal.SIGINT)
         started = time.monotonic()
         status = process.wait(timeout=10)

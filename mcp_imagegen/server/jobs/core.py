@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 import anyio
 from anyio.abc import TaskGroup
 from mcp.types import CallToolResult, TextContent
+from pydantic import JsonValue
 
 from mcp_imagegen.errors import ImagegenError, InputError, LimitError
 from mcp_imagegen.server.principals import LOCAL, Principal
@@ -389,10 +390,18 @@ async def job_result(job: Job) -> CallToolResult:
     """A succeeded job's tool result, with its cost in the structured content (and in the JSON text
     block that mirrors it, for hosts that ignore structured content)."""
     result = await rendered_outcome(job)
-    if job.cost is None or result.structured_content is None:
+    if job.cost is None:
+        return result
+    return with_facts(result, {"cost": job.cost.facts()})
+
+
+def with_facts(result: CallToolResult, added: dict[str, JsonValue]) -> CallToolResult:
+    """`result` with `added` in its structured content and in the JSON text block that mirrors it
+    (for hosts that ignore structured content); itself where it has no structured content."""
+    if result.structured_content is None:
         return result
     before = json.dumps(result.structured_content, separators=(",", ":"), sort_keys=True)
-    facts = {**result.structured_content, "cost": job.cost.facts()}
+    facts = {**result.structured_content, **added}
     content = list(result.content)
     for index, block in enumerate(content):
         if isinstance(block, TextContent) and _same_json(block.text, before):

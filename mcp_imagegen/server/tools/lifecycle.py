@@ -12,14 +12,15 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from mcp.types import CallToolResult, TextContent
+from pydantic import JsonValue
 
 from mcp_imagegen.errors import InputError
 from mcp_imagegen.providers.model_data import ModelBook, today
+from mcp_imagegen.server.jobs.core import with_facts
 from mcp_imagegen.server.state import AppState
 
 if TYPE_CHECKING:
@@ -69,21 +70,6 @@ def with_notices(result: CallToolResult, notices: tuple[str, ...]) -> CallToolRe
     (and in the JSON text block that mirrors it)."""
     if not notices or result.structured_content is None:
         return result
-    facts = {**result.structured_content, "notices": list(notices)}
-    content = [
-        TextContent(text=NOTICE_PREFIX + " ".join(notices)),
-        *(
-            TextContent(text=json.dumps(facts))
-            if isinstance(block, TextContent) and _is_json_of(block.text, result.structured_content)
-            else block
-            for block in result.content
-        ),
-    ]
-    return result.model_copy(update={"structured_content": facts, "content": content})
-
-
-def _is_json_of(text: str, document: dict[str, Any]) -> bool:
-    try:
-        return bool(json.loads(text) == document)
-    except ValueError:
-        return False
+    noticed = with_facts(result, {"notices": list[JsonValue](notices)})
+    content = [TextContent(text=NOTICE_PREFIX + " ".join(notices)), *noticed.content]
+    return noticed.model_copy(update={"content": content})
